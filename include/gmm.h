@@ -1,0 +1,187 @@
+/*
+ * gmm.h — the whole public API of gmm: Gaussian mixture models trained by expectation maximization.
+ *
+ * Conventions used by every function below:
+ *   - data are (n, d) row-major arrays of double: x[i * d + j] is feature j of point i;
+ *   - a model has k components; weights are (k), means (k, d) row-major, covariances (k, d, d) row-major;
+ *   - functions return a gmm_status; on failure gmm_last_error() describes what went wrong (thread-local);
+ *   - arrays passed in are borrowed, never kept; arrays and models handed out are owned by the caller and
+ *     released with gmm_free() / gmm_model_free().
+ *
+ * Semantics follow scikit-learn's sklearn.mixture.GaussianMixture (full covariances): same defaults, same
+ * formulas, same convergence test. README.md lists where and why gmm differs.
+ */
+#ifndef GMM_H
+#define GMM_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ------------------------------------------------------------------------------------------------ status */
+
+typedef enum gmm_status {
+    GMM_OK = 0,
+    GMM_ERR_INVALID_ARG = 1, /* an argument or option is out of range */
+    GMM_ERR_NOMEM = 2,       /* an allocation failed */
+    GMM_ERR_IO = 3,          /* a file could not be opened, read or written */
+    GMM_ERR_PARSE = 4,       /* a data or model file is malformed (message has file:line:column) */
+    GMM_ERR_NOT_PD = 5,      /* a covariance is not positive definite even after reg_covar */
+    GMM_ERR_COLLAPSED = 6,   /* a component lost all its responsibility during EM */
+    GMM_ERR_TOO_FEW_POINTS = 7, /* fewer points than components */
+    GMM_ERR_CUDA = 8,        /* a CUDA call failed */
+    GMM_ERR_NO_DEVICE = 9    /* the requested backend is not available */
+} gmm_status;
+
+/* A short, static description of a status code ("covariance not positive definite", ...). */
+const char *gmm_strerror(gmm_status status);
+
+/* The message of the last failure in this thread (file, line, component, what was expected); "" if none.
+ * The string stays valid until the next gmm call in this thread. */
+const char *gmm_last_error(void);
+
+/* ----------------------------------------------------------------------------------------------- options */
+
+typedef enum gmm_covariance_type {
+    GMM_COV_FULL = 0 /* one full d x d covariance per component (scikit-learn "full") */
+} gmm_covariance_type;
+
+typedef enum gmm_init_method {
+    GMM_INIT_KMEANS = 0,           /* k-means++ seeding then Lloyd iterations; hard labels (sklearn "kmeans") */
+    GMM_INIT_KMEANS_PLUSPLUS = 1,  /* k-means++ seeds as one-point responsibilities (sklearn "k-means++") */
+    GMM_INIT_RANDOM = 2,           /* uniform random responsibilities, rows normalized (sklearn "random") */
+    GMM_INIT_RANDOM_FROM_DATA = 3, /* k distinct random points as one-point responsibilities
+                                      (sklearn "random_from_data") */
+    GMM_INIT_BINARY = 4,           /* the assignment's scheme: means drawn uniformly from {0,1}^d,
+                                      identity covariances, equal weights */
+    GMM_INIT_USER = 5              /* start from options.init_model (weights, means, covariances) */
+} gmm_init_method;
+
+typedef enum gmm_backend_kind {
+    GMM_BACKEND_CPU = 0 /* the double-precision CPU reference (OpenMP) */
+} gmm_backend_kind;
+
+typedef struct gmm_model gmm_model;
+
+/* Called after every EM iteration when options.on_iter is set. run is the 0-based n_init run, iter is
+ * 1-based; loglik is the total log-likelihood over all points of the parameters entering the iteration;
+ * change is the change of the mean per-point log-likelihood (NaN at iter 1); seconds is the wall time of
+ * the iteration. */
+typedef void (*gmm_iter_callback)(void *user, int run, int iter, double loglik, double change,
+                                  double seconds);
+
+typedef struct gmm_options {
+    int n_components;          /* k; default 1 (scikit-learn's default; the CLI requires -k) */
+    gmm_covariance_type covariance_type; /* default GMM_COV_FULL */
+    double tol;                /* stop when |change of mean per-point log-likelihood| < tol; default 1e-3 */
+    double reg_covar;          /* added to every covariance diagonal; default 1e-6; must be >= 0 */
+    int max_iter;              /* EM iterations per run; default 100 */
+    int n_init;                /* runs from different seeds; the best lower bound wins; default 1 */
+    gmm_init_method init;      /* default GMM_INIT_KMEANS */
+    const gmm_model *init_model; /* borrowed; required for GMM_INIT_USER, ignored otherwise */
+    uint64_t seed;             /* every random choice derives from it; default 0 */
+    int n_threads;             /* CPU threads; 0 = OpenMP's default. Results do not depend on it. */
+    gmm_backend_kind backend;  /* default GMM_BACKEND_CPU */
+    gmm_iter_callback on_iter; /* optional progress callback, NULL by default */
+    void *on_iter_user;        /* passed to on_iter */
+} gmm_options;
+
+/* Fills *options with the defaults documented above. */
+void gmm_options_init(gmm_options *options);
+
+/* ----------------------------------------------------------------------------------------------- fitting */
+
+/* Fits a mixture of options->n_components Gaussians to x (n, d) by EM and returns it in *out (owned by the
+ * caller; release with gmm_model_free). Non-convergence within max_iter is not an error: check
+ * gmm_model_converged(). Errors: GMM_ERR_TOO_FEW_POINTS when n < k, GMM_ERR_NOT_PD naming the component,
+ * GMM_ERR_COLLAPSED when a component's total responsibility falls below GMM_COLLAPSE_FLOOR. */
+gmm_status gmm_fit(const double *x, size_t n, size_t d, const gmm_options *options, gmm_model **out);
+
+/* A component whose total responsibility N_k falls below this many points' worth stops the fit with
+ * GMM_ERR_COLLAPSED (the component explains no data; dividing by N_k would be dividing by ~0). */
+#define GMM_COLLAPSE_FLOOR 1e-6
+
+/* Builds a model from explicit parameters: weights (k) (normalized to sum 1), means (k, d), covariances
+ * (k, d, d) symmetric positive definite. Arrays are copied. */
+gmm_status gmm_model_from_params(size_t k, size_t d, const double *weights, const double *means,
+                                 const double *covariances, gmm_model **out);
+
+/* Releases a model; NULL is allowed. */
+void gmm_model_free(gmm_model *model);
+
+/* Releases an array handed out by gmm (gmm_read_data, gmm_sample); NULL is allowed. */
+void gmm_free(void *p);
+
+/* ------------------------------------------------------------------------------------------- inference */
+
+/* labels (n): the most responsible component of each point of x (n, d). */
+gmm_status gmm_predict(const gmm_model *model, const double *x, size_t n, int *labels);
+
+/* proba (n, k) row-major: responsibilities of each point; rows sum to 1. */
+gmm_status gmm_predict_proba(const gmm_model *model, const double *x, size_t n, double *proba);
+
+/* logp (n): log p(x_i) under the model, natural log. */
+gmm_status gmm_score_samples(const gmm_model *model, const double *x, size_t n, double *logp);
+
+/* *mean_logp: mean per-point log-likelihood of x (scikit-learn's score). */
+gmm_status gmm_score(const gmm_model *model, const double *x, size_t n, double *mean_logp);
+
+/* Draws n points from the model into *x_out ((n, d), owned by the caller, release with gmm_free) and their
+ * components into *labels_out ((n), may be NULL). Deterministic for a given seed. */
+gmm_status gmm_sample(const gmm_model *model, size_t n, uint64_t seed, double **x_out, int **labels_out);
+
+/* Bayesian and Akaike information criteria of the model on x (n, d), scikit-learn's definitions. */
+gmm_status gmm_bic(const gmm_model *model, const double *x, size_t n, double *bic);
+gmm_status gmm_aic(const gmm_model *model, const double *x, size_t n, double *aic);
+
+/* Number of free parameters: (k-1) + k*d + k*d*(d+1)/2 for full covariances. */
+size_t gmm_n_parameters(const gmm_model *model);
+
+/* ---------------------------------------------------------------------------------------------- getters */
+
+size_t gmm_model_n_components(const gmm_model *model);
+size_t gmm_model_n_features(const gmm_model *model);
+const double *gmm_model_weights(const gmm_model *model);     /* (k), borrowed */
+const double *gmm_model_means(const gmm_model *model);       /* (k, d), borrowed */
+const double *gmm_model_covariances(const gmm_model *model); /* (k, d, d), borrowed */
+gmm_covariance_type gmm_model_covariance_type(const gmm_model *model);
+
+/* Fit record (zero / empty for a model that was not produced by gmm_fit). */
+int gmm_model_converged(const gmm_model *model);  /* 1 if the best run met tol */
+int gmm_model_n_iter(const gmm_model *model);     /* EM iterations of the best run */
+double gmm_model_lower_bound(const gmm_model *model); /* mean per-point log-likelihood, best run */
+/* The best run's total log-likelihood per iteration (*len entries; entry i is iteration i+1), borrowed. */
+const double *gmm_model_loglik_trace(const gmm_model *model, int *len);
+/* Seconds of wall time per iteration of the best run (*len entries), borrowed. */
+const double *gmm_model_iter_seconds(const gmm_model *model, int *len);
+int gmm_model_best_run(const gmm_model *model);   /* which of the n_init runs won (0-based) */
+
+/* ---------------------------------------------------------------------------------------------------- io */
+
+/* Writes the model as JSON (parameters, covariance type and fit record) to path, whole or not at all
+ * (written to a temporary name, then renamed). Doubles are written so that they read back exactly. */
+gmm_status gmm_model_save(const gmm_model *model, const char *path);
+
+/* Reads a model written by gmm_model_save, or a hand-written one holding at least "weights", "means" and
+ * "covariances". Errors name the file and what was expected. */
+gmm_status gmm_model_load(const char *path, gmm_model **out);
+
+/* Reads a data file: CSV (comma separated, optional non-numeric header row) or NumPy .npy (float32 or
+ * float64, C order, 2-D), chosen by the ".npy" suffix. *x_out is (n, d) row-major, owned by the caller
+ * (release with gmm_free). Malformed input fails with GMM_ERR_PARSE and a file:line:column message. */
+gmm_status gmm_read_data(const char *path, double **x_out, size_t *n_out, size_t *d_out);
+
+/* Writes x (n, d) as a float64 C-order .npy file, whole or not at all. */
+gmm_status gmm_write_npy(const char *path, const double *x, size_t n, size_t d);
+
+/* Writes x (n, d) as CSV with 17 significant digits (exact round trip), whole or not at all. */
+gmm_status gmm_write_csv(const char *path, const double *x, size_t n, size_t d);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* GMM_H */

@@ -1,0 +1,180 @@
+/*
+ * gmm_internal.h — what the library's source files share and nothing outside src/ may use: the model's
+ * layout, the backend table, sufficient statistics, error reporting, the random number generator and the
+ * small dense linear algebra of the M-step.
+ */
+#ifndef GMM_INTERNAL_H
+#define GMM_INTERNAL_H
+
+#include "gmm.h"
+
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdint.h>
+
+/* ------------------------------------------------------------------------------------------------ model */
+
+struct gmm_model {
+    size_t k, d;
+    gmm_covariance_type cov_type;
+    double *weights;     /* (k), sum 1 */
+    double *means;       /* (k, d) */
+    double *covariances; /* (k, d, d) */
+    double *prec_chol;   /* (k, d, d): upper-triangular U_k with precision = U_k U_k^T (zeros below) */
+    double *log_det_chol; /* (k): sum_j log U_k[j][j] = -1/2 log det covariance_k */
+
+    /* fit record (empty unless produced by gmm_fit) */
+    int converged;
+    int n_iter;
+    int best_run;
+    double lower_bound;  /* mean per-point log-likelihood at the last iteration of the best run */
+    double *loglik_trace; /* (n_iter) total log-likelihood per iteration */
+    double *iter_seconds; /* (n_iter) */
+    size_t n_train;      /* points the model was fitted on, 0 if not fitted */
+};
+
+/* Allocates a model with k components in d dimensions, all arrays zeroed; NULL when out of memory
+ * (the error message is set). */
+gmm_model *gmm_model_alloc(size_t k, size_t d);
+
+/* Recomputes prec_chol and log_det_chol from covariances. GMM_ERR_NOT_PD names the first component whose
+ * covariance has no Cholesky factor. */
+gmm_status gmm_model_update_precisions(gmm_model *m);
+
+/* Deep copy (parameters and fit record); NULL when out of memory. */
+gmm_model *gmm_model_clone(const gmm_model *m);
+
+/* --------------------------------------------------------------------------------------------- errors */
+
+/* Records a formatted message as the thread's last error and returns status, so that callers write
+ * `return gmm_fail(GMM_ERR_IO, "cannot open %s: %s", path, strerror(errno));`. */
+gmm_status gmm_fail(gmm_status status, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 2, 3)))
+#endif
+    ;
+
+/* Clears the thread's last error. */
+void gmm_clear_error(void);
+
+/* Allocation helpers that record GMM_ERR_NOMEM with the byte count on failure (return NULL). */
+void *gmm_xmalloc(size_t bytes);
+void *gmm_xcalloc(size_t count, size_t size);
+
+/* ------------------------------------------------------------------------------------------ safe output */
+
+/* A file written whole or not at all: opened under a temporary name beside path, renamed over path by
+ * gmm_atomic_commit, removed by gmm_atomic_abort (and by a failed commit). */
+typedef struct gmm_atomic_file {
+    FILE *f;
+    char *path;
+    char *tmp_path;
+} gmm_atomic_file;
+
+gmm_status gmm_atomic_open(gmm_atomic_file *af, const char *path);
+/* Checks every write (ferror), flushes, closes and renames; on any failure removes the temporary file and
+ * returns GMM_ERR_IO naming path. */
+gmm_status gmm_atomic_commit(gmm_atomic_file *af);
+void gmm_atomic_abort(gmm_atomic_file *af);
+
+/* ------------------------------------------------------------------------------------------------- rng */
+
+/* xoshiro256** seeded through splitmix64: fast, 2^256-1 period, reproducible on every platform. */
+typedef struct gmm_rng {
+    uint64_t s[4];
+} gmm_rng;
+
+void gmm_rng_seed(gmm_rng *r, uint64_t seed);
+uint64_t gmm_rng_next(gmm_rng *r);
+double gmm_rng_uniform(gmm_rng *r);          /* in [0, 1), 53 random bits */
+double gmm_rng_normal(gmm_rng *r);           /* standard normal (polar Box-Muller, no cache) */
+uint64_t gmm_rng_below(gmm_rng *r, uint64_t n); /* uniform in [0, n), unbiased */
+
+/* --------------------------------------------------------------------------------------- linear algebra */
+
+/* In place Cholesky of the symmetric positive definite a (d, d): on success the lower triangle holds L with
+ * a = L L^T and the strict upper triangle is zeroed. Returns 0, or j+1 when the leading minor of order j+1
+ * is not positive definite (a is then unspecified). */
+int gmm_cholesky_lower(double *a, size_t d);
+
+/* Given the lower Cholesky factor L (d, d) of a covariance, writes the upper-triangular precision factor
+ * U = L^{-T} (so that precision = U U^T) into u (d, d), zeros below the diagonal. */
+void gmm_precision_chol_from_cov_chol(const double *l, double *u, size_t d);
+
+/* ------------------------------------------------------------------------------------------ statistics */
+
+/* Sufficient statistics of one pass over the data, shifted by the current means c_k:
+ *   nk[k]      = sum_n r_nk
+ *   sk[k][i]   = sum_n r_nk (x_ni - c_ki)
+ *   tk[k][i][j]= sum_n r_nk (x_ni - c_ki)(x_nj - c_kj)   (full d x d, symmetric)
+ *   loglik     = sum_n log p(x_n)                         (total, natural log)
+ */
+typedef struct gmm_stats {
+    size_t k, d;
+    double *nk; /* (k) */
+    double *sk; /* (k, d) */
+    double *tk; /* (k, d, d) */
+    double loglik;
+} gmm_stats;
+
+gmm_status gmm_stats_alloc(gmm_stats *s, size_t k, size_t d);
+void gmm_stats_free(gmm_stats *s);
+void gmm_stats_zero(gmm_stats *s);
+
+/* The M-step, one implementation for every backend: from stats computed around the means of `m` (the
+ * model that produced them), writes new weights, means, covariances (+ reg_covar on the diagonal) and
+ * precision factors into m. n is the number of points. Follows scikit-learn: N_k + 10*eps; weights
+ * normalized to sum 1, except for initialization (init = 1), where they are (N_k + 10 eps) / n as
+ * scikit-learn's _initialize leaves them. GMM_ERR_COLLAPSED when N_k < GMM_COLLAPSE_FLOOR (not checked for
+ * init, whose one-point responsibilities are legitimate), GMM_ERR_NOT_PD naming the component. */
+gmm_status gmm_mstep(gmm_model *m, const gmm_stats *s, size_t n, double reg_covar, int init);
+
+/* ------------------------------------------------------------------------------------------- backends */
+
+/* A backend is the pass over the data; everything else (init logic, M-step, convergence, I/O) exists
+ * once. The CPU backend is the reference every other one is tested against. */
+typedef struct gmm_backend gmm_backend;
+struct gmm_backend {
+    const char *name;
+    /* E-step and statistics: one read of the data with model m's parameters. */
+    gmm_status (*stats)(gmm_backend *b, const gmm_model *m, gmm_stats *out);
+    /* Per-point outputs, each may be NULL: logp (n), labels (n), resp (n, k). */
+    gmm_status (*predict)(gmm_backend *b, const gmm_model *m, double *logp, int *labels, double *resp);
+    void (*release)(gmm_backend *b);
+    const double *x; /* (n, d) borrowed host data */
+    size_t n, d;
+    int n_threads;
+    void *impl;
+};
+
+/* Opens the CPU backend on borrowed x (n, d). */
+gmm_status gmm_backend_cpu_open(gmm_backend *b, const double *x, size_t n, size_t d, int n_threads);
+
+/* Log-density terms of one component for the CPU path:
+ * log N(x | mu, Sigma) = -1/2 (d log 2pi + ||(x - mu) U||^2) + log_det_chol. */
+double gmm_log_gauss_point(const double *x, const double *mean, const double *prec_chol,
+                           double log_det_chol, size_t d);
+
+/* ----------------------------------------------------------------------------------------------- init */
+
+/* Computes the initial parameters of one run into m (allocated for k, d) following options->init, drawing
+ * from rng. k-means style initializations use backend b for their passes over the data. */
+gmm_status gmm_init_params(gmm_model *m, gmm_backend *b, const gmm_options *options, gmm_rng *rng);
+
+/* Chooses k seeds by greedy k-means++ (scikit-learn's: 2 + floor(ln k) local trials); writes their row
+ * indices into idx (k). */
+gmm_status gmm_kmeanspp_seeds(const double *x, size_t n, size_t d, size_t k, gmm_rng *rng, size_t *idx);
+
+/* Lloyd's k-means from the given centers (k, d), updated in place, at most max_iter iterations, stopping
+ * when the squared center shift is below tol * mean feature variance (scikit-learn's rule). labels (n). */
+gmm_status gmm_kmeans_lloyd(const double *x, size_t n, size_t d, size_t k, double *centers, int *labels,
+                            int max_iter, double tol, int n_threads);
+
+/* Seconds from a monotonic clock. */
+double gmm_now(void);
+
+/* The name of an init method as the CLI spells it ("kmeans", "k-means++", ...). */
+const char *gmm_init_name(gmm_init_method m);
+
+#endif /* GMM_INTERNAL_H */

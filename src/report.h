@@ -1,0 +1,65 @@
+/*
+ * report.h — the outputs of `gmm fit` beyond the model file: labels.csv, loglik.csv, the gnuplot pictures
+ * (loglik.png, clusters.png, init_study.png) and report.md, which answers the assignment's five questions.
+ * Every file is written whole or not at all. Plots are drawn by gnuplot (pngcairo); when gnuplot is
+ * missing the data and the .gp scripts are still written and the caller is told how to render them.
+ */
+#ifndef GMM_REPORT_H
+#define GMM_REPORT_H
+
+#include "gmm.h"
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* One initialization method's runs in an --init-study. */
+typedef struct gmm_study_method {
+    const char *name;    /* as the CLI spells it: "kmeans", "k-means++", "random", "random_from_data",
+                            "binary" (the assignment's scheme) */
+    int runs;            /* runs attempted (different seeds) */
+    int n_ok;            /* runs that finished; the others stopped with an error (collapse, not PD) */
+    double *loglik;      /* (n_ok) final total log-likelihood of each finished run, in seed order */
+    int *n_iter;         /* (n_ok) EM iterations of each finished run */
+    int *converged;      /* (n_ok) 1 if the run met tol */
+} gmm_study_method;
+
+/* Everything report.md is written from. Borrowed pointers. */
+typedef struct gmm_report {
+    const char *data_path;
+    const double *x;           /* (n, d) the training data */
+    size_t n, d;
+    const gmm_model *model;    /* the fitted model (fit record included) */
+    const int *labels;         /* (n) predicted component of each point */
+    const gmm_options *options; /* options of the fit */
+    const char *device;        /* e.g. "CPU (2 threads)" */
+    double fit_seconds;        /* wall time of the whole fit (all n_init runs) */
+    const gmm_study_method *study; /* NULL when no --init-study */
+    int n_study;
+    double bic, aic;
+    int plots_rendered;        /* 1 if the PNG files exist, 0 if only the .gp scripts were written */
+} gmm_report;
+
+/* Writes DIR/labels.csv: one line per input row (in input order) holding its component index. */
+gmm_status gmm_write_labels(const char *dir, const int *labels, size_t n);
+
+/* Writes DIR/loglik.csv: header "iteration,loglik,change,seconds", one row per iteration of the best run;
+ * change is the change of the total log-likelihood from the previous iteration (empty on the first row). */
+gmm_status gmm_write_loglik(const char *dir, const gmm_model *model);
+
+/* Returns 1 when a gnuplot with the pngcairo terminal can be run, 0 otherwise. */
+int gmm_gnuplot_available(void);
+
+/* Each plot writes DIR/<name>.dat (or several .dat files) and DIR/<name>.gp, then, when render is 1, runs
+ * gnuplot to produce DIR/<name>.png (written to a temporary name and renamed). */
+gmm_status gmm_plot_loglik(const char *dir, const gmm_model *model, int render);
+/* n_show points drawn at random (with seed, without replacement) from x, coloured by labels; means marked;
+ * 1- and 2-sigma ellipses of every component. Uses the first two features (d == 1: feature vs 0). */
+gmm_status gmm_plot_clusters(const char *dir, const double *x, size_t n, size_t d, const int *labels,
+                             const gmm_model *model, size_t n_show, uint64_t seed, int render);
+/* The converged log-likelihoods of every study run, one column of points per method. */
+gmm_status gmm_plot_init_study(const char *dir, const gmm_study_method *study, int n_study, int render);
+
+/* Writes DIR/report.md answering the assignment's five questions in order (see README.md). */
+gmm_status gmm_write_report(const char *dir, const gmm_report *r);
+
+#endif /* GMM_REPORT_H */
