@@ -1,0 +1,357 @@
+/*
+ * backend_cpu.c — the CPU reference backend: the E-step with sufficient statistics (one read of the data
+ * per EM iteration) and the predict pass, in double precision.
+ *
+ * Layout of the work: the points are cut into fixed chunks whose size depends only on n (never on the
+ * thread count); OpenMP threads take chunks, each chunk accumulates its statistics in double and writes
+ * them to its own slot; the slots are then added in chunk order. The same input therefore gives
+ * bit-identical statistics with 1 thread or 64.
+ *
+ * Inside a chunk, points are processed in blocks of GMM_CPU_BLOCK, transposed to feature-major scratch so
+ * that every inner loop runs over the points of the block and vectorizes (the exp calls go to glibc's
+ * vector exp, libmvec, where the compiler supports it).
+ *
+ * Numerics (DESIGN.md): log N(x | mu_k, Sigma_k) = -1/2 (d log 2pi + ||(x - mu_k) U_k||^2) + sum log diag U_k
+ * with the precision Cholesky factor U_k; responsibilities by log-sum-exp with the per-point maximum
+ * subtracted; second moments around the current means.
+ */
+#include "gmm_internal.h"
+
+#include <math.h>
+#include <omp.h>
+#include <stdlib.h>
+#include <string.h>
+
+#if defined(GMM_HAVE_LIBMVEC) && defined(__GNUC__) && !defined(__clang__)
+/* Let GCC call libmvec's vector exp from `omp simd` loops (glibc declares it only under -ffast-math). */
+__attribute__((simd("notinbranch"))) double exp(double);
+#endif
+
+#define GMM_CPU_BLOCK 64
+#define GMM_CPU_MIN_CHUNK 4096
+#define GMM_CPU_MAX_CHUNKS 512
+
+static const double LOG_2PI = 1.8378770664093454835606594728112;
+
+/* Per-thread scratch, sized for k components in d dimensions. */
+typedef struct cpu_scratch {
+    double *xt;   /* (d, B) the block, feature-major */
+    double *dx;   /* (d, B) x - mean_k */
+    double *rd;   /* (d, B) r_k * (x - mean_k) */
+    double *logp; /* (k, B) weighted log-densities, then responsibilities */
+    double *lse;  /* (B) per-point log-normalizer */
+} cpu_scratch;
+
+typedef struct cpu_impl {
+    size_t chunk;      /* points per chunk */
+    size_t n_chunks;
+    double *partials;  /* (n_chunks, stats size) */
+    size_t partial_k;  /* k the partials and scratch were sized for */
+    int n_scratch;
+    cpu_scratch *scratch;
+} cpu_impl;
+
+static void scratch_free(cpu_impl *c)
+{
+    for (int t = 0; t < c->n_scratch; t++) {
+        free(c->scratch[t].xt);
+        free(c->scratch[t].dx);
+        free(c->scratch[t].rd);
+        free(c->scratch[t].logp);
+        free(c->scratch[t].lse);
+    }
+    free(c->scratch);
+    c->scratch = NULL;
+    c->n_scratch = 0;
+    free(c->partials);
+    c->partials = NULL;
+    c->partial_k = 0;
+}
+
+static size_t stats_size(size_t k, size_t d) { return k * (1 + d + d * d) + 1; }
+
+/* Makes sure scratch and partials fit k components (allocated once per k, not per iteration). */
+static gmm_status ensure_buffers(gmm_backend *b, size_t k)
+{
+    cpu_impl *c = b->impl;
+    if (c->partial_k == k) return GMM_OK;
+    scratch_free(c);
+    size_t d = b->d;
+    int nt = b->n_threads > 0 ? b->n_threads : omp_get_max_threads();
+    c->scratch = gmm_xcalloc((size_t)nt, sizeof *c->scratch);
+    if (!c->scratch) return GMM_ERR_NOMEM;
+    c->n_scratch = nt;
+    for (int t = 0; t < nt; t++) {
+        cpu_scratch *s = &c->scratch[t];
+        s->xt = gmm_xmalloc(d * GMM_CPU_BLOCK * sizeof(double));
+        s->dx = gmm_xmalloc(d * GMM_CPU_BLOCK * sizeof(double));
+        s->rd = gmm_xmalloc(d * GMM_CPU_BLOCK * sizeof(double));
+        s->logp = gmm_xmalloc(k * GMM_CPU_BLOCK * sizeof(double));
+        s->lse = gmm_xmalloc(GMM_CPU_BLOCK * sizeof(double));
+        if (!s->xt || !s->dx || !s->rd || !s->logp || !s->lse) {
+            scratch_free(c);
+            return GMM_ERR_NOMEM;
+        }
+    }
+    c->partials = gmm_xmalloc(c->n_chunks * stats_size(k, d) * sizeof(double));
+    if (!c->partials) {
+        scratch_free(c);
+        return GMM_ERR_NOMEM;
+    }
+    c->partial_k = k;
+    return GMM_OK;
+}
+
+/* Loads points [i0, i0 + nb) of x (n, d) into xt (d, B), feature-major. */
+static void load_block(const double *x, size_t d, size_t i0, size_t nb, double *xt)
+{
+    for (size_t b = 0; b < nb; b++)
+        for (size_t j = 0; j < d; j++) xt[j * GMM_CPU_BLOCK + b] = x[(i0 + b) * d + j];
+}
+
+/* dx (d, B) = xt - mean. */
+static void block_diff(const double *xt, const double *mean, size_t d, size_t nb, double *dx)
+{
+    for (size_t j = 0; j < d; j++) {
+        const double mj = mean[j];
+        const double *xr = xt + j * GMM_CPU_BLOCK;
+        double *dr = dx + j * GMM_CPU_BLOCK;
+#pragma omp simd
+        for (size_t b = 0; b < nb; b++) dr[b] = xr[b] - mj;
+    }
+}
+
+/* logp (k, B): log w_k + log N(x_b | mu_k, Sigma_k) for the block in xt; lse (B): log sum_k exp(logp).
+ * On return logp holds the responsibilities when want_resp is set, the weighted log-densities otherwise. */
+static void block_estep(const gmm_model *m, const double *log_w, const double *xt, size_t nb,
+                        cpu_scratch *s, int want_resp)
+{
+    const size_t d = m->d, k = m->k;
+    double *logp = s->logp;
+    for (size_t c = 0; c < k; c++) {
+        const double *u = m->prec_chol + c * d * d;
+        double *lp = logp + c * GMM_CPU_BLOCK;
+        const double base = log_w[c] + m->log_det_chol[c] - 0.5 * (double)d * LOG_2PI;
+        block_diff(xt, m->means + c * d, d, nb, s->dx);
+#pragma omp simd
+        for (size_t b = 0; b < nb; b++) lp[b] = 0.0;
+        for (size_t j = 0; j < d; j++) { /* y_j = sum_{i <= j} dx_i U[i][j]; maha += y_j^2 */
+            double *y = s->rd;        /* reuse rd's first row as y */
+#pragma omp simd
+            for (size_t b = 0; b < nb; b++) y[b] = 0.0;
+            for (size_t i = 0; i <= j; i++) {
+                const double uij = u[i * d + j];
+                const double *dr = s->dx + i * GMM_CPU_BLOCK;
+#pragma omp simd
+                for (size_t b = 0; b < nb; b++) y[b] += dr[b] * uij;
+            }
+#pragma omp simd
+            for (size_t b = 0; b < nb; b++) lp[b] += y[b] * y[b];
+        }
+#pragma omp simd
+        for (size_t b = 0; b < nb; b++) lp[b] = base - 0.5 * lp[b];
+    }
+    double *lse = s->lse;
+#pragma omp simd
+    for (size_t b = 0; b < nb; b++) lse[b] = logp[b];
+    for (size_t c = 1; c < k; c++) {
+        const double *lp = logp + c * GMM_CPU_BLOCK;
+#pragma omp simd
+        for (size_t b = 0; b < nb; b++) lse[b] = lp[b] > lse[b] ? lp[b] : lse[b];
+    }
+    /* sum of exp(logp - max) in rd's first row, then lse = max + log(sum) */
+    double *sum = s->rd;
+#pragma omp simd
+    for (size_t b = 0; b < nb; b++) sum[b] = 0.0;
+    for (size_t c = 0; c < k; c++) {
+        const double *lp = logp + c * GMM_CPU_BLOCK;
+#pragma omp simd
+        for (size_t b = 0; b < nb; b++) sum[b] += exp(lp[b] - lse[b]);
+    }
+    for (size_t b = 0; b < nb; b++) lse[b] += log(sum[b]);
+    if (!want_resp) return;
+    for (size_t c = 0; c < k; c++) {
+        double *lp = logp + c * GMM_CPU_BLOCK;
+#pragma omp simd
+        for (size_t b = 0; b < nb; b++) lp[b] = exp(lp[b] - lse[b]);
+    }
+}
+
+/* Adds the block's statistics (responsibilities in s->logp) into acc: nk, sk, tk, loglik. */
+static void block_accumulate(const gmm_model *m, const double *xt, size_t nb, cpu_scratch *s, double *acc)
+{
+    const size_t d = m->d, k = m->k;
+    double *nk = acc, *sk = acc + k, *tk = acc + k + k * d, *ll = acc + k * (1 + d + d * d);
+    double l = 0.0;
+#pragma omp simd reduction(+ : l)
+    for (size_t b = 0; b < nb; b++) l += s->lse[b];
+    *ll += l;
+    for (size_t c = 0; c < k; c++) {
+        const double *r = s->logp + c * GMM_CPU_BLOCK;
+        double rs = 0.0;
+#pragma omp simd reduction(+ : rs)
+        for (size_t b = 0; b < nb; b++) rs += r[b];
+        nk[c] += rs;
+        block_diff(xt, m->means + c * d, d, nb, s->dx);
+        for (size_t i = 0; i < d; i++) {
+            const double *dr = s->dx + i * GMM_CPU_BLOCK;
+            double *rdr = s->rd + i * GMM_CPU_BLOCK;
+            double si = 0.0;
+#pragma omp simd reduction(+ : si)
+            for (size_t b = 0; b < nb; b++) {
+                rdr[b] = r[b] * dr[b];
+                si += rdr[b];
+            }
+            sk[c * d + i] += si;
+        }
+        double *t = tk + c * d * d;
+        for (size_t i = 0; i < d; i++) {
+            const double *rdr = s->rd + i * GMM_CPU_BLOCK;
+            for (size_t j = i; j < d; j++) {
+                const double *dr = s->dx + j * GMM_CPU_BLOCK;
+                double tij = 0.0;
+#pragma omp simd reduction(+ : tij)
+                for (size_t b = 0; b < nb; b++) tij += rdr[b] * dr[b];
+                t[i * d + j] += tij;
+            }
+        }
+    }
+}
+
+/* Fills log_w (k) with log weights. */
+static void log_weights(const gmm_model *m, double *log_w)
+{
+    for (size_t c = 0; c < m->k; c++) log_w[c] = log(m->weights[c]);
+}
+
+static gmm_status cpu_stats(gmm_backend *b, const gmm_model *m, gmm_stats *out)
+{
+    cpu_impl *c = b->impl;
+    const size_t k = m->k, d = m->d, ss = stats_size(k, d);
+    gmm_status st = ensure_buffers(b, k);
+    if (st != GMM_OK) return st;
+    double *log_w = gmm_xmalloc(k * sizeof *log_w);
+    if (!log_w) return GMM_ERR_NOMEM;
+    log_weights(m, log_w);
+    const long n_chunks = (long)c->n_chunks;
+#pragma omp parallel for schedule(dynamic, 1) num_threads(c->n_scratch)
+    for (long ch = 0; ch < n_chunks; ch++) {
+        cpu_scratch *s = &c->scratch[omp_get_thread_num()];
+        double *acc = c->partials + (size_t)ch * ss;
+        memset(acc, 0, ss * sizeof *acc);
+        size_t i_end = ((size_t)ch + 1) * c->chunk;
+        if (i_end > b->n) i_end = b->n;
+        for (size_t i0 = (size_t)ch * c->chunk; i0 < i_end; i0 += GMM_CPU_BLOCK) {
+            size_t nb = i_end - i0 < GMM_CPU_BLOCK ? i_end - i0 : GMM_CPU_BLOCK;
+            load_block(b->x, d, i0, nb, s->xt);
+            block_estep(m, log_w, s->xt, nb, s, 1);
+            block_accumulate(m, s->xt, nb, s, acc);
+        }
+    }
+    free(log_w);
+    /* Fixed-order reduction of the chunk partials. */
+    gmm_stats_zero(out);
+    for (size_t ch = 0; ch < c->n_chunks; ch++) {
+        const double *acc = c->partials + ch * ss;
+        for (size_t i = 0; i < k; i++) out->nk[i] += acc[i];
+        for (size_t i = 0; i < k * d; i++) out->sk[i] += acc[k + i];
+        for (size_t i = 0; i < k * d * d; i++) out->tk[i] += acc[k + k * d + i];
+        out->loglik += acc[ss - 1];
+    }
+    /* Only the upper triangle was accumulated: mirror it. */
+    for (size_t cc = 0; cc < k; cc++) {
+        double *t = out->tk + cc * d * d;
+        for (size_t i = 0; i < d; i++)
+            for (size_t j = 0; j < i; j++) t[i * d + j] = t[j * d + i];
+    }
+    return GMM_OK;
+}
+
+static gmm_status cpu_predict(gmm_backend *b, const gmm_model *m, double *logp, int *labels, double *resp)
+{
+    cpu_impl *c = b->impl;
+    const size_t k = m->k, d = m->d;
+    gmm_status st = ensure_buffers(b, k);
+    if (st != GMM_OK) return st;
+    double *log_w = gmm_xmalloc(k * sizeof *log_w);
+    if (!log_w) return GMM_ERR_NOMEM;
+    log_weights(m, log_w);
+    const long n_chunks = (long)c->n_chunks;
+#pragma omp parallel for schedule(dynamic, 1) num_threads(c->n_scratch)
+    for (long ch = 0; ch < n_chunks; ch++) {
+        cpu_scratch *s = &c->scratch[omp_get_thread_num()];
+        size_t i_end = ((size_t)ch + 1) * c->chunk;
+        if (i_end > b->n) i_end = b->n;
+        for (size_t i0 = (size_t)ch * c->chunk; i0 < i_end; i0 += GMM_CPU_BLOCK) {
+            size_t nb = i_end - i0 < GMM_CPU_BLOCK ? i_end - i0 : GMM_CPU_BLOCK;
+            load_block(b->x, d, i0, nb, s->xt);
+            block_estep(m, log_w, s->xt, nb, s, 0);
+            for (size_t bb = 0; bb < nb; bb++) {
+                if (logp) logp[i0 + bb] = s->lse[bb];
+                if (labels) { /* first maximum, as numpy's argmax */
+                    size_t best = 0;
+                    double bv = s->logp[bb];
+                    for (size_t cc = 1; cc < k; cc++) {
+                        double v = s->logp[cc * GMM_CPU_BLOCK + bb];
+                        if (v > bv) {
+                            bv = v;
+                            best = cc;
+                        }
+                    }
+                    labels[i0 + bb] = (int)best;
+                }
+                if (resp)
+                    for (size_t cc = 0; cc < k; cc++)
+                        resp[(i0 + bb) * k + cc] = exp(s->logp[cc * GMM_CPU_BLOCK + bb] - s->lse[bb]);
+            }
+        }
+    }
+    free(log_w);
+    return GMM_OK;
+}
+
+static void cpu_release(gmm_backend *b)
+{
+    cpu_impl *c = b->impl;
+    if (c) {
+        scratch_free(c);
+        free(c);
+    }
+    b->impl = NULL;
+}
+
+gmm_status gmm_backend_cpu_open(gmm_backend *b, const double *x, size_t n, size_t d, int n_threads)
+{
+    memset(b, 0, sizeof *b);
+    cpu_impl *c = gmm_xcalloc(1, sizeof *c);
+    if (!c) return GMM_ERR_NOMEM;
+    /* Chunk size depends on n only: at least GMM_CPU_MIN_CHUNK points, at most GMM_CPU_MAX_CHUNKS chunks,
+     * a multiple of the block size. */
+    size_t chunk = (n + GMM_CPU_MAX_CHUNKS - 1) / GMM_CPU_MAX_CHUNKS;
+    if (chunk < GMM_CPU_MIN_CHUNK) chunk = GMM_CPU_MIN_CHUNK;
+    chunk = (chunk + GMM_CPU_BLOCK - 1) / GMM_CPU_BLOCK * GMM_CPU_BLOCK;
+    c->chunk = chunk;
+    c->n_chunks = n ? (n + chunk - 1) / chunk : 0;
+    b->name = "cpu";
+    b->stats = cpu_stats;
+    b->predict = cpu_predict;
+    b->release = cpu_release;
+    b->x = x;
+    b->n = n;
+    b->d = d;
+    b->n_threads = n_threads;
+    b->impl = c;
+    return GMM_OK;
+}
+
+double gmm_log_gauss_point(const double *x, const double *mean, const double *prec_chol, double log_det_chol,
+                           size_t d)
+{
+    double maha = 0.0;
+    for (size_t j = 0; j < d; j++) {
+        double y = 0.0;
+        for (size_t i = 0; i <= j; i++) y += (x[i] - mean[i]) * prec_chol[i * d + j];
+        maha += y * y;
+    }
+    return -0.5 * ((double)d * LOG_2PI + maha) + log_det_chol;
+}

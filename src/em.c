@@ -1,0 +1,159 @@
+/*
+ * em.c — the EM driver: option defaults and validation, n_init runs from derived seeds, the iteration loop
+ * with scikit-learn's convergence test, the fit record (trace, timings, converged, n_iter), and the choice
+ * of the best run. The pass over the data is the backend's; the M-step is mstep.c's.
+ */
+#include "gmm_internal.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+void gmm_options_init(gmm_options *o)
+{
+    memset(o, 0, sizeof *o);
+    o->n_components = 1;
+    o->covariance_type = GMM_COV_FULL;
+    o->tol = 1e-3;
+    o->reg_covar = 1e-6;
+    o->max_iter = 100;
+    o->n_init = 1;
+    o->init = GMM_INIT_KMEANS;
+    o->init_model = NULL;
+    o->seed = 0;
+    o->n_threads = 0;
+    o->backend = GMM_BACKEND_CPU;
+    o->on_iter = NULL;
+    o->on_iter_user = NULL;
+}
+
+/* Checks options against the data shape; the message says which option and what is allowed. */
+static gmm_status validate(const double *x, size_t n, size_t d, const gmm_options *o)
+{
+    if (!x || !o) return gmm_fail(GMM_ERR_INVALID_ARG, "gmm_fit: data and options must not be NULL");
+    if (o->n_components < 1)
+        return gmm_fail(GMM_ERR_INVALID_ARG, "n_components must be >= 1 (got %d)", o->n_components);
+    if (d < 1) return gmm_fail(GMM_ERR_INVALID_ARG, "data must have at least one feature");
+    if (n < (size_t)o->n_components)
+        return gmm_fail(GMM_ERR_TOO_FEW_POINTS, "%zu points are fewer than the %d components asked for", n,
+                        o->n_components);
+    if (o->covariance_type != GMM_COV_FULL)
+        return gmm_fail(GMM_ERR_INVALID_ARG, "covariance type %d is not supported (only full)",
+                        (int)o->covariance_type);
+    if (!(o->tol >= 0.0) || !isfinite(o->tol)) return gmm_fail(GMM_ERR_INVALID_ARG, "tol must be >= 0 (got %g)", o->tol);
+    if (!(o->reg_covar >= 0.0) || !isfinite(o->reg_covar))
+        return gmm_fail(GMM_ERR_INVALID_ARG, "reg_covar must be >= 0 (got %g)", o->reg_covar);
+    if (o->max_iter < 1) return gmm_fail(GMM_ERR_INVALID_ARG, "max_iter must be >= 1 (got %d)", o->max_iter);
+    if (o->n_init < 1) return gmm_fail(GMM_ERR_INVALID_ARG, "n_init must be >= 1 (got %d)", o->n_init);
+    if (o->n_threads < 0) return gmm_fail(GMM_ERR_INVALID_ARG, "n_threads must be >= 0 (got %d)", o->n_threads);
+    if (o->backend != GMM_BACKEND_CPU)
+        return gmm_fail(GMM_ERR_NO_DEVICE, "backend %d is not available in this build", (int)o->backend);
+    if ((unsigned)o->init > GMM_INIT_USER) return gmm_fail(GMM_ERR_INVALID_ARG, "unknown init method %d", (int)o->init);
+    if (o->init == GMM_INIT_USER) {
+        const gmm_model *u = o->init_model;
+        if (!u) return gmm_fail(GMM_ERR_INVALID_ARG, "init method 'user' needs options.init_model");
+        if (u->k != (size_t)o->n_components || u->d != d)
+            return gmm_fail(GMM_ERR_INVALID_ARG,
+                            "the initial model has %zu components in %zu dimensions; the fit asks for %d "
+                            "components and the data have %zu features",
+                            u->k, u->d, o->n_components, d);
+    }
+    for (size_t i = 0; i < n * d; i++)
+        if (!isfinite(x[i]))
+            return gmm_fail(GMM_ERR_INVALID_ARG, "data row %zu, column %zu is not finite", i / d, i % d);
+    return GMM_OK;
+}
+
+/* One EM run from the initialization of `run` into *out. */
+static gmm_status fit_run(gmm_backend *b, const gmm_options *o, int run, gmm_stats *s, gmm_model **out)
+{
+    const size_t k = (size_t)o->n_components, d = b->d, n = b->n;
+    *out = NULL;
+    gmm_model *m = gmm_model_alloc(k, d);
+    if (!m) return GMM_ERR_NOMEM;
+    m->loglik_trace = gmm_xcalloc((size_t)o->max_iter, sizeof(double));
+    m->iter_seconds = gmm_xcalloc((size_t)o->max_iter, sizeof(double));
+    if (!m->loglik_trace || !m->iter_seconds) {
+        gmm_model_free(m);
+        return GMM_ERR_NOMEM;
+    }
+    gmm_rng rng;
+    gmm_rng_seed(&rng, o->seed + 0x9e3779b97f4a7c15ULL * (uint64_t)run);
+    gmm_status st = gmm_init_params(m, b, o, &rng);
+    double lower_bound = -INFINITY;
+    int it = 0;
+    while (st == GMM_OK && it < o->max_iter) {
+        double t0 = gmm_now();
+        double prev = lower_bound;
+        st = b->stats(b, m, s);
+        if (st != GMM_OK) break;
+        if (!isfinite(s->loglik)) {
+            st = gmm_fail(GMM_ERR_NOT_PD,
+                          "iteration %d: the log-likelihood is not finite; a component may be degenerate "
+                          "(increase reg_covar, use fewer components, or scale the data)",
+                          it + 1);
+            break;
+        }
+        lower_bound = s->loglik / (double)n;
+        st = gmm_mstep(m, s, n, o->reg_covar, 0);
+        if (st != GMM_OK) break;
+        m->loglik_trace[it] = s->loglik;
+        m->iter_seconds[it] = gmm_now() - t0;
+        it++;
+        double change = lower_bound - prev;
+        if (o->on_iter) o->on_iter(o->on_iter_user, run, it, s->loglik, it == 1 ? NAN : change, m->iter_seconds[it - 1]);
+        if (fabs(change) < o->tol) {
+            m->converged = 1;
+            break;
+        }
+    }
+    if (st != GMM_OK) {
+        gmm_model_free(m);
+        return st;
+    }
+    m->n_iter = it;
+    m->lower_bound = lower_bound;
+    m->best_run = run;
+    m->n_train = n;
+    *out = m;
+    return GMM_OK;
+}
+
+gmm_status gmm_fit(const double *x, size_t n, size_t d, const gmm_options *o, gmm_model **out)
+{
+    if (!out) return gmm_fail(GMM_ERR_INVALID_ARG, "gmm_fit: out must not be NULL");
+    *out = NULL;
+    gmm_clear_error();
+    gmm_status st = validate(x, n, d, o);
+    if (st != GMM_OK) return st;
+    gmm_backend b;
+    st = gmm_backend_cpu_open(&b, x, n, d, o->n_threads);
+    if (st != GMM_OK) return st;
+    gmm_stats s;
+    st = gmm_stats_alloc(&s, (size_t)o->n_components, d);
+    if (st != GMM_OK) {
+        b.release(&b);
+        return st;
+    }
+    gmm_model *best = NULL;
+    for (int run = 0; run < o->n_init && st == GMM_OK; run++) {
+        gmm_model *m = NULL;
+        st = fit_run(&b, o, run, &s, &m);
+        if (st != GMM_OK) break;
+        /* scikit-learn keeps the first run with the highest lower bound */
+        if (!best || m->lower_bound > best->lower_bound) {
+            gmm_model_free(best);
+            best = m;
+        } else {
+            gmm_model_free(m);
+        }
+    }
+    gmm_stats_free(&s);
+    b.release(&b);
+    if (st != GMM_OK) {
+        gmm_model_free(best);
+        return st;
+    }
+    *out = best;
+    return GMM_OK;
+}

@@ -1,0 +1,127 @@
+/*
+ * infer.c — using a model: predict, predict_proba, score_samples, score, bic, aic (through the CPU
+ * backend's predict pass) and sampling from the mixture.
+ */
+#include "gmm_internal.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Runs the backend predict pass over x (n, d) with the model's dimension checked. */
+static gmm_status predict_pass(const gmm_model *m, const double *x, size_t n, double *logp, int *labels,
+                               double *resp)
+{
+    gmm_clear_error();
+    if (!m || !x) return gmm_fail(GMM_ERR_INVALID_ARG, "model and data must not be NULL");
+    if (n == 0) return gmm_fail(GMM_ERR_INVALID_ARG, "no data points");
+    gmm_backend b;
+    gmm_status st = gmm_backend_cpu_open(&b, x, n, m->d, 0);
+    if (st != GMM_OK) return st;
+    st = b.predict(&b, m, logp, labels, resp);
+    b.release(&b);
+    return st;
+}
+
+gmm_status gmm_predict(const gmm_model *m, const double *x, size_t n, int *labels)
+{
+    return predict_pass(m, x, n, NULL, labels, NULL);
+}
+
+gmm_status gmm_predict_proba(const gmm_model *m, const double *x, size_t n, double *proba)
+{
+    return predict_pass(m, x, n, NULL, NULL, proba);
+}
+
+gmm_status gmm_score_samples(const gmm_model *m, const double *x, size_t n, double *logp)
+{
+    return predict_pass(m, x, n, logp, NULL, NULL);
+}
+
+gmm_status gmm_score(const gmm_model *m, const double *x, size_t n, double *mean_logp)
+{
+    double *logp = gmm_xmalloc((n ? n : 1) * sizeof *logp);
+    if (!logp) return GMM_ERR_NOMEM;
+    gmm_status st = gmm_score_samples(m, x, n, logp);
+    if (st == GMM_OK) {
+        double s = 0.0;
+        for (size_t i = 0; i < n; i++) s += logp[i];
+        *mean_logp = s / (double)n;
+    }
+    free(logp);
+    return st;
+}
+
+gmm_status gmm_bic(const gmm_model *m, const double *x, size_t n, double *bic)
+{
+    double mean;
+    gmm_status st = gmm_score(m, x, n, &mean);
+    if (st == GMM_OK) *bic = -2.0 * mean * (double)n + (double)gmm_n_parameters(m) * log((double)n);
+    return st;
+}
+
+gmm_status gmm_aic(const gmm_model *m, const double *x, size_t n, double *aic)
+{
+    double mean;
+    gmm_status st = gmm_score(m, x, n, &mean);
+    if (st == GMM_OK) *aic = -2.0 * mean * (double)n + 2.0 * (double)gmm_n_parameters(m);
+    return st;
+}
+
+gmm_status gmm_sample(const gmm_model *m, size_t n, uint64_t seed, double **x_out, int **labels_out)
+{
+    gmm_clear_error();
+    if (!m || !x_out) return gmm_fail(GMM_ERR_INVALID_ARG, "model and output must not be NULL");
+    *x_out = NULL;
+    if (labels_out) *labels_out = NULL;
+    if (n == 0) return gmm_fail(GMM_ERR_INVALID_ARG, "number of samples must be >= 1");
+    const size_t k = m->k, d = m->d;
+    double *x = gmm_xmalloc(n * d * sizeof *x);
+    int *labels = gmm_xmalloc(n * sizeof *labels);
+    double *chol = gmm_xmalloc(k * d * d * sizeof *chol);
+    double *z = gmm_xmalloc(d * sizeof *z);
+    if (!x || !labels || !chol || !z) {
+        free(x);
+        free(labels);
+        free(chol);
+        free(z);
+        return GMM_ERR_NOMEM;
+    }
+    for (size_t c = 0; c < k; c++) {
+        memcpy(chol + c * d * d, m->covariances + c * d * d, d * d * sizeof *chol);
+        if (gmm_cholesky_lower(chol + c * d * d, d)) {
+            free(x);
+            free(labels);
+            free(chol);
+            free(z);
+            return gmm_fail(GMM_ERR_NOT_PD, "component %zu: covariance is not positive definite", c);
+        }
+    }
+    /* Each point: a component by inverse-CDF on the weights, then mean + L z with z standard normal. */
+    gmm_rng rng;
+    gmm_rng_seed(&rng, seed);
+    for (size_t i = 0; i < n; i++) {
+        double u = gmm_rng_uniform(&rng), acc = 0.0;
+        size_t c = 0;
+        for (; c + 1 < k; c++) {
+            acc += m->weights[c];
+            if (u < acc) break;
+        }
+        for (size_t j = 0; j < d; j++) z[j] = gmm_rng_normal(&rng);
+        const double *l = chol + c * d * d;
+        for (size_t a = 0; a < d; a++) {
+            double v = m->means[c * d + a];
+            for (size_t j = 0; j <= a; j++) v += l[a * d + j] * z[j];
+            x[i * d + a] = v;
+        }
+        labels[i] = (int)c;
+    }
+    free(chol);
+    free(z);
+    *x_out = x;
+    if (labels_out)
+        *labels_out = labels;
+    else
+        free(labels);
+    return GMM_OK;
+}

@@ -1,0 +1,82 @@
+/*
+ * mstep.c — sufficient statistics containers and the M-step: the one implementation of the parameter
+ * update that every backend's statistics feed (DESIGN.md, "Data flow").
+ */
+#include "gmm_internal.h"
+
+#include <float.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+gmm_status gmm_stats_alloc(gmm_stats *s, size_t k, size_t d)
+{
+    memset(s, 0, sizeof *s);
+    s->k = k;
+    s->d = d;
+    s->nk = gmm_xcalloc(k, sizeof(double));
+    s->sk = gmm_xcalloc(k * d, sizeof(double));
+    s->tk = gmm_xcalloc(k * d * d, sizeof(double));
+    if (!s->nk || !s->sk || !s->tk) {
+        gmm_stats_free(s);
+        return GMM_ERR_NOMEM;
+    }
+    return GMM_OK;
+}
+
+void gmm_stats_free(gmm_stats *s)
+{
+    free(s->nk);
+    free(s->sk);
+    free(s->tk);
+    memset(s, 0, sizeof *s);
+}
+
+void gmm_stats_zero(gmm_stats *s)
+{
+    memset(s->nk, 0, s->k * sizeof(double));
+    memset(s->sk, 0, s->k * s->d * sizeof(double));
+    memset(s->tk, 0, s->k * s->d * s->d * sizeof(double));
+    s->loglik = 0.0;
+}
+
+gmm_status gmm_mstep(gmm_model *m, const gmm_stats *s, size_t n, double reg_covar, int init)
+{
+    const size_t k = m->k, d = m->d;
+    double wsum = 0.0;
+    for (size_t c = 0; c < k; c++) {
+        if (!isfinite(s->nk[c]))
+            return gmm_fail(GMM_ERR_NOT_PD,
+                            "component %zu: its responsibilities are not finite; the data or the model "
+                            "overflowed (scale the data or increase reg_covar)",
+                            c);
+        if (!init && s->nk[c] < GMM_COLLAPSE_FLOOR)
+            return gmm_fail(GMM_ERR_COLLAPSED,
+                            "component %zu collapsed: its total responsibility N_k = %.3g is below %g points; "
+                            "use fewer components, another seed or init method",
+                            c, s->nk[c], GMM_COLLAPSE_FLOOR);
+    }
+    for (size_t c = 0; c < k; c++) {
+        const double nk = s->nk[c] + 10.0 * DBL_EPSILON;
+        double *mean = m->means + c * d;
+        double *cov = m->covariances + c * d * d;
+        const double *sk = s->sk + c * d;
+        const double *tk = s->tk + c * d * d;
+        /* shift = S_k / N_k is the move of the mean; cov = T_k / N_k - shift shift^T around the new mean. */
+        for (size_t i = 0; i < d; i++)
+            for (size_t j = i; j < d; j++) {
+                double v = tk[i * d + j] / nk - (sk[i] / nk) * (sk[j] / nk);
+                cov[i * d + j] = v;
+                cov[j * d + i] = v;
+            }
+        for (size_t i = 0; i < d; i++) {
+            cov[i * d + i] += reg_covar;
+            mean[i] += sk[i] / nk;
+        }
+        m->weights[c] = nk;
+        wsum += nk;
+    }
+    const double divisor = init ? (double)n : wsum;
+    for (size_t c = 0; c < k; c++) m->weights[c] /= divisor;
+    return gmm_model_update_precisions(m);
+}
