@@ -163,8 +163,9 @@ double gmm_log_gauss_point(const double *x, const double *mean, const double *pr
 gmm_status gmm_init_params(gmm_model *m, gmm_backend *b, const gmm_options *options, gmm_rng *rng);
 
 /* Chooses k seeds by greedy k-means++ (scikit-learn's: 2 + floor(ln k) local trials); writes their row
- * indices into idx (k). */
-gmm_status gmm_kmeanspp_seeds(const double *x, size_t n, size_t d, size_t k, gmm_rng *rng, size_t *idx);
+ * indices into idx (k). n_threads 0 = OpenMP default. */
+gmm_status gmm_kmeanspp_seeds(const double *x, size_t n, size_t d, size_t k, gmm_rng *rng, size_t *idx,
+                              int n_threads);
 
 /* Lloyd's k-means from the given centers (k, d), updated in place, at most max_iter iterations, stopping
  * when the squared center shift is below tol * mean feature variance (scikit-learn's rule). labels (n). */

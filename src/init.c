@@ -10,6 +10,7 @@
 #include "gmm_internal.h"
 
 #include <float.h>
+#include <omp.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,6 +18,9 @@
 #define INIT_CHUNK 16384
 
 static size_t n_chunks_of(size_t n) { return (n + INIT_CHUNK - 1) / INIT_CHUNK; }
+
+/* Threads for a pass: the option's count, or OpenMP's default for 0. */
+static int threads_of(int n_threads) { return n_threads > 0 ? n_threads : omp_get_max_threads(); }
 
 const char *gmm_init_name(gmm_init_method m)
 {
@@ -45,10 +49,10 @@ static double sqdist(const double *a, const double *b, size_t d)
 
 /* sum_i min(closest[i], |x_i - cand|^2), in fixed chunk order; when update is set, closest is lowered. */
 static double potential_with(const double *x, size_t n, size_t d, const double *cand, double *closest,
-                             int update, double *partial)
+                             int update, double *partial, int nt)
 {
     const long nch = (long)n_chunks_of(n);
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) num_threads(nt)
     for (long ch = 0; ch < nch; ch++) {
         size_t i1 = ((size_t)ch + 1) * INIT_CHUNK;
         if (i1 > n) i1 = n;
@@ -80,8 +84,10 @@ static size_t search_cumsum(const double *cumsum, size_t n, double target)
     return lo < n ? lo : n - 1;
 }
 
-gmm_status gmm_kmeanspp_seeds(const double *x, size_t n, size_t d, size_t k, gmm_rng *rng, size_t *idx)
+gmm_status gmm_kmeanspp_seeds(const double *x, size_t n, size_t d, size_t k, gmm_rng *rng, size_t *idx,
+                              int n_threads)
 {
+    const int nt = threads_of(n_threads);
     const size_t trials = 2 + (size_t)log((double)k);
     double *closest = gmm_xmalloc(n * sizeof *closest);
     double *cumsum = gmm_xmalloc(n * sizeof *cumsum);
@@ -94,7 +100,7 @@ gmm_status gmm_kmeanspp_seeds(const double *x, size_t n, size_t d, size_t k, gmm
     }
     idx[0] = (size_t)gmm_rng_below(rng, n);
     for (size_t i = 0; i < n; i++) closest[i] = INFINITY;
-    double pot = potential_with(x, n, d, x + idx[0] * d, closest, 1, partial);
+    double pot = potential_with(x, n, d, x + idx[0] * d, closest, 1, partial, nt);
     for (size_t c = 1; c < k; c++) {
         /* greedy k-means++: draw `trials` candidates with probability proportional to closest, keep the one
          * that lowers the potential most (the first on ties) */
@@ -104,14 +110,14 @@ gmm_status gmm_kmeanspp_seeds(const double *x, size_t n, size_t d, size_t k, gmm
         double best_pot = INFINITY;
         for (size_t t = 0; t < trials; t++) {
             size_t cand = search_cumsum(cumsum, n, gmm_rng_uniform(rng) * pot);
-            double p = potential_with(x, n, d, x + cand * d, closest, 0, partial);
+            double p = potential_with(x, n, d, x + cand * d, closest, 0, partial, nt);
             if (p < best_pot) {
                 best_pot = p;
                 best = cand;
             }
         }
         idx[c] = best;
-        pot = potential_with(x, n, d, x + best * d, closest, 1, partial);
+        pot = potential_with(x, n, d, x + best * d, closest, 1, partial, nt);
     }
     free(closest);
     free(cumsum);
@@ -125,11 +131,11 @@ gmm_status gmm_kmeanspp_seeds(const double *x, size_t n, size_t d, size_t k, gmm
  * (k), then adds them in chunk order into sums/counts. Writes dist (n) = squared distance to the center.
  * Returns the number of labels that changed. */
 static size_t lloyd_assign(const double *x, size_t n, size_t d, size_t k, const double *centers, int *labels,
-                           double *dist, double *sums, double *counts, double *partials)
+                           double *dist, double *sums, double *counts, double *partials, int nt)
 {
     const long nch = (long)n_chunks_of(n);
     const size_t ps = k * d + k + 1;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) num_threads(nt)
     for (long ch = 0; ch < nch; ch++) {
         double *p = partials + (size_t)ch * ps;
         memset(p, 0, ps * sizeof *p);
@@ -168,7 +174,7 @@ static size_t lloyd_assign(const double *x, size_t n, size_t d, size_t k, const 
 gmm_status gmm_kmeans_lloyd(const double *x, size_t n, size_t d, size_t k, double *centers, int *labels,
                             int max_iter, double tol, int n_threads)
 {
-    (void)n_threads;
+    const int nt = threads_of(n_threads);
     double *dist = gmm_xmalloc(n * sizeof *dist);
     double *sums = gmm_xmalloc(k * d * sizeof *sums);
     double *counts = gmm_xmalloc(k * sizeof *counts);
@@ -195,7 +201,7 @@ gmm_status gmm_kmeans_lloyd(const double *x, size_t n, size_t d, size_t k, doubl
     for (size_t i = 0; i < n; i++) labels[i] = -1;
     int strict = 0;
     for (int it = 0; it < max_iter; it++) {
-        size_t changed = lloyd_assign(x, n, d, k, centers, labels, dist, sums, counts, partials);
+        size_t changed = lloyd_assign(x, n, d, k, centers, labels, dist, sums, counts, partials, nt);
         memcpy(old, centers, k * d * sizeof *old);
         for (size_t c = 0; c < k; c++) {
             if (counts[c] > 0.0) {
@@ -216,7 +222,7 @@ gmm_status gmm_kmeans_lloyd(const double *x, size_t n, size_t d, size_t k, doubl
         }
         if (sqdist(old, centers, k * d) <= tol_scaled) break;
     }
-    if (!strict) lloyd_assign(x, n, d, k, centers, labels, dist, sums, counts, partials);
+    if (!strict) lloyd_assign(x, n, d, k, centers, labels, dist, sums, counts, partials, nt);
     free(dist);
     free(sums);
     free(counts);
@@ -243,7 +249,7 @@ static double hash_uniform(uint64_t seed, uint64_t i, uint64_t c)
 
 /* Statistics of responsibilities (hard labels, or random rows) around the shift `means` (k, d). */
 static gmm_status resp_stats(const double *x, size_t n, size_t d, size_t k, resp_kind kind, const int *labels,
-                             uint64_t seed, const double *means, gmm_stats *out)
+                             uint64_t seed, const double *means, gmm_stats *out, int nt)
 {
     const long nch = (long)n_chunks_of(n);
     const size_t ps = k * (1 + d + d * d);
@@ -254,7 +260,7 @@ static gmm_status resp_stats(const double *x, size_t n, size_t d, size_t k, resp
         free(rows);
         return GMM_ERR_NOMEM;
     }
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) num_threads(nt)
     for (long ch = 0; ch < nch; ch++) {
         double *p = partials + (size_t)ch * ps, *r = rows + (size_t)ch * k;
         memset(p, 0, ps * sizeof *p);
@@ -300,18 +306,19 @@ static gmm_status resp_stats(const double *x, size_t n, size_t d, size_t k, resp
 /* Parameters from responsibilities, two passes: first the means (shift 0), then the second moments around
  * them, then the shared M-step with scikit-learn's initialization weights. */
 static gmm_status params_from_resp(gmm_model *m, const double *x, size_t n, resp_kind kind, const int *labels,
-                                   uint64_t seed, double reg_covar)
+                                   uint64_t seed, double reg_covar, int n_threads)
 {
+    const int nt = threads_of(n_threads);
     const size_t k = m->k, d = m->d;
     gmm_stats s;
     gmm_status st = gmm_stats_alloc(&s, k, d);
     if (st != GMM_OK) return st;
     memset(m->means, 0, k * d * sizeof(double));
-    st = resp_stats(x, n, d, k, kind, labels, seed, m->means, &s);
+    st = resp_stats(x, n, d, k, kind, labels, seed, m->means, &s, nt);
     if (st == GMM_OK) {
         for (size_t c = 0; c < k; c++)
             for (size_t j = 0; j < d; j++) m->means[c * d + j] = s.sk[c * d + j] / (s.nk[c] + 10.0 * DBL_EPSILON);
-        st = resp_stats(x, n, d, k, kind, labels, seed, m->means, &s);
+        st = resp_stats(x, n, d, k, kind, labels, seed, m->means, &s, nt);
     }
     if (st == GMM_OK) st = gmm_mstep(m, &s, n, reg_covar, 1);
     gmm_stats_free(&s);
@@ -345,13 +352,13 @@ gmm_status gmm_init_params(gmm_model *m, gmm_backend *b, const gmm_options *o, g
         int *labels = gmm_xmalloc(n * sizeof *labels);
         double *centers = gmm_xmalloc(k * d * sizeof *centers);
         gmm_status st = (idx && labels && centers) ? GMM_OK : GMM_ERR_NOMEM;
-        if (st == GMM_OK) st = gmm_kmeanspp_seeds(x, n, d, k, rng, idx);
+        if (st == GMM_OK) st = gmm_kmeanspp_seeds(x, n, d, k, rng, idx, b->n_threads);
         if (st == GMM_OK) {
             for (size_t c = 0; c < k; c++) memcpy(centers + c * d, x + idx[c] * d, d * sizeof *centers);
             /* scikit-learn's KMeans defaults: max_iter 300, tol 1e-4 */
             st = gmm_kmeans_lloyd(x, n, d, k, centers, labels, 300, 1e-4, b->n_threads);
         }
-        if (st == GMM_OK) st = params_from_resp(m, x, n, RESP_LABELS, labels, 0, o->reg_covar);
+        if (st == GMM_OK) st = params_from_resp(m, x, n, RESP_LABELS, labels, 0, o->reg_covar, b->n_threads);
         free(idx);
         free(labels);
         free(centers);
@@ -363,7 +370,7 @@ gmm_status gmm_init_params(gmm_model *m, gmm_backend *b, const gmm_options *o, g
         if (!idx) return GMM_ERR_NOMEM;
         gmm_status st = GMM_OK;
         if (o->init == GMM_INIT_KMEANS_PLUSPLUS) {
-            st = gmm_kmeanspp_seeds(x, n, d, k, rng, idx);
+            st = gmm_kmeanspp_seeds(x, n, d, k, rng, idx, b->n_threads);
         } else { /* k distinct indices: Floyd's sampling without replacement */
             for (size_t c = 0; c < k; c++) {
                 size_t j = n - k + c, t = (size_t)gmm_rng_below(rng, j + 1);
@@ -377,7 +384,7 @@ gmm_status gmm_init_params(gmm_model *m, gmm_backend *b, const gmm_options *o, g
         return st;
     }
     case GMM_INIT_RANDOM:
-        return params_from_resp(m, x, n, RESP_RANDOM, NULL, gmm_rng_next(rng), o->reg_covar);
+        return params_from_resp(m, x, n, RESP_RANDOM, NULL, gmm_rng_next(rng), o->reg_covar, b->n_threads);
     case GMM_INIT_BINARY:
         for (size_t c = 0; c < k; c++) {
             m->weights[c] = 1.0 / (double)k;
