@@ -1,0 +1,625 @@
+/*
+ * model_json.c — gmm_model_save / gmm_model_load: a model as a JSON file (through cJSON), written whole or
+ * not at all, read back bit-exactly, and hand-written files checked with messages that say where they are
+ * wrong.
+ *
+ * Format (version 1):
+ *
+ *   { "format": "gmm-model", "version": 1, "covariance_type": "full",
+ *     "n_components": K, "n_features": D,
+ *     "weights": [K numbers],
+ *     "means": [[D numbers] x K],
+ *     "covariances": [[[D numbers] x D] x K],
+ *     "fit": { "converged": true, "n_iter": N, "best_run": 0, "lower_bound": x, "n_train": n,
+ *              "loglik_trace": [N numbers], "iter_seconds": [N numbers] } }
+ *
+ * Writing:
+ *   - "fit" is written only when the model has a fit record (n_train > 0); "loglik_trace" and
+ *     "iter_seconds" only when the model holds them.
+ *   - Every double is written with the fewest of 15, 16 or 17 significant digits that strtod reads back to
+ *     the same bits (so 0.1 stays "0.1" and 0.1 + 0.2 becomes "0.30000000000000004"). cJSON's own printer
+ *     is not used for doubles: in 1.7.15 it accepts "%1.15g" when the value reads back within one ulp,
+ *     which loses about one random double in nine and turns DBL_MAX into a number that reads as inf.
+ *   - Non-finite values are never written: saving fails with GMM_ERR_INVALID_ARG naming the field, before
+ *     any file is created. The file goes through gmm_atomic_open / gmm_atomic_commit.
+ *
+ * Reading:
+ *   - Required: "weights", "means", "covariances". Optional: "format" (must be "gmm-model"), "version"
+ *     (must be 1), "covariance_type" (must be "full"), "n_components" / "n_features" (inferred from the
+ *     lengths of "weights" and "means"[0] when absent; when present the arrays must agree), "fit". Unknown
+ *     fields (e.g. "source") are ignored. In "fit": "converged", "n_iter", "lower_bound", "n_train" are
+ *     required, "best_run" defaults to 0, the two traces are optional but must hold n_iter numbers.
+ *   - Every error is GMM_ERR_PARSE (GMM_ERR_IO when the file cannot be opened or read; GMM_ERR_NOMEM when
+ *     memory runs out) with a message that starts with the path: JSON syntax errors as
+ *     "PATH:LINE:COLUMN: invalid JSON near '<up to 20 chars>'" (columns count UTF-8 characters, 1-based),
+ *     structural errors with the JSON path of the offending value, e.g.
+ *     "PATH: \"means\"[2] has 3 numbers, expected 2 (n_features)".
+ *   - The parameters are validated by gmm_model_from_params (weights >= 0, symmetric, positive definite
+ *     covariances); its message is kept, prefixed with the path. Weights are normalized by it; when the
+ *     file's weights already sum to 1 within 1e-12 they are kept verbatim, so a save/load round trip is
+ *     exact.
+ */
+#include "gmm_internal.h"
+
+#include <cjson/cJSON.h>
+
+#include <errno.h>
+#include <locale.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Largest integer a JSON number (read as a double) holds exactly. */
+#define JSON_MAX_EXACT_INT 9007199254740992.0 /* 2^53 */
+
+/* ================================================================================================ save */
+
+/* Writes v into buf (>= 32 bytes) with the fewest of 15, 16, 17 significant digits that read back to the
+ * same bits, always with '.' as decimal point. v must be finite. */
+static void format_double(char *buf, size_t size, double v)
+{
+    for (int digits = 15; digits <= 17; digits++) {
+        snprintf(buf, size, "%.*g", digits, v);
+        double back = strtod(buf, NULL);
+        if (memcmp(&back, &v, sizeof v) == 0) break; /* bitwise: keeps -0.0 apart from 0.0 */
+    }
+    /* %g and strtod follow LC_NUMERIC; JSON wants '.' whatever the program's locale is. */
+    char point = localeconv()->decimal_point[0];
+    if (point != '.')
+        for (char *p = buf; *p; p++)
+            if (*p == point) *p = '.';
+}
+
+/* A cJSON raw item holding the exact text of v; NULL when out of memory. */
+static cJSON *json_double(double v)
+{
+    char buf[40];
+    format_double(buf, sizeof buf, v);
+    return cJSON_CreateRaw(buf);
+}
+
+/* A cJSON raw item holding the decimal text of an unsigned count; NULL when out of memory. */
+static cJSON *json_count(size_t v)
+{
+    char buf[32];
+    snprintf(buf, sizeof buf, "%zu", v);
+    return cJSON_CreateRaw(buf);
+}
+
+/* A JSON array of n doubles; NULL when out of memory (nothing leaks). */
+static cJSON *json_vector(const double *v, size_t n)
+{
+    cJSON *arr = cJSON_CreateArray();
+    if (!arr) return NULL;
+    for (size_t i = 0; i < n; i++) {
+        cJSON *item = json_double(v[i]);
+        if (!item || !cJSON_AddItemToArray(arr, item)) {
+            cJSON_Delete(item);
+            cJSON_Delete(arr);
+            return NULL;
+        }
+    }
+    return arr;
+}
+
+/* A JSON array of `rows` arrays of `cols` doubles from the row-major v; NULL when out of memory. */
+static cJSON *json_matrix(const double *v, size_t rows, size_t cols)
+{
+    cJSON *arr = cJSON_CreateArray();
+    if (!arr) return NULL;
+    for (size_t i = 0; i < rows; i++) {
+        cJSON *row = json_vector(v + i * cols, cols);
+        if (!row || !cJSON_AddItemToArray(arr, row)) {
+            cJSON_Delete(row);
+            cJSON_Delete(arr);
+            return NULL;
+        }
+    }
+    return arr;
+}
+
+/* Adds item under the constant key to obj; takes ownership of item (deleted on failure). Returns 0 when
+ * item is NULL or cannot be added. */
+static int json_add(cJSON *obj, const char *key, cJSON *item)
+{
+    if (!item) return 0;
+    if (!cJSON_AddItemToObjectCS(obj, key, item)) {
+        cJSON_Delete(item);
+        return 0;
+    }
+    return 1;
+}
+
+static const char *nonfinite_name(double v) { return isnan(v) ? "NaN" : (v > 0 ? "inf" : "-inf"); }
+
+/* GMM_ERR_INVALID_ARG naming the first non-finite entry of v (n) as field[i] ("field" alone for n == 1
+ * scalars when index_it is 0); GMM_OK when all are finite. */
+static gmm_status check_finite(const char *path, const char *field, const double *v, size_t n, int index_it)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (isfinite(v[i])) continue;
+        if (index_it)
+            return gmm_fail(GMM_ERR_INVALID_ARG,
+                            "%s: cannot save: %s[%zu] is %s; only finite numbers can be written", path, field, i,
+                            nonfinite_name(v[i]));
+        return gmm_fail(GMM_ERR_INVALID_ARG, "%s: cannot save: %s is %s; only finite numbers can be written",
+                        path, field, nonfinite_name(v[i]));
+    }
+    return GMM_OK;
+}
+
+/* Like check_finite for the row-major (n0, n1) array v (n2 == 0) or (n0, n1, n2) array v, naming the
+ * entry field[a][b] or field[a][b][c]. */
+static gmm_status check_finite_nd(const char *path, const char *field, const double *v, size_t n0, size_t n1,
+                                  size_t n2)
+{
+    size_t inner = n2 ? n2 : 1;
+    for (size_t a = 0; a < n0; a++)
+        for (size_t b = 0; b < n1; b++)
+            for (size_t c = 0; c < inner; c++) {
+                double x = v[(a * n1 + b) * inner + c];
+                if (isfinite(x)) continue;
+                if (n2 == 0)
+                    return gmm_fail(GMM_ERR_INVALID_ARG,
+                                    "%s: cannot save: %s[%zu][%zu] is %s; only finite numbers can be written",
+                                    path, field, a, b, nonfinite_name(x));
+                return gmm_fail(GMM_ERR_INVALID_ARG,
+                                "%s: cannot save: %s[%zu][%zu][%zu] is %s; only finite numbers can be written",
+                                path, field, a, b, c, nonfinite_name(x));
+            }
+    return GMM_OK;
+}
+
+/* Builds the JSON tree of m (the format in the top comment); NULL when out of memory. */
+static cJSON *model_to_json(const gmm_model *m)
+{
+    size_t k = m->k, d = m->d;
+    cJSON *root = cJSON_CreateObject();
+    if (!root) return NULL;
+    int ok = json_add(root, "format", cJSON_CreateString("gmm-model")) &&
+             json_add(root, "version", cJSON_CreateNumber(1)) &&
+             json_add(root, "covariance_type", cJSON_CreateString("full")) &&
+             json_add(root, "n_components", json_count(k)) && json_add(root, "n_features", json_count(d)) &&
+             json_add(root, "weights", json_vector(m->weights, k)) &&
+             json_add(root, "means", json_matrix(m->means, k, d));
+    if (ok) {
+        cJSON *covs = cJSON_CreateArray();
+        ok = json_add(root, "covariances", covs);
+        for (size_t c = 0; ok && c < k; c++) {
+            cJSON *cov = json_matrix(m->covariances + c * d * d, d, d);
+            ok = cov && cJSON_AddItemToArray(covs, cov);
+            if (!ok) cJSON_Delete(cov);
+        }
+    }
+    if (ok && m->n_train > 0) {
+        cJSON *fit = cJSON_CreateObject();
+        size_t n_iter = (size_t)m->n_iter;
+        ok = json_add(root, "fit", fit) && json_add(fit, "converged", cJSON_CreateBool(m->converged != 0)) &&
+             json_add(fit, "n_iter", cJSON_CreateNumber(m->n_iter)) &&
+             json_add(fit, "best_run", cJSON_CreateNumber(m->best_run)) &&
+             json_add(fit, "lower_bound", json_double(m->lower_bound)) &&
+             json_add(fit, "n_train", json_count(m->n_train));
+        if (ok && (m->loglik_trace || n_iter == 0))
+            ok = json_add(fit, "loglik_trace", json_vector(m->loglik_trace, m->loglik_trace ? n_iter : 0));
+        if (ok && (m->iter_seconds || n_iter == 0))
+            ok = json_add(fit, "iter_seconds", json_vector(m->iter_seconds, m->iter_seconds ? n_iter : 0));
+    }
+    if (!ok) {
+        cJSON_Delete(root);
+        return NULL;
+    }
+    return root;
+}
+
+gmm_status gmm_model_save(const gmm_model *m, const char *path)
+{
+    if (!m || !path || !*path) return gmm_fail(GMM_ERR_INVALID_ARG, "gmm_model_save needs a model and a path");
+    if (m->cov_type != GMM_COV_FULL)
+        return gmm_fail(GMM_ERR_INVALID_ARG, "%s: cannot save: covariance type %d is not supported", path,
+                        (int)m->cov_type);
+    size_t k = m->k, d = m->d;
+    int has_fit = m->n_train > 0;
+    if (has_fit && (m->n_iter < 0 || m->best_run < 0))
+        return gmm_fail(GMM_ERR_INVALID_ARG, "%s: cannot save: fit record has n_iter %d, best_run %d", path,
+                        m->n_iter, m->best_run);
+
+    /* Refuse non-finite values before any file exists. */
+    gmm_status st = check_finite(path, "\"weights\"", m->weights, k, 1);
+    if (st == GMM_OK) st = check_finite_nd(path, "\"means\"", m->means, k, d, 0);
+    if (st == GMM_OK) st = check_finite_nd(path, "\"covariances\"", m->covariances, k, d, d);
+    if (st == GMM_OK && has_fit) {
+        size_t n_iter = (size_t)m->n_iter;
+        st = check_finite(path, "\"fit\".\"lower_bound\"", &m->lower_bound, 1, 0);
+        if (st == GMM_OK && m->loglik_trace)
+            st = check_finite(path, "\"fit\".\"loglik_trace\"", m->loglik_trace, n_iter, 1);
+        if (st == GMM_OK && m->iter_seconds)
+            st = check_finite(path, "\"fit\".\"iter_seconds\"", m->iter_seconds, n_iter, 1);
+    }
+    if (st != GMM_OK) return st;
+
+    cJSON *root = model_to_json(m);
+    char *text = root ? cJSON_Print(root) : NULL;
+    cJSON_Delete(root);
+    if (!text) return gmm_fail(GMM_ERR_NOMEM, "%s: out of memory building the model's JSON", path);
+
+    gmm_atomic_file af;
+    st = gmm_atomic_open(&af, path);
+    if (st == GMM_OK) {
+        fputs(text, af.f);
+        fputc('\n', af.f);
+        st = gmm_atomic_commit(&af); /* checks ferror; removes the temporary file on failure */
+    }
+    cJSON_free(text);
+    return st;
+}
+
+/* ================================================================================================ load */
+
+/* Records GMM_ERR_PARSE with "PATH: " followed by the formatted message. */
+static gmm_status parse_fail(const char *path, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 2, 3)))
+#endif
+    ;
+
+static gmm_status parse_fail(const char *path, const char *fmt, ...)
+{
+    char msg[768];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    return gmm_fail(GMM_ERR_PARSE, "%s: %s", path, msg);
+}
+
+/* Reads the whole file into a NUL-terminated buffer (*len_out bytes before the NUL, owned by the caller).
+ * GMM_ERR_IO naming path when it cannot be opened or read. */
+static gmm_status read_whole_file(const char *path, char **buf_out, size_t *len_out)
+{
+    *buf_out = NULL;
+    *len_out = 0;
+    FILE *f = fopen(path, "rb");
+    if (!f) return gmm_fail(GMM_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
+    size_t cap = 1 << 16, len = 0;
+    char *buf = gmm_xmalloc(cap);
+    if (!buf) {
+        fclose(f);
+        return GMM_ERR_NOMEM;
+    }
+    for (;;) {
+        if (cap - len < 2) {
+            if (cap > SIZE_MAX / 2) {
+                free(buf);
+                fclose(f);
+                return gmm_fail(GMM_ERR_NOMEM, "%s: file too large", path);
+            }
+            char *bigger = realloc(buf, cap * 2);
+            if (!bigger) {
+                free(buf);
+                fclose(f);
+                return gmm_fail(GMM_ERR_NOMEM, "%s: out of memory reading %zu bytes", path, cap * 2);
+            }
+            buf = bigger;
+            cap *= 2;
+        }
+        size_t got = fread(buf + len, 1, cap - len - 1, f);
+        len += got;
+        if (got == 0) break;
+    }
+    int saved = errno;
+    if (ferror(f)) {
+        free(buf);
+        fclose(f);
+        return gmm_fail(GMM_ERR_IO, "%s: cannot read: %s", path, strerror(saved));
+    }
+    fclose(f);
+    buf[len] = '\0';
+    *buf_out = buf;
+    *len_out = len;
+    return GMM_OK;
+}
+
+/* GMM_ERR_PARSE "PATH:LINE:COLUMN: invalid JSON near '...'" for an error at byte pos of text (len bytes,
+ * possibly starting with a UTF-8 byte order mark, which does not count as a column). */
+static gmm_status syntax_error(const char *path, const char *text, size_t len, size_t pos, const char *why)
+{
+    size_t start = (len >= 3 && memcmp(text, "\xEF\xBB\xBF", 3) == 0) ? 3 : 0;
+    if (pos > len) pos = len;
+    if (pos < start) pos = start;
+    size_t line = 1, col = 1;
+    for (size_t i = start; i < pos; i++) {
+        unsigned char c = (unsigned char)text[i];
+        if (c == '\n') {
+            line++;
+            col = 1;
+        } else if ((c & 0xC0) != 0x80) { /* count UTF-8 lead bytes only */
+            col++;
+        }
+    }
+    if (why) return gmm_fail(GMM_ERR_PARSE, "%s:%zu:%zu: invalid JSON: %s", path, line, col, why);
+    if (pos >= len)
+        return gmm_fail(GMM_ERR_PARSE, "%s:%zu:%zu: invalid JSON: unexpected end of file", path, line, col);
+
+    char near[24];
+    size_t n = 0;
+    while (n < 20 && pos + n < len && text[pos + n] != '\n' && text[pos + n] != '\r' && text[pos + n] != '\0')
+        n++;
+    /* Do not cut a UTF-8 sequence in two. */
+    if (n == 20 && pos + n < len)
+        while (n > 0 && ((unsigned char)text[pos + n] & 0xC0) == 0x80) n--;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)text[pos + i];
+        near[i] = (c < 0x20 || c == 0x7F) ? ' ' : (char)c;
+    }
+    near[n] = '\0';
+    if (n == 0) return gmm_fail(GMM_ERR_PARSE, "%s:%zu:%zu: invalid JSON at end of line", path, line, col);
+    return gmm_fail(GMM_ERR_PARSE, "%s:%zu:%zu: invalid JSON near '%s'", path, line, col, near);
+}
+
+static const char *plural(size_t n, const char *one, const char *many) { return n == 1 ? one : many; }
+
+/* Checks that item (named `what`, e.g. "\"means\"[2]") is an array of exactly n finite numbers; `n_name`
+ * says where n came from. Stores them into out (n) when out is not NULL. */
+static gmm_status read_numbers(const char *path, const cJSON *item, const char *what, size_t n,
+                               const char *n_name, double *out)
+{
+    if (!cJSON_IsArray(item)) return parse_fail(path, "%s is not an array", what);
+    size_t len = (size_t)cJSON_GetArraySize(item);
+    if (len != n)
+        return parse_fail(path, "%s has %zu %s, expected %zu (%s)", what, len, plural(len, "number", "numbers"),
+                          n, n_name);
+    size_t i = 0;
+    const cJSON *e;
+    cJSON_ArrayForEach(e, item)
+    {
+        if (!cJSON_IsNumber(e)) return parse_fail(path, "%s[%zu] is not a number", what, i);
+        if (!isfinite(e->valuedouble))
+            return parse_fail(path, "%s[%zu] is not finite (out of the range of a double)", what, i);
+        if (out) out[i] = e->valuedouble;
+        i++;
+    }
+    return GMM_OK;
+}
+
+/* Checks that item (named what) is an array of exactly n entries (`n_name` says where n came from). */
+static gmm_status check_entries(const char *path, const cJSON *item, const char *what, size_t n,
+                                const char *n_name, const char *one, const char *many)
+{
+    if (!cJSON_IsArray(item)) return parse_fail(path, "%s is not an array", what);
+    size_t len = (size_t)cJSON_GetArraySize(item);
+    if (len != n) return parse_fail(path, "%s has %zu %s, expected %zu (%s)", what, len, plural(len, one, many), n, n_name);
+    return GMM_OK;
+}
+
+/* Reads the optional integer field `name` of obj (shown as `what`) into *value when present, checking
+ * lo <= value <= hi. *present tells whether it was there. */
+static gmm_status read_integer(const char *path, const cJSON *obj, const char *name, const char *what, double lo,
+                               double hi, int *present, double *value)
+{
+    const cJSON *item = cJSON_GetObjectItemCaseSensitive(obj, name);
+    *present = item != NULL;
+    if (!item) return GMM_OK;
+    if (!cJSON_IsNumber(item)) return parse_fail(path, "%s is not a number", what);
+    double v = item->valuedouble;
+    if (!(v >= lo && v <= hi) || v != floor(v))
+        return parse_fail(path, "%s is %.17g; expected an integer from %.0f to %.0f", what, v, lo, hi);
+    *value = v;
+    return GMM_OK;
+}
+
+/* Reads the "fit" object into m's fit record. */
+static gmm_status read_fit(const char *path, const cJSON *fit, gmm_model *m)
+{
+    if (!cJSON_IsObject(fit)) return parse_fail(path, "\"fit\" is not an object");
+    const cJSON *conv = cJSON_GetObjectItemCaseSensitive(fit, "converged");
+    if (!conv) return parse_fail(path, "missing \"fit\".\"converged\"");
+    if (!cJSON_IsBool(conv)) return parse_fail(path, "\"fit\".\"converged\" is not true or false");
+
+    int present;
+    double n_iter = 0, best_run = 0, n_train = 0;
+    gmm_status st = read_integer(path, fit, "n_iter", "\"fit\".\"n_iter\"", 0, 2147483647.0, &present, &n_iter);
+    if (st != GMM_OK) return st;
+    if (!present) return parse_fail(path, "missing \"fit\".\"n_iter\"");
+    st = read_integer(path, fit, "n_train", "\"fit\".\"n_train\"", 1, JSON_MAX_EXACT_INT, &present, &n_train);
+    if (st != GMM_OK) return st;
+    if (!present) return parse_fail(path, "missing \"fit\".\"n_train\"");
+    st = read_integer(path, fit, "best_run", "\"fit\".\"best_run\"", 0, 2147483647.0, &present, &best_run);
+    if (st != GMM_OK) return st;
+
+    const cJSON *lb = cJSON_GetObjectItemCaseSensitive(fit, "lower_bound");
+    if (!lb) return parse_fail(path, "missing \"fit\".\"lower_bound\"");
+    if (!cJSON_IsNumber(lb)) return parse_fail(path, "\"fit\".\"lower_bound\" is not a number");
+    if (!isfinite(lb->valuedouble)) return parse_fail(path, "\"fit\".\"lower_bound\" is not finite");
+
+    size_t n = (size_t)n_iter;
+    const cJSON *trace = cJSON_GetObjectItemCaseSensitive(fit, "loglik_trace");
+    const cJSON *secs = cJSON_GetObjectItemCaseSensitive(fit, "iter_seconds");
+    if (trace && (st = read_numbers(path, trace, "\"fit\".\"loglik_trace\"", n, "\"fit\".\"n_iter\"", NULL)))
+        return st;
+    if (secs && (st = read_numbers(path, secs, "\"fit\".\"iter_seconds\"", n, "\"fit\".\"n_iter\"", NULL)))
+        return st;
+    if (trace && n > 0) {
+        if (!(m->loglik_trace = gmm_xmalloc(n * sizeof(double)))) return GMM_ERR_NOMEM;
+        read_numbers(path, trace, "\"fit\".\"loglik_trace\"", n, "\"fit\".\"n_iter\"", m->loglik_trace);
+    }
+    if (secs && n > 0) {
+        if (!(m->iter_seconds = gmm_xmalloc(n * sizeof(double)))) return GMM_ERR_NOMEM;
+        read_numbers(path, secs, "\"fit\".\"iter_seconds\"", n, "\"fit\".\"n_iter\"", m->iter_seconds);
+    }
+    m->converged = cJSON_IsTrue(conv) ? 1 : 0;
+    m->n_iter = (int)n_iter;
+    m->best_run = (int)best_run;
+    m->lower_bound = lb->valuedouble;
+    m->n_train = (size_t)n_train;
+    return GMM_OK;
+}
+
+/* Builds the model described by the parsed document root (format in the top comment) into *out. */
+static gmm_status model_from_json(const char *path, const cJSON *root, gmm_model **out)
+{
+    if (!cJSON_IsObject(root)) return parse_fail(path, "top level is not a JSON object");
+
+    const cJSON *format = cJSON_GetObjectItemCaseSensitive(root, "format");
+    if (format && !(cJSON_IsString(format) && strcmp(format->valuestring, "gmm-model") == 0)) {
+        if (cJSON_IsString(format))
+            return parse_fail(path, "\"format\" is \"%.60s\"; expected \"gmm-model\"", format->valuestring);
+        return parse_fail(path, "\"format\" is not a string; expected \"gmm-model\"");
+    }
+    int present;
+    double version = 1;
+    gmm_status st = read_integer(path, root, "version", "\"version\"", 1, 2147483647.0, &present, &version);
+    if (st != GMM_OK) return st;
+    if (version != 1) return parse_fail(path, "\"version\" is %.0f; this version reads version 1", version);
+    const cJSON *ctype = cJSON_GetObjectItemCaseSensitive(root, "covariance_type");
+    if (ctype) {
+        if (!cJSON_IsString(ctype)) return parse_fail(path, "\"covariance_type\" is not a string");
+        if (strcmp(ctype->valuestring, "full") != 0)
+            return parse_fail(path, "\"covariance_type\" is \"%.60s\"; this version supports \"full\"",
+                              ctype->valuestring);
+    }
+
+    const cJSON *weights = cJSON_GetObjectItemCaseSensitive(root, "weights");
+    const cJSON *means = cJSON_GetObjectItemCaseSensitive(root, "means");
+    const cJSON *covs = cJSON_GetObjectItemCaseSensitive(root, "covariances");
+    if (!weights) return parse_fail(path, "missing \"weights\"");
+    if (!means) return parse_fail(path, "missing \"means\"");
+    if (!covs) return parse_fail(path, "missing \"covariances\"");
+
+    /* k and d: declared, or inferred from "weights" and "means"[0]. */
+    int has_k, has_d;
+    double kd = 0, dd = 0;
+    if ((st = read_integer(path, root, "n_components", "\"n_components\"", 1, 2147483647.0, &has_k, &kd)))
+        return st;
+    if ((st = read_integer(path, root, "n_features", "\"n_features\"", 1, 2147483647.0, &has_d, &dd))) return st;
+    if (!cJSON_IsArray(weights)) return parse_fail(path, "\"weights\" is not an array");
+    if (!cJSON_IsArray(means)) return parse_fail(path, "\"means\" is not an array");
+    size_t k = has_k ? (size_t)kd : (size_t)cJSON_GetArraySize(weights);
+    const char *k_name = has_k ? "n_components" : "n_components, the length of \"weights\"";
+    if (k == 0) return parse_fail(path, "\"weights\" is empty; a model needs at least one component");
+    /* First pass: shapes and types only, so that nothing is allocated from sizes the file does not hold. */
+    if ((st = read_numbers(path, weights, "\"weights\"", k, k_name, NULL))) return st;
+    if ((st = check_entries(path, means, "\"means\"", k, k_name, "entry", "entries"))) return st;
+    size_t d;
+    const char *d_name = "n_features";
+    if (has_d) {
+        d = (size_t)dd;
+    } else {
+        const cJSON *first = cJSON_GetArrayItem(means, 0);
+        if (!cJSON_IsArray(first)) return parse_fail(path, "\"means\"[0] is not an array");
+        d = (size_t)cJSON_GetArraySize(first);
+        d_name = "n_features, the length of \"means\"[0]";
+        if (d == 0) return parse_fail(path, "\"means\"[0] is empty; a model needs at least one feature");
+    }
+
+    char what[96];
+    const cJSON *row;
+    size_t i = 0;
+    cJSON_ArrayForEach(row, means)
+    {
+        snprintf(what, sizeof what, "\"means\"[%zu]", i++);
+        if ((st = read_numbers(path, row, what, d, d_name, NULL))) return st;
+    }
+    if ((st = check_entries(path, covs, "\"covariances\"", k, k_name, "entry", "entries"))) return st;
+    const cJSON *cov;
+    size_t c = 0;
+    cJSON_ArrayForEach(cov, covs)
+    {
+        snprintf(what, sizeof what, "\"covariances\"[%zu]", c);
+        if ((st = check_entries(path, cov, what, d, d_name, "row", "rows"))) return st;
+        i = 0;
+        cJSON_ArrayForEach(row, cov)
+        {
+            snprintf(what, sizeof what, "\"covariances\"[%zu][%zu]", c, i++);
+            if ((st = read_numbers(path, row, what, d, d_name, NULL))) return st;
+        }
+        c++;
+    }
+
+    /* Second pass: copy the numbers (all checks above passed, so these cannot fail). */
+    double *w = gmm_xcalloc(k, sizeof *w);
+    double *mu = w ? gmm_xcalloc(k * d, sizeof *mu) : NULL;
+    double *sigma = mu ? gmm_xcalloc(k * d * d, sizeof *sigma) : NULL;
+    if (!sigma) {
+        free(w);
+        free(mu);
+        return GMM_ERR_NOMEM;
+    }
+    (void)read_numbers(path, weights, "\"weights\"", k, k_name, w);
+    i = 0;
+    cJSON_ArrayForEach(row, means)
+    {
+        (void)read_numbers(path, row, "\"means\"", d, d_name, mu + d * i);
+        i++;
+    }
+    c = 0;
+    cJSON_ArrayForEach(cov, covs)
+    {
+        i = 0;
+        cJSON_ArrayForEach(row, cov)
+        {
+            (void)read_numbers(path, row, "\"covariances\"", d, d_name, sigma + (c * d + i) * d);
+            i++;
+        }
+        c++;
+    }
+
+    gmm_model *m = NULL;
+    st = gmm_model_from_params(k, d, w, mu, sigma, &m);
+    if (st != GMM_OK) {
+        free(w);
+        free(mu);
+        free(sigma);
+        if (st == GMM_ERR_NOMEM) return st;
+        char msg[768];
+        snprintf(msg, sizeof msg, "%s", gmm_last_error()); /* gmm_fail writes over gmm_last_error's buffer */
+        return parse_fail(path, "%s", msg);
+    }
+    /* from_params normalized the weights; keep the file's own when they already sum to 1 (exact round trip). */
+    double wsum = 0.0;
+    for (size_t j = 0; j < k; j++) wsum += w[j];
+    if (fabs(wsum - 1.0) <= 1e-12) memcpy(m->weights, w, k * sizeof *w);
+    free(w);
+    free(mu);
+    free(sigma);
+
+    const cJSON *fit = cJSON_GetObjectItemCaseSensitive(root, "fit");
+    if (fit && (st = read_fit(path, fit, m)) != GMM_OK) {
+        gmm_model_free(m);
+        return st;
+    }
+    *out = m;
+    return GMM_OK;
+}
+
+gmm_status gmm_model_load(const char *path, gmm_model **out)
+{
+    if (out) *out = NULL;
+    if (!path || !out) return gmm_fail(GMM_ERR_INVALID_ARG, "gmm_model_load needs a path and an output pointer");
+    char *text;
+    size_t len;
+    gmm_status st = read_whole_file(path, &text, &len);
+    if (st != GMM_OK) return st;
+
+    const char *nul = memchr(text, '\0', len);
+    if (nul) {
+        st = syntax_error(path, text, len, (size_t)(nul - text), "NUL byte in the file");
+        free(text);
+        return st;
+    }
+    /* The length includes the terminating NUL: cJSON then rejects anything after the value. The error
+     * position comes from return_parse_end (the same offset as cJSON_GetErrorPtr, without the global). */
+    const char *end = NULL;
+    cJSON *root = cJSON_ParseWithLengthOpts(text, len + 1, &end, 1);
+    if (!root) {
+        size_t pos = end ? (size_t)(end - text) : 0;
+        st = end ? syntax_error(path, text, len, pos, NULL)
+                 : gmm_fail(GMM_ERR_NOMEM, "%s: out of memory parsing JSON", path);
+        free(text);
+        return st;
+    }
+    st = model_from_json(path, root, out);
+    cJSON_Delete(root);
+    free(text);
+    return st;
+}
