@@ -1,0 +1,363 @@
+/*
+ * test_cli.c — the `gmm` program end to end (argv[1] is its path): the bundled data set is regenerated
+ * byte for byte by `gmm sample`; `gmm fit` on it writes every output (PNGs checked as PNG when gnuplot is
+ * present), recovers the assignment's four clusters and beats the generating model's log-likelihood;
+ * the same seed gives the same results; predict / score / sample work; bad input and bad usage give the
+ * documented messages and exit status (1 failure, 2 usage).
+ */
+#include "check.h"
+#include "gmm_internal.h"
+#include "report.h"
+
+#include <ctype.h>
+#include <math.h>
+#include <strings.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+
+static const char *GMM;
+static char TMP[256];
+
+/* The assignment's reported means (../shared/assignment.md). */
+static const double REPORTED_MU[8] = {-0.40658, 0.32248, 1.20354, -1.19686, 0.14435, 0.14614, -0.44149, -0.45088};
+
+/* Runs `gmm ARGS` with stdout and stderr captured into TMP/out.txt and TMP/err.txt; returns the exit status. */
+static int run_gmm(const char *args)
+{
+    char cmd[8192];
+    snprintf(cmd, sizeof cmd, "'%s' %s >'%s/out.txt' 2>'%s/err.txt'", GMM, args, TMP, TMP);
+    int st = system(cmd);
+    if (st == -1 || !WIFEXITED(st)) return -1;
+    return WEXITSTATUS(st);
+}
+
+/* Reads a whole file into a NUL-terminated buffer (caller frees); NULL if missing. */
+static char *slurp(const char *path, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) return NULL;
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    char *buf = malloc((size_t)n + 1);
+    size_t got = fread(buf, 1, (size_t)n, f);
+    fclose(f);
+    buf[got] = '\0';
+    if (len) *len = got;
+    return buf;
+}
+
+/* TMP/name in one of four rotating buffers, so that one call may use several. */
+static char *tmp_file(const char *name)
+{
+    static char paths[4][512];
+    static int next = 0;
+    char *path = paths[next++ % 4];
+    snprintf(path, 512, "%s/%s", TMP, name);
+    return path;
+}
+
+static int file_exists(const char *path)
+{
+    struct stat st;
+    return stat(path, &st) == 0;
+}
+
+/* 1 if `word` occurs in text with no letter right before or after it (case-insensitive). */
+static int has_word(const char *text, const char *word)
+{
+    size_t wl = strlen(word);
+    for (const char *p = text; *p; p++) {
+        if (strncasecmp(p, word, wl) != 0) continue;
+        int before = p > text && isalpha((unsigned char)p[-1]);
+        int after = isalpha((unsigned char)p[wl]);
+        if (!before && !after) return 1;
+    }
+    return 0;
+}
+
+static void check_png(const char *dir, const char *name)
+{
+    char path[1024];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    size_t len = 0;
+    char *buf = slurp(path, &len);
+    CHECK(buf != NULL);
+    if (!buf) {
+        fprintf(stderr, "  missing %s\n", path);
+        return;
+    }
+    CHECK(len > 1000);
+    CHECK(memcmp(buf, "\x89PNG\r\n\x1a\n", 8) == 0);
+    free(buf);
+}
+
+static void test_bundled_data_regenerates(void)
+{
+    char args[8192];
+    snprintf(args, sizeof args, "sample '%s/data/assignment_model.json' -n 5000 --seed 2024 -o '%s'", GMM_SOURCE_DIR,
+             tmp_file("regen.csv"));
+    CHECK_INT_EQ(run_gmm(args), 0);
+    size_t la = 0, lb = 0;
+    char *a = slurp(tmp_file("regen.csv"), &la);
+    char path[1024];
+    snprintf(path, sizeof path, "%s/data/TrainingData_GMM.csv", GMM_SOURCE_DIR);
+    char *b = slurp(path, &lb);
+    CHECK(a && b);
+    if (a && b) {
+        CHECK_INT_EQ(la, lb);
+        CHECK(la == lb && memcmp(a, b, la) == 0);
+    }
+    free(a);
+    free(b);
+}
+
+/* Loads out_dir/model.json and checks the assignment's clusters and the likelihood against the generator. */
+static void check_assignment_fit(const char *out_dir)
+{
+    static const char *files[] = {"model.json", "labels.csv", "loglik.csv", "report.md", "loglik.gp",
+                                  "clusters.gp", "init_study.gp"};
+    char path[1024];
+    for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
+        snprintf(path, sizeof path, "%s/%s", out_dir, files[i]);
+        if (!file_exists(path)) fprintf(stderr, "  missing %s\n", path);
+        CHECK(file_exists(path));
+    }
+    if (gmm_gnuplot_available()) {
+        check_png(out_dir, "loglik.png");
+        check_png(out_dir, "clusters.png");
+        check_png(out_dir, "init_study.png");
+    } else {
+        fprintf(stderr, "note: gnuplot with pngcairo is not available; PNG checks skipped\n");
+    }
+    gmm_model *fit = NULL, *gen = NULL;
+    snprintf(path, sizeof path, "%s/model.json", out_dir);
+    CHECK(gmm_model_load(path, &fit) == GMM_OK);
+    snprintf(path, sizeof path, "%s/data/assignment_model.json", GMM_SOURCE_DIR);
+    CHECK(gmm_model_load(path, &gen) == GMM_OK);
+    snprintf(path, sizeof path, "%s/data/TrainingData_GMM.csv", GMM_SOURCE_DIR);
+    double *x = NULL;
+    size_t n = 0, d = 0;
+    CHECK(gmm_read_data(path, &x, &n, &d) == GMM_OK);
+    if (!fit || !gen || !x) return;
+    CHECK_INT_EQ(n, 5000);
+    CHECK_INT_EQ(d, 2);
+    CHECK_INT_EQ(gmm_model_n_components(fit), 4);
+    double ll_fit = 0, ll_gen = 0;
+    CHECK(gmm_score(fit, x, n, &ll_fit) == GMM_OK);
+    CHECK(gmm_score(gen, x, n, &ll_gen) == GMM_OK);
+    ll_fit *= (double)n;
+    ll_gen *= (double)n;
+    fprintf(stderr, "fit log-likelihood %.4f, generating model %.4f, assignment -1946\n", ll_fit, ll_gen);
+    CHECK(ll_fit >= ll_gen);                      /* the maximum can only be higher */
+    CHECK_NEAR(ll_fit, -1946.0, 0.0, 0.05);       /* within 5% of the assignment's best */
+    /* each reported mean has a fitted mean within 0.05 */
+    const double *mu = gmm_model_means(fit);
+    for (int c = 0; c < 4; c++) {
+        double best = INFINITY;
+        for (int j = 0; j < 4; j++)
+            best = fmin(best, hypot(mu[j * 2] - REPORTED_MU[c * 2], mu[j * 2 + 1] - REPORTED_MU[c * 2 + 1]));
+        CHECK_NEAR(best, 0.0, 0.05, 0);
+    }
+    /* labels.csv: one label per input row, each in 0..3, equal to predict */
+    snprintf(path, sizeof path, "%s/labels.csv", out_dir);
+    char *lab = slurp(path, NULL);
+    CHECK(lab != NULL);
+    int *pred = malloc(n * sizeof *pred);
+    CHECK(gmm_predict(fit, x, n, pred) == GMM_OK);
+    if (lab) {
+        size_t rows = 0, mismatch = 0;
+        for (char *p = lab; *p;) {
+            char *end;
+            long v = strtol(p, &end, 10);
+            if (end == p || *end != '\n') break;
+            if (rows < n && v != pred[rows]) mismatch++;
+            rows++;
+            p = end + 1;
+        }
+        CHECK_INT_EQ(rows, n);
+        CHECK_INT_EQ(mismatch, 0);
+    }
+    /* the report answers the five questions, in order, with real numbers */
+    snprintf(path, sizeof path, "%s/report.md", out_dir);
+    char *rep = slurp(path, NULL);
+    CHECK(rep != NULL);
+    if (rep) {
+        const char *h[] = {"## 1.", "## 2.", "## 3.", "## 4.", "## 5."};
+        const char *prev = rep;
+        for (int i = 0; i < 5; i++) {
+            const char *p = strstr(prev, h[i]);
+            CHECK(p != NULL);
+            if (p) prev = p;
+        }
+        CHECK_STR_CONTAINS(rep, "loglik.png");
+        CHECK_STR_CONTAINS(rep, "clusters.png");
+        CHECK_STR_CONTAINS(rep, "init_study.png");
+        CHECK_STR_CONTAINS(rep, "binary");
+        CHECK(!has_word(rep, "nan") && !has_word(rep, "inf") && !has_word(rep, "infinity"));
+    }
+    free(rep);
+    free(lab);
+    free(pred);
+    free(x);
+    gmm_model_free(fit);
+    gmm_model_free(gen);
+}
+
+/* The same seed gives the same model parameters, labels and trace (timings aside). */
+static void test_fit_outputs_and_determinism(void)
+{
+    char args[8192], dir1[512], dir2[512];
+    snprintf(dir1, sizeof dir1, "%s/fit1", TMP);
+    snprintf(dir2, sizeof dir2, "%s/fit2", TMP);
+    snprintf(args, sizeof args, "fit '%s/data/TrainingData_GMM.csv' -k 4 --init-study 3 --seed 0 --quiet --out '%s'",
+             GMM_SOURCE_DIR, dir1);
+    CHECK_INT_EQ(run_gmm(args), 0);
+    char *out = slurp(tmp_file("out.txt"), NULL);
+    CHECK_STR_CONTAINS(out, "converged: yes");
+    CHECK_STR_CONTAINS(out, "alpha = [");
+    free(out);
+    check_assignment_fit(dir1);
+    snprintf(args, sizeof args, "fit '%s/data/TrainingData_GMM.csv' -k 4 --init-study 3 --seed 0 --quiet --threads 1 --out '%s'",
+             GMM_SOURCE_DIR, dir2);
+    CHECK_INT_EQ(run_gmm(args), 0);
+    char p1[1024], p2[1024];
+    snprintf(p1, sizeof p1, "%s/labels.csv", dir1);
+    snprintf(p2, sizeof p2, "%s/labels.csv", dir2);
+    char *a = slurp(p1, NULL), *b = slurp(p2, NULL);
+    CHECK(a && b && strcmp(a, b) == 0);
+    free(a);
+    free(b);
+    gmm_model *m1 = NULL, *m2 = NULL;
+    snprintf(p1, sizeof p1, "%s/model.json", dir1);
+    snprintf(p2, sizeof p2, "%s/model.json", dir2);
+    CHECK(gmm_model_load(p1, &m1) == GMM_OK);
+    CHECK(gmm_model_load(p2, &m2) == GMM_OK);
+    if (m1 && m2) {
+        CHECK(memcmp(m1->weights, m2->weights, 4 * sizeof(double)) == 0);
+        CHECK(memcmp(m1->means, m2->means, 8 * sizeof(double)) == 0);
+        CHECK(memcmp(m1->covariances, m2->covariances, 16 * sizeof(double)) == 0);
+        CHECK_INT_EQ(m1->n_iter, m2->n_iter);
+        CHECK(m1->n_iter == m2->n_iter && memcmp(m1->loglik_trace, m2->loglik_trace, (size_t)m1->n_iter * sizeof(double)) == 0);
+    }
+    gmm_model_free(m1);
+    gmm_model_free(m2);
+}
+
+static void test_predict_score_sample(void)
+{
+    char args[8192];
+    snprintf(args, sizeof args, "score '%s/data/assignment_model.json' '%s/data/TrainingData_GMM.csv'", GMM_SOURCE_DIR,
+             GMM_SOURCE_DIR);
+    CHECK_INT_EQ(run_gmm(args), 0);
+    char *out = slurp(tmp_file("out.txt"), NULL);
+    CHECK_STR_CONTAINS(out, "points: 5000");
+    CHECK_STR_CONTAINS(out, "total log-likelihood: ");
+    free(out);
+    snprintf(args, sizeof args, "predict '%s/data/assignment_model.json' '%s/data/TrainingData_GMM.csv' -o '%s'",
+             GMM_SOURCE_DIR, GMM_SOURCE_DIR, tmp_file("pred.txt"));
+    CHECK_INT_EQ(run_gmm(args), 0);
+    char *pred = slurp(tmp_file("pred.txt"), NULL);
+    size_t lines = 0;
+    for (char *p = pred; p && *p; p++) lines += *p == '\n';
+    CHECK_INT_EQ(lines, 5000);
+    free(pred);
+    snprintf(args, sizeof args, "predict --proba '%s/data/assignment_model.json' '%s/data/TrainingData_GMM.csv'",
+             GMM_SOURCE_DIR, GMM_SOURCE_DIR);
+    CHECK_INT_EQ(run_gmm(args), 0);
+    /* each row's responsibilities sum to 1 */
+    FILE *f = fopen(tmp_file("out.txt"), "r");
+    double r[4], worst = 0;
+    size_t rows = 0;
+    while (f && fscanf(f, "%lf,%lf,%lf,%lf", &r[0], &r[1], &r[2], &r[3]) == 4) {
+        worst = fmax(worst, fabs(r[0] + r[1] + r[2] + r[3] - 1.0));
+        rows++;
+    }
+    if (f) fclose(f);
+    CHECK_INT_EQ(rows, 5000);
+    CHECK_NEAR(worst, 0.0, 1e-12, 0);
+    snprintf(args, sizeof args, "sample '%s/data/assignment_model.json' -n 7 --seed 5", GMM_SOURCE_DIR);
+    CHECK_INT_EQ(run_gmm(args), 0);
+    out = slurp(tmp_file("out.txt"), NULL);
+    lines = 0;
+    for (char *p = out; p && *p; p++) lines += *p == '\n';
+    CHECK_INT_EQ(lines, 7);
+    free(out);
+}
+
+/* Exit status and message for a command; `expect` must appear on stderr. */
+static void expect_failure(const char *args, int status, const char *expect)
+{
+    int st = run_gmm(args);
+    if (st != status) fprintf(stderr, "  `gmm %s` exited %d, expected %d\n", args, st, status);
+    CHECK_INT_EQ(st, status);
+    char *err = slurp(tmp_file("err.txt"), NULL);
+    CHECK_STR_CONTAINS(err, expect);
+    free(err);
+}
+
+static void write_file(const char *name, const char *text)
+{
+    FILE *f = fopen(tmp_file(name), "wb");
+    fputs(text, f);
+    fclose(f);
+}
+
+static void test_errors(void)
+{
+    char args[8192];
+    expect_failure("", 2, "usage: gmm <command>");
+    expect_failure("frobnicate", 2, "unknown command 'frobnicate'");
+    expect_failure("fit", 2, "missing DATA file");
+    snprintf(args, sizeof args, "fit '%s/data/TrainingData_GMM.csv'", GMM_SOURCE_DIR);
+    expect_failure(args, 2, "missing -k K");
+    snprintf(args, sizeof args, "fit '%s/data/TrainingData_GMM.csv' -k 0", GMM_SOURCE_DIR);
+    expect_failure(args, 2, "-k expects a whole number >= 1, got '0'");
+    snprintf(args, sizeof args, "fit '%s/data/TrainingData_GMM.csv' -k 4 --tol abc", GMM_SOURCE_DIR);
+    expect_failure(args, 2, "--tol expects a number >= 0, got 'abc'");
+    snprintf(args, sizeof args, "fit '%s/data/TrainingData_GMM.csv' -k 4 --init foo", GMM_SOURCE_DIR);
+    expect_failure(args, 2, "--init expects kmeans, k-means++, random, random_from_data or binary, got 'foo'");
+    snprintf(args, sizeof args, "fit '%s/data/TrainingData_GMM.csv' -k 4 --bogus", GMM_SOURCE_DIR);
+    expect_failure(args, 2, "unknown option '--bogus'");
+    expect_failure("sample", 2, "expected one MODEL file");
+
+    /* bad data: exit 1, file:line:column and what was expected; no output folder content is written */
+    write_file("ragged.csv", "1,2\n3,4\n5\n");
+    snprintf(args, sizeof args, "fit '%s' -k 1 --out '%s'", tmp_file("ragged.csv"), tmp_file("ragged-out"));
+    expect_failure(args, 1, "ragged.csv:3:2: row has 1 field, expected 2 (as in line 1)");
+    CHECK(!file_exists(tmp_file("ragged-out/model.json")));
+    write_file("nan.csv", "1,2\n3,nan\n");
+    snprintf(args, sizeof args, "fit '%s' -k 1 --out '%s'", tmp_file("nan.csv"), tmp_file("nan-out"));
+    expect_failure(args, 1, "nan.csv:2:3:");
+    write_file("few.csv", "1,2\n3,4\n");
+    snprintf(args, sizeof args, "fit '%s' -k 3 --out '%s'", tmp_file("few.csv"), tmp_file("few-out"));
+    expect_failure(args, 1, "2 points are fewer than the 3 components");
+    CHECK(!file_exists(tmp_file("few-out/model.json")));
+    snprintf(args, sizeof args, "fit '%s' -k 1", tmp_file("does-not-exist.csv"));
+    expect_failure(args, 1, "cannot open");
+    /* a 3-feature file against a 2-feature model */
+    write_file("three.csv", "1,2,3\n4,5,6\n");
+    snprintf(args, sizeof args, "predict '%s/data/assignment_model.json' '%s'", GMM_SOURCE_DIR, tmp_file("three.csv"));
+    expect_failure(args, 1, "has 3 features per row but the model");
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) {
+        fprintf(stderr, "usage: test_cli PATH-TO-gmm\n");
+        return 1;
+    }
+    GMM = argv[1];
+    snprintf(TMP, sizeof TMP, "%s/cli", GMM_TEST_TMP);
+    char cmd[1024];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s' && mkdir -p '%s'", TMP, TMP);
+    if (system(cmd) != 0) return 1;
+    test_bundled_data_regenerates();
+    test_fit_outputs_and_determinism();
+    test_predict_score_sample();
+    test_errors();
+    return check_exit();
+}
