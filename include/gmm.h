@@ -85,6 +85,7 @@ typedef struct gmm_options {
     uint64_t seed;             /* every random choice derives from it; default 0 */
     int n_threads;             /* CPU threads; 0 = OpenMP's default. Results do not depend on it. */
     gmm_backend_kind backend;  /* default GMM_BACKEND_CPU */
+    int verbose;               /* 1: one line per EM iteration on stderr when on_iter is NULL; default 0 */
     gmm_iter_callback on_iter; /* optional progress callback, NULL by default */
     void *on_iter_user;        /* passed to on_iter */
 } gmm_options;

@@ -6,6 +6,7 @@
 #include "gmm_internal.h"
 
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -23,8 +24,16 @@ void gmm_options_init(gmm_options *o)
     o->seed = 0;
     o->n_threads = 0;
     o->backend = GMM_BACKEND_CPU;
+    o->verbose = 0;
     o->on_iter = NULL;
     o->on_iter_user = NULL;
+}
+
+/* The progress line of options.verbose: run, iteration, total log-likelihood, change, time. */
+static void print_iter(int run, int iter, double loglik, double change, double seconds)
+{
+    fprintf(stderr, "gmm: run %d iter %d loglik %.6f change %.3e time %.3f ms\n", run + 1, iter, loglik, change,
+            1e3 * seconds);
 }
 
 /* Checks options against the data shape; the message says which option and what is allowed. */
@@ -101,7 +110,10 @@ static gmm_status fit_run(gmm_backend *b, const gmm_options *o, int run, gmm_sta
         m->iter_seconds[it] = gmm_now() - t0;
         it++;
         double change = lower_bound - prev;
-        if (o->on_iter) o->on_iter(o->on_iter_user, run, it, s->loglik, it == 1 ? NAN : change, m->iter_seconds[it - 1]);
+        if (o->on_iter)
+            o->on_iter(o->on_iter_user, run, it, s->loglik, it == 1 ? NAN : change, m->iter_seconds[it - 1]);
+        else if (o->verbose > 0)
+            print_iter(run, it, s->loglik, it == 1 ? NAN : change, m->iter_seconds[it - 1]);
         if (fabs(change) < o->tol) {
             m->converged = 1;
             break;

@@ -197,6 +197,18 @@ static void check_assignment_fit(const char *out_dir)
         CHECK_STR_CONTAINS(rep, "clusters.png");
         CHECK_STR_CONTAINS(rep, "init_study.png");
         CHECK_STR_CONTAINS(rep, "binary");
+        /* the report's final log-likelihood is at least the generating model's */
+        const char *row = strstr(rep, "| final total log-likelihood | ");
+        CHECK(row != NULL);
+        if (row) {
+            double reported = strtod(row + strlen("| final total log-likelihood | "), NULL);
+            fprintf(stderr, "report.md final log-likelihood %.6f\n", reported);
+            CHECK(reported >= ll_gen);
+            /* the trace's last value belongs to the parameters before the last M-step: it trails the final
+             * model by about one step, under tol * n = 5 here */
+            CHECK(reported <= ll_fit);
+            CHECK_NEAR(reported, ll_fit, 5.0, 0);
+        }
         CHECK(!has_word(rep, "nan") && !has_word(rep, "inf") && !has_word(rep, "infinity"));
     }
     free(rep);
@@ -324,14 +336,36 @@ static void test_errors(void)
     expect_failure(args, 2, "unknown option '--bogus'");
     expect_failure("sample", 2, "expected one MODEL file");
 
-    /* bad data: exit 1, file:line:column and what was expected; no output folder content is written */
-    write_file("ragged.csv", "1,2\n3,4\n5\n");
-    snprintf(args, sizeof args, "fit '%s' -k 1 --out '%s'", tmp_file("ragged.csv"), tmp_file("ragged-out"));
-    expect_failure(args, 1, "ragged.csv:3:2: row has 1 field, expected 2 (as in line 1)");
-    CHECK(!file_exists(tmp_file("ragged-out/model.json")));
-    write_file("nan.csv", "1,2\n3,nan\n");
-    snprintf(args, sizeof args, "fit '%s' -k 1 --out '%s'", tmp_file("nan.csv"), tmp_file("nan-out"));
-    expect_failure(args, 1, "nan.csv:2:3:");
+    /* every kind of bad data: exit 1 with file:line:column and what was expected; nothing is written */
+    static const struct {
+        const char *name, *text, *expect;
+    } bad[] = {
+        {"empty.csv", "", "empty.csv: no data: the file is empty"},
+        {"blank.csv", "\n  \n\n", "blank.csv: no data: the file has only blank lines"},
+        {"header.csv", "x,y\n", "header.csv:1:1: no data rows after the header"},
+        {"ragged.csv", "1,2\n3,4\n5\n", "ragged.csv:3:2: row has 1 field, expected 2 (as in line 1)"},
+        {"emptyfield.csv", "1,2\n3,,4\n", "emptyfield.csv:2:3: empty field, expected a number"},
+        {"trailing.csv", "1,2\n3,4,\n", "trailing.csv:2:5: trailing comma, expected a number after it"},
+        {"word.csv", "1,2\n3,abc\n", "word.csv:2:3: 'abc' is not a number"},
+        {"nan.csv", "1,2\n3,nan\n", "nan.csv:2:3: 'nan' is not a finite number"},
+        {"inf.csv", "1,2\n-inf,4\n", "inf.csv:2:1: '-inf' is not a finite number"},
+        {"range.csv", "1,2\n1e999,4\n", "range.csv:2:1: '1e999' is out of range for a double"},
+        {"blanklines.csv", "1,2\n\n\n3,x\n", "blanklines.csv:4:3: 'x' is not a number"},
+        {"crlf.csv", "1,2\r\n3,4\r\n5,6,7\r\n", "crlf.csv:3:5: row has 3 fields, expected 2 (as in line 1)"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        write_file(bad[i].name, bad[i].text);
+        snprintf(args, sizeof args, "fit '%s' -k 1 --quiet --out '%s'", tmp_file(bad[i].name), tmp_file("bad-out"));
+        expect_failure(args, 1, bad[i].expect);
+        CHECK(!file_exists(tmp_file("bad-out/model.json")));
+        CHECK(!file_exists(tmp_file("bad-out/labels.csv")));
+    }
+    /* an embedded NUL byte (written by hand: the table's strings stop at NUL) */
+    FILE *nul = fopen(tmp_file("nul.csv"), "wb");
+    fwrite("1,2\n3,\0004\n", 1, 10, nul);
+    fclose(nul);
+    snprintf(args, sizeof args, "fit '%s' -k 1 --quiet --out '%s'", tmp_file("nul.csv"), tmp_file("bad-out"));
+    expect_failure(args, 1, "nul.csv:2:3: embedded NUL byte");
     write_file("few.csv", "1,2\n3,4\n");
     snprintf(args, sizeof args, "fit '%s' -k 3 --out '%s'", tmp_file("few.csv"), tmp_file("few-out"));
     expect_failure(args, 1, "2 points are fewer than the 3 components");
