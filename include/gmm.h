@@ -45,9 +45,21 @@ const char *gmm_last_error(void);
 
 /* ----------------------------------------------------------------------------------------------- options */
 
+/* scikit-learn's covariance types. Whatever the type, a model hands out its covariances as (k, d, d) full
+ * matrices (gmm_model_covariances); files and gmm_model_from_params use the type's own shape. */
 typedef enum gmm_covariance_type {
-    GMM_COV_FULL = 0 /* one full d x d covariance per component (scikit-learn "full") */
+    GMM_COV_FULL = 0,     /* each component its own full covariance; shape (k, d, d) ("full") */
+    GMM_COV_TIED = 1,     /* one full covariance shared by all components; shape (d, d) ("tied") */
+    GMM_COV_DIAG = 2,     /* each component a diagonal covariance; shape (k, d) ("diag") */
+    GMM_COV_SPHERICAL = 3 /* each component one variance for every feature; shape (k) ("spherical") */
 } gmm_covariance_type;
+
+/* "full", "tied", "diag", "spherical". */
+const char *gmm_covariance_name(gmm_covariance_type type);
+/* Parses one of the names above into *type; 0 on success, -1 if s is not one of them. */
+int gmm_covariance_parse(const char *s, gmm_covariance_type *type);
+/* Number of doubles in the type's own shape of k covariances in d dimensions: k*d*d, d*d, k*d or k. */
+size_t gmm_covariance_size(gmm_covariance_type type, size_t k, size_t d);
 
 typedef enum gmm_init_method {
     GMM_INIT_KMEANS = 0,           /* k-means++ seeding then Lloyd iterations; hard labels (sklearn "kmeans") */
@@ -55,9 +67,8 @@ typedef enum gmm_init_method {
     GMM_INIT_RANDOM = 2,           /* uniform random responsibilities, rows normalized (sklearn "random") */
     GMM_INIT_RANDOM_FROM_DATA = 3, /* k distinct random points as one-point responsibilities
                                       (sklearn "random_from_data") */
-    GMM_INIT_BINARY = 4,           /* the assignment's scheme: means drawn uniformly from {0,1}^d,
+    GMM_INIT_BINARY = 4            /* the assignment's scheme: means drawn uniformly from {0,1}^d,
                                       identity covariances, equal weights */
-    GMM_INIT_USER = 5              /* start from options.init_model (weights, means, covariances) */
 } gmm_init_method;
 
 typedef enum gmm_backend_kind {
@@ -81,7 +92,13 @@ typedef struct gmm_options {
     int max_iter;              /* EM iterations per run; default 100 */
     int n_init;                /* runs from different seeds; the best lower bound wins; default 1 */
     gmm_init_method init;      /* default GMM_INIT_KMEANS */
-    const gmm_model *init_model; /* borrowed; required for GMM_INIT_USER, ignored otherwise */
+    /* Optional initial parameters, as scikit-learn's weights_init / means_init / precisions_init: each one
+     * given replaces what the init method would produce (borrowed; NULL by default). When all three are
+     * given the init method is not run. precisions are inverse covariances in the covariance type's own
+     * shape: full (k, d, d), tied (d, d), diag (k, d), spherical (k). */
+    const double *weights_init;    /* (k), positive, normalized to sum 1 */
+    const double *means_init;      /* (k, d) */
+    const double *precisions_init; /* shape of covariance_type, symmetric positive definite */
     uint64_t seed;             /* every random choice derives from it; default 0 */
     int n_threads;             /* CPU threads; 0 = OpenMP's default. Results do not depend on it. */
     gmm_backend_kind backend;  /* default GMM_BACKEND_CPU */
@@ -105,10 +122,11 @@ gmm_status gmm_fit(const double *x, size_t n, size_t d, const gmm_options *optio
  * GMM_ERR_COLLAPSED (the component explains no data; dividing by N_k would be dividing by ~0). */
 #define GMM_COLLAPSE_FLOOR 1e-6
 
-/* Builds a model from explicit parameters: weights (k) (normalized to sum 1), means (k, d), covariances
- * (k, d, d) symmetric positive definite. Arrays are copied. */
-gmm_status gmm_model_from_params(size_t k, size_t d, const double *weights, const double *means,
-                                 const double *covariances, gmm_model **out);
+/* Builds a model from explicit parameters: weights (k) (normalized to sum 1), means (k, d), covariances in
+ * the type's own shape (full (k, d, d), tied (d, d), diag (k, d), spherical (k)), symmetric positive
+ * definite. Arrays are copied. */
+gmm_status gmm_model_from_params(size_t k, size_t d, gmm_covariance_type type, const double *weights,
+                                 const double *means, const double *covariances, gmm_model **out);
 
 /* Releases a model; NULL is allowed. */
 void gmm_model_free(gmm_model *model);
@@ -138,7 +156,8 @@ gmm_status gmm_sample(const gmm_model *model, size_t n, uint64_t seed, double **
 gmm_status gmm_bic(const gmm_model *model, const double *x, size_t n, double *bic);
 gmm_status gmm_aic(const gmm_model *model, const double *x, size_t n, double *aic);
 
-/* Number of free parameters: (k-1) + k*d + k*d*(d+1)/2 for full covariances. */
+/* Number of free parameters, scikit-learn's count: (k-1) + k*d + the covariance type's parameters
+ * (full k*d*(d+1)/2, tied d*(d+1)/2, diag k*d, spherical k). */
 size_t gmm_n_parameters(const gmm_model *model);
 
 /* ---------------------------------------------------------------------------------------------- getters */
@@ -147,7 +166,7 @@ size_t gmm_model_n_components(const gmm_model *model);
 size_t gmm_model_n_features(const gmm_model *model);
 const double *gmm_model_weights(const gmm_model *model);     /* (k), borrowed */
 const double *gmm_model_means(const gmm_model *model);       /* (k, d), borrowed */
-const double *gmm_model_covariances(const gmm_model *model); /* (k, d, d), borrowed */
+const double *gmm_model_covariances(const gmm_model *model); /* (k, d, d) full, whatever the type; borrowed */
 gmm_covariance_type gmm_model_covariance_type(const gmm_model *model);
 
 /* Fit record (zero / empty for a model that was not produced by gmm_fit). */

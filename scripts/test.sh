@@ -6,11 +6,23 @@ set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 jobs=$(nproc 2>/dev/null || echo 2)
 "$root/scripts/deps.sh"
-cmake -S "$root" -B "$root/build-test" -DCMAKE_BUILD_TYPE=Release -DGMM_WERROR=ON >/dev/null
+# The scikit-learn oracle test needs numpy and scikit-learn in the python3 on PATH: install them with pip
+# when Python is there and they are not (the test is skipped, with the reason, only where Python is absent).
+py_args=()
+if command -v python3 >/dev/null 2>&1; then
+  py_args=(-DPython3_EXECUTABLE="$(command -v python3)")
+  if ! python3 -c "import numpy, sklearn" >/dev/null 2>&1; then
+    echo "test.sh: installing numpy and scikit-learn for the oracle test" >&2
+    python3 -m pip install --quiet numpy scikit-learn ||
+      echo "test.sh: pip could not install scikit-learn; the oracle test will report itself skipped" >&2
+  fi
+fi
+cmake -S "$root" -B "$root/build-test" -DCMAKE_BUILD_TYPE=Release -DGMM_WERROR=ON "${py_args[@]}" >/dev/null
 cmake --build "$root/build-test" --parallel "$jobs"
 ctest --test-dir "$root/build-test" --output-on-failure --parallel "$jobs"
 echo "== sanitizer build (address, undefined) of the CPU tests =="
-cmake -S "$root" -B "$root/build-asan" -DCMAKE_BUILD_TYPE=Debug -DGMM_WERROR=ON -DGMM_SANITIZE=ON -DGMM_CUDA=OFF >/dev/null
+cmake -S "$root" -B "$root/build-asan" -DCMAKE_BUILD_TYPE=Debug -DGMM_WERROR=ON -DGMM_SANITIZE=ON -DGMM_CUDA=OFF \
+  "${py_args[@]}" >/dev/null
 cmake --build "$root/build-asan" --parallel "$jobs"
 ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
   ctest --test-dir "$root/build-asan" --output-on-failure --parallel "$jobs"

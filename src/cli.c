@@ -28,6 +28,7 @@ static const char *MAIN_USAGE =
     "  predict MODEL DATA [--proba]  print the component of each point (or its responsibilities)\n"
     "  score MODEL DATA              print the mean and total log-likelihood of the data\n"
     "  sample MODEL -n N [--seed S]  draw N points from a model, as CSV\n"
+    "  select DATA --k A..B          fit every k in A..B for each covariance type; BIC/AIC table and plot\n"
     "\n"
     "DATA is a CSV file (comma separated, optional header row) or a NumPy .npy file (float32/float64,\n"
     "2-D, C order). MODEL is a model.json written by `gmm fit`.\n"
@@ -51,7 +52,12 @@ static const char *FIT_USAGE =
     "  --init METHOD        kmeans (default), k-means++, random, random_from_data, or binary (the\n"
     "                       assignment's scheme: means drawn from {0,1}^d, identity covariances,\n"
     "                       equal weights)\n"
-    "  --init-model FILE    start from the weights, means and covariances in a model JSON file\n"
+    "  --covariance TYPE    full (default), tied, diag or spherical (scikit-learn's covariance_type)\n"
+    "  --init-model FILE    initial parameters from a JSON file holding any of \"weights\", \"means\",\n"
+    "                       \"covariances\" or \"precisions\" (a model.json works): what it holds replaces\n"
+    "                       what --init would produce (scikit-learn's weights_init, means_init,\n"
+    "                       precisions_init)\n"
+    "  --warm-start MODEL   continue from a saved model (all its parameters; --n-init is then 1)\n"
     "  --n-init N           runs from different seeds; the best lower bound wins (default 1)\n"
     "  --max-iter N         EM iterations per run (default 100)\n"
     "  --tol T              stop when the mean per-point log-likelihood changes by less than T\n"
@@ -64,6 +70,24 @@ static const char *FIT_USAGE =
     "                       how the initialization changes the converged log-likelihood\n"
     "  --quiet              no progress on stderr\n"
     "  --verbose            progress of every iteration of every run, init study included\n"
+    "  -h, --help           this help\n";
+
+static const char *SELECT_USAGE =
+    "usage: gmm select DATA --k A..B [options]\n"
+    "\n"
+    "Model selection: fits every number of components k in A..B with each covariance type and writes into\n"
+    "--out DIR selection.csv (k, covariance, status, loglik, bic, aic, n_iter, converged), selection.png\n"
+    "(BIC and AIC against k, one line per type) and model.json (the candidate with the lowest BIC, which\n"
+    "is also named on standard output). A candidate that fails (e.g. a collapsed component) is reported\n"
+    "and skipped.\n"
+    "\n"
+    "options:\n"
+    "  --k A..B | --k K     the numbers of components to try (required)\n"
+    "  --covariance LIST    all (default), or a comma-separated list of full, tied, diag, spherical\n"
+    "  --init METHOD, --n-init N, --max-iter N, --tol T, --reg-covar R, --seed S, --threads N\n"
+    "                       as for gmm fit\n"
+    "  --out DIR            output folder, created if missing (default gmm-select)\n"
+    "  --quiet              no progress on stderr\n"
     "  -h, --help           this help\n";
 
 static const char *PREDICT_USAGE =
@@ -243,7 +267,7 @@ static gmm_status init_study(const double *x, size_t n, size_t d, const gmm_opti
         for (int r = 0; r < runs; r++) {
             gmm_options o = *base;
             o.init = STUDY_METHODS[mi];
-            o.init_model = NULL;
+            o.weights_init = o.means_init = o.precisions_init = NULL;
             o.n_init = 1;
             o.seed = base->seed + (uint64_t)r;
             char prefix[96];
@@ -281,6 +305,7 @@ static int cmd_fit(int argc, char **argv)
     static const struct option opts[] = {
         {"components", required_argument, 0, 'k'}, {"init", required_argument, 0, 'i'},
         {"init-model", required_argument, 0, 'I'}, {"n-init", required_argument, 0, 'N'},
+        {"covariance", required_argument, 0, 'C'}, {"warm-start", required_argument, 0, 'W'},
         {"max-iter", required_argument, 0, 'm'},   {"tol", required_argument, 0, 't'},
         {"reg-covar", required_argument, 0, 'r'},  {"seed", required_argument, 0, 's'},
         {"threads", required_argument, 0, 'T'},    {"out", required_argument, 0, 'o'},
@@ -290,9 +315,9 @@ static int cmd_fit(int argc, char **argv)
     gmm_options o;
     gmm_options_init(&o);
     o.n_components = 0;
-    const char *out_dir = "gmm-out", *init_model_path = NULL;
+    const char *out_dir = "gmm-out", *init_model_path = NULL, *warm_path = NULL;
     long study_runs = 0, v = 0;
-    int init_given = 0;
+    int init_given = 0, cov_given = 0, n_init_given = 0;
     progress prog = {0, 0, "", 1};
     int c;
     optind = 1;
@@ -309,9 +334,16 @@ static int cmd_fit(int argc, char **argv)
             init_given = 1;
             break;
         case 'I': init_model_path = optarg; break;
+        case 'W': warm_path = optarg; break;
+        case 'C':
+            if (gmm_covariance_parse(optarg, &o.covariance_type))
+                return usage_error("fit", "--covariance expects full, tied, diag or spherical, got '%s'", optarg);
+            cov_given = 1;
+            break;
         case 'N':
             if (parse_long(optarg, 1, 1000000, &v)) return usage_error("fit", "--n-init expects a whole number >= 1, got '%s'", optarg);
             o.n_init = (int)v;
+            n_init_given = 1;
             break;
         case 'm':
             if (parse_long(optarg, 1, 100000000, &v)) return usage_error("fit", "--max-iter expects a whole number >= 1, got '%s'", optarg);
@@ -345,27 +377,55 @@ static int cmd_fit(int argc, char **argv)
     if (optind >= argc) return usage_error("fit", "%s", "missing DATA file");
     if (optind + 1 < argc) return usage_error("fit", "unexpected argument '%s'", argv[optind + 1]);
     if (o.n_components == 0) return usage_error("fit", "%s", "missing -k K (number of components)");
-    if (init_model_path && init_given) return usage_error("fit", "%s", "--init and --init-model exclude each other");
+    if (init_model_path && warm_path) return usage_error("fit", "%s", "--init-model and --warm-start exclude each other");
+    if (warm_path && (init_given || n_init_given))
+        return usage_error("fit", "%s", "--warm-start starts from the model: it excludes --init and --n-init");
     const char *data_path = argv[optind];
 
     double *x = NULL;
     size_t n = 0, d = 0;
     gmm_status st = gmm_read_data(data_path, &x, &n, &d);
     if (st != GMM_OK) return fail("fit", st);
-    gmm_model *init = NULL;
-    if (init_model_path) {
-        st = gmm_model_load(init_model_path, &init);
-        if (st != GMM_OK) {
-            free(x);
-            return fail("fit", st);
+    gmm_init_file init;
+    memset(&init, 0, sizeof init);
+    const char *init_path = init_model_path ? init_model_path : warm_path;
+    if (init_path) {
+        st = gmm_init_file_load(init_path, &init);
+        const char *problem = NULL;
+        char msg[512];
+        if (st == GMM_OK) {
+            if (!cov_given) o.covariance_type = init.type;
+            if (warm_path && !(init.weights && init.means && init.precisions))
+                problem = "--warm-start needs a model with weights, means and covariances (or precisions)";
+            else if (init.precisions && init.type != o.covariance_type) {
+                snprintf(msg, sizeof msg, "%s holds %s covariances but the fit asks for --covariance %s", init_path,
+                         gmm_covariance_name(init.type), gmm_covariance_name(o.covariance_type));
+                problem = msg;
+            } else if (init.k && init.k != (size_t)o.n_components) {
+                snprintf(msg, sizeof msg, "%s has %zu components but the fit asks for -k %d", init_path, init.k,
+                         o.n_components);
+                problem = msg;
+            } else if (init.d && init.d != d) {
+                snprintf(msg, sizeof msg, "%s has %zu features but %s has %zu", init_path, init.d, data_path, d);
+                problem = msg;
+            }
         }
-        o.init = GMM_INIT_USER;
-        o.init_model = init;
+        if (st != GMM_OK || problem) {
+            if (problem) fprintf(stderr, "gmm fit: %s\n", problem);
+            int rc = problem ? 1 : fail("fit", st);
+            gmm_init_file_free(&init);
+            free(x);
+            return rc;
+        }
+        o.weights_init = init.weights;
+        o.means_init = init.means;
+        o.precisions_init = init.precisions;
+        if (warm_path) o.n_init = 1;
     }
     if (make_dirs(out_dir) != 0) {
         fprintf(stderr, "gmm fit: cannot create output folder %s: %s\n", out_dir, strerror(errno));
         free(x);
-        gmm_model_free(init);
+        gmm_init_file_free(&init);
         return 1;
     }
     int threads = o.n_threads > 0 ? o.n_threads : omp_get_max_threads();
@@ -451,7 +511,7 @@ done:
     study_free(study, N_STUDY_METHODS);
     free(labels);
     gmm_model_free(m);
-    gmm_model_free(init);
+    gmm_init_file_free(&init);
     free(x);
     return rc;
 }
@@ -638,6 +698,195 @@ static int cmd_sample(int argc, char **argv)
     return rc;
 }
 
+/* Parses "A..B" or "K" into 1 <= lo <= hi. */
+static int parse_k_range(const char *s, long *lo, long *hi)
+{
+    const char *dots = strstr(s, "..");
+    char buf[64];
+    if (!dots) {
+        if (parse_long(s, 1, 100000, lo)) return -1;
+        *hi = *lo;
+        return 0;
+    }
+    size_t len = (size_t)(dots - s);
+    if (len == 0 || len >= sizeof buf) return -1;
+    memcpy(buf, s, len);
+    buf[len] = '\0';
+    if (parse_long(buf, 1, 100000, lo) || parse_long(dots + 2, 1, 100000, hi) || *hi < *lo) return -1;
+    return 0;
+}
+
+static int cmd_select(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"k", required_argument, 0, 'k'},          {"covariance", required_argument, 0, 'C'},
+        {"init", required_argument, 0, 'i'},       {"n-init", required_argument, 0, 'N'},
+        {"max-iter", required_argument, 0, 'm'},   {"tol", required_argument, 0, 't'},
+        {"reg-covar", required_argument, 0, 'r'},  {"seed", required_argument, 0, 's'},
+        {"threads", required_argument, 0, 'T'},    {"out", required_argument, 0, 'o'},
+        {"quiet", no_argument, 0, 'q'},            {"help", no_argument, 0, 'h'},
+        {0, 0, 0, 0}};
+    gmm_options o;
+    gmm_options_init(&o);
+    const char *out_dir = "gmm-select";
+    long klo = 0, khi = 0, v = 0;
+    int types[4] = {1, 1, 1, 1}, quiet = 0, c;
+    optind = 1;
+    opterr = 0;
+    while ((c = getopt_long(argc, argv, ":k:ho:", opts, NULL)) != -1) {
+        switch (c) {
+        case 'k':
+            if (parse_k_range(optarg, &klo, &khi))
+                return usage_error("select", "--k expects A..B or K with 1 <= A <= B, got '%s'", optarg);
+            break;
+        case 'C': {
+            if (!strcmp(optarg, "all")) break;
+            memset(types, 0, sizeof types);
+            char buf[128];
+            snprintf(buf, sizeof buf, "%s", optarg);
+            for (char *save = NULL, *tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+                gmm_covariance_type t;
+                if (gmm_covariance_parse(tok, &t))
+                    return usage_error("select", "--covariance expects all or a list of full, tied, diag, spherical, got '%s'", optarg);
+                types[t] = 1;
+            }
+            break;
+        }
+        case 'i':
+            if (parse_init(optarg, &o.init))
+                return usage_error("select", "--init expects kmeans, k-means++, random, random_from_data or binary, got '%s'", optarg);
+            break;
+        case 'N':
+            if (parse_long(optarg, 1, 1000000, &v)) return usage_error("select", "--n-init expects a whole number >= 1, got '%s'", optarg);
+            o.n_init = (int)v;
+            break;
+        case 'm':
+            if (parse_long(optarg, 1, 100000000, &v)) return usage_error("select", "--max-iter expects a whole number >= 1, got '%s'", optarg);
+            o.max_iter = (int)v;
+            break;
+        case 't':
+            if (parse_nonneg(optarg, &o.tol)) return usage_error("select", "--tol expects a number >= 0, got '%s'", optarg);
+            break;
+        case 'r':
+            if (parse_nonneg(optarg, &o.reg_covar)) return usage_error("select", "--reg-covar expects a number >= 0, got '%s'", optarg);
+            break;
+        case 's':
+            if (parse_u64(optarg, &o.seed)) return usage_error("select", "--seed expects a whole number >= 0, got '%s'", optarg);
+            break;
+        case 'T':
+            if (parse_long(optarg, 1, 4096, &v)) return usage_error("select", "--threads expects a whole number >= 1, got '%s'", optarg);
+            o.n_threads = (int)v;
+            break;
+        case 'o': out_dir = optarg; break;
+        case 'q': quiet = 1; break;
+        case 'h': fputs(SELECT_USAGE, stdout); return 0;
+        case ':': return usage_error("select", "option '%s' needs a value", argv[optind - 1]);
+        default: return usage_error("select", "unknown option '%s'", argv[optind - 1]);
+        }
+    }
+    if (optind >= argc) return usage_error("select", "%s", "missing DATA file");
+    if (optind + 1 < argc) return usage_error("select", "unexpected argument '%s'", argv[optind + 1]);
+    if (klo == 0) return usage_error("select", "%s", "missing --k A..B (numbers of components to try)");
+    const char *data_path = argv[optind];
+    double *x = NULL;
+    size_t n = 0, d = 0;
+    gmm_status st = gmm_read_data(data_path, &x, &n, &d);
+    if (st != GMM_OK) return fail("select", st);
+    if (make_dirs(out_dir) != 0) {
+        fprintf(stderr, "gmm select: cannot create output folder %s: %s\n", out_dir, strerror(errno));
+        free(x);
+        return 1;
+    }
+    size_t n_types = (size_t)(types[0] + types[1] + types[2] + types[3]);
+    size_t n_rows = n_types * (size_t)(khi - klo + 1), row = 0;
+    gmm_selection_row *rows = calloc(n_rows, sizeof *rows);
+    gmm_model *best = NULL;
+    size_t best_row = n_rows;
+    int rc = 0;
+    if (!rows) {
+        free(x);
+        return fail("select", gmm_fail(GMM_ERR_NOMEM, "out of memory for %zu candidates", n_rows));
+    }
+    for (int t = 0; t < 4; t++) {
+        if (!types[t]) continue;
+        for (long k = klo; k <= khi; k++, row++) {
+            gmm_selection_row *r = &rows[row];
+            r->k = (int)k;
+            r->type = (gmm_covariance_type)t;
+            gmm_options oc = o;
+            oc.n_components = (int)k;
+            oc.covariance_type = r->type;
+            gmm_model *m = NULL;
+            double t0 = gmm_now();
+            st = gmm_fit(x, n, d, &oc, &m);
+            double mean = 0;
+            if (st == GMM_OK) st = gmm_score(m, x, n, &mean);
+            if (st == GMM_OK) st = gmm_bic(m, x, n, &r->bic);
+            if (st == GMM_OK) st = gmm_aic(m, x, n, &r->aic);
+            if (st == GMM_ERR_NOMEM) {
+                rc = fail("select", st);
+                gmm_model_free(m);
+                goto done;
+            }
+            if (st == GMM_OK) {
+                r->ok = 1;
+                r->loglik = mean * (double)n;
+                r->n_iter = gmm_model_n_iter(m);
+                r->converged = gmm_model_converged(m);
+                if (best_row == n_rows || r->bic < rows[best_row].bic) {
+                    gmm_model_free(best);
+                    best = m;
+                    best_row = row;
+                    m = NULL;
+                }
+            } else {
+                snprintf(r->error, sizeof r->error, "%s", gmm_last_error());
+            }
+            gmm_model_free(m);
+            if (!quiet) {
+                if (r->ok)
+                    fprintf(stderr, "gmm select: [%zu/%zu] k = %ld, %s: loglik %.4f, BIC %.4f, AIC %.4f, %d iterations%s (%.2f s)\n",
+                            row + 1, n_rows, k, gmm_covariance_name(r->type), r->loglik, r->bic, r->aic, r->n_iter,
+                            r->converged ? "" : " (not converged)", gmm_now() - t0);
+                else
+                    fprintf(stderr, "gmm select: [%zu/%zu] k = %ld, %s: failed: %s\n", row + 1, n_rows, k,
+                            gmm_covariance_name(r->type), r->error);
+            }
+        }
+    }
+    if (!best) {
+        fprintf(stderr, "gmm select: every candidate failed; nothing written\n");
+        rc = 1;
+        goto done;
+    }
+    char path[4200];
+    snprintf(path, sizeof path, "%s/model.json", out_dir);
+    int render = gmm_gnuplot_available();
+    if ((st = gmm_write_selection(out_dir, rows, n_rows)) != GMM_OK ||
+        (st = gmm_plot_selection(out_dir, rows, n_rows, render)) != GMM_OK ||
+        (st = gmm_model_save(best, path)) != GMM_OK) {
+        rc = fail("select", st);
+        goto done;
+    }
+    printf("%4s  %-10s  %16s  %16s  %16s  %5s\n", "k", "covariance", "loglik", "BIC", "AIC", "iter");
+    for (size_t i = 0; i < n_rows; i++) {
+        const gmm_selection_row *r = &rows[i];
+        if (r->ok)
+            printf("%4d  %-10s  %16.4f  %16.4f  %16.4f  %5d%s\n", r->k, gmm_covariance_name(r->type), r->loglik, r->bic,
+                   r->aic, r->n_iter, i == best_row ? "  <- best BIC" : "");
+        else
+            printf("%4d  %-10s  failed: %s\n", r->k, gmm_covariance_name(r->type), r->error);
+    }
+    printf("best: k = %d, covariance %s (BIC %.4f); wrote %s/{selection.csv, %s, model.json}\n", rows[best_row].k,
+           gmm_covariance_name(rows[best_row].type), rows[best_row].bic, out_dir,
+           render ? "selection.png" : "selection.gp (gnuplot not found: run it there to draw selection.png)");
+done:
+    gmm_model_free(best);
+    free(rows);
+    free(x);
+    return rc;
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 2) {
@@ -652,6 +901,7 @@ int main(int argc, char **argv)
             if (!strcmp(argv[2], "predict")) return cmd_predict(2, sub);
             if (!strcmp(argv[2], "score")) return cmd_score(2, sub);
             if (!strcmp(argv[2], "sample")) return cmd_sample(2, sub);
+            if (!strcmp(argv[2], "select")) return cmd_select(2, sub);
         }
         fputs(MAIN_USAGE, stdout);
         return 0;
@@ -664,6 +914,7 @@ int main(int argc, char **argv)
     if (!strcmp(cmd, "predict")) return cmd_predict(argc - 1, argv + 1);
     if (!strcmp(cmd, "score")) return cmd_score(argc - 1, argv + 1);
     if (!strcmp(cmd, "sample")) return cmd_sample(argc - 1, argv + 1);
+    if (!strcmp(cmd, "select")) return cmd_select(argc - 1, argv + 1);
     fprintf(stderr, "gmm: unknown command '%s'\n\n%s", cmd, MAIN_USAGE);
     return EXIT_USAGE;
 }

@@ -20,7 +20,9 @@ void gmm_options_init(gmm_options *o)
     o->max_iter = 100;
     o->n_init = 1;
     o->init = GMM_INIT_KMEANS;
-    o->init_model = NULL;
+    o->weights_init = NULL;
+    o->means_init = NULL;
+    o->precisions_init = NULL;
     o->seed = 0;
     o->n_threads = 0;
     o->backend = GMM_BACKEND_CPU;
@@ -46,9 +48,8 @@ static gmm_status validate(const double *x, size_t n, size_t d, const gmm_option
     if (n < (size_t)o->n_components)
         return gmm_fail(GMM_ERR_TOO_FEW_POINTS, "%zu points are fewer than the %d components asked for", n,
                         o->n_components);
-    if (o->covariance_type != GMM_COV_FULL)
-        return gmm_fail(GMM_ERR_INVALID_ARG, "covariance type %d is not supported (only full)",
-                        (int)o->covariance_type);
+    if ((unsigned)o->covariance_type > GMM_COV_SPHERICAL)
+        return gmm_fail(GMM_ERR_INVALID_ARG, "unknown covariance type %d", (int)o->covariance_type);
     if (!(o->tol >= 0.0) || !isfinite(o->tol)) return gmm_fail(GMM_ERR_INVALID_ARG, "tol must be >= 0 (got %g)", o->tol);
     if (!(o->reg_covar >= 0.0) || !isfinite(o->reg_covar))
         return gmm_fail(GMM_ERR_INVALID_ARG, "reg_covar must be >= 0 (got %g)", o->reg_covar);
@@ -57,15 +58,24 @@ static gmm_status validate(const double *x, size_t n, size_t d, const gmm_option
     if (o->n_threads < 0) return gmm_fail(GMM_ERR_INVALID_ARG, "n_threads must be >= 0 (got %d)", o->n_threads);
     if (o->backend != GMM_BACKEND_CPU)
         return gmm_fail(GMM_ERR_NO_DEVICE, "backend %d is not available in this build", (int)o->backend);
-    if ((unsigned)o->init > GMM_INIT_USER) return gmm_fail(GMM_ERR_INVALID_ARG, "unknown init method %d", (int)o->init);
-    if (o->init == GMM_INIT_USER) {
-        const gmm_model *u = o->init_model;
-        if (!u) return gmm_fail(GMM_ERR_INVALID_ARG, "init method 'user' needs options.init_model");
-        if (u->k != (size_t)o->n_components || u->d != d)
-            return gmm_fail(GMM_ERR_INVALID_ARG,
-                            "the initial model has %zu components in %zu dimensions; the fit asks for %d "
-                            "components and the data have %zu features",
-                            u->k, u->d, o->n_components, d);
+    if ((unsigned)o->init > GMM_INIT_BINARY) return gmm_fail(GMM_ERR_INVALID_ARG, "unknown init method %d", (int)o->init);
+    const size_t k = (size_t)o->n_components;
+    if (o->weights_init) {
+        for (size_t c = 0; c < k; c++)
+            if (!(o->weights_init[c] > 0.0) || !isfinite(o->weights_init[c]))
+                return gmm_fail(GMM_ERR_INVALID_ARG, "weights_init[%zu] is %g; initial weights must be finite and > 0", c,
+                                o->weights_init[c]);
+    }
+    if (o->means_init) {
+        for (size_t i = 0; i < k * d; i++)
+            if (!isfinite(o->means_init[i]))
+                return gmm_fail(GMM_ERR_INVALID_ARG, "means_init of component %zu, feature %zu is not finite", i / d, i % d);
+    }
+    if (o->precisions_init) {
+        size_t np = gmm_covariance_size(o->covariance_type, k, d);
+        for (size_t i = 0; i < np; i++)
+            if (!isfinite(o->precisions_init[i]))
+                return gmm_fail(GMM_ERR_INVALID_ARG, "precisions_init entry %zu is not finite", i);
     }
     for (size_t i = 0; i < n * d; i++)
         if (!isfinite(x[i]))
@@ -80,6 +90,7 @@ static gmm_status fit_run(gmm_backend *b, const gmm_options *o, int run, gmm_sta
     *out = NULL;
     gmm_model *m = gmm_model_alloc(k, d);
     if (!m) return GMM_ERR_NOMEM;
+    m->cov_type = o->covariance_type;
     m->loglik_trace = gmm_xcalloc((size_t)o->max_iter, sizeof(double));
     m->iter_seconds = gmm_xcalloc((size_t)o->max_iter, sizeof(double));
     if (!m->loglik_trace || !m->iter_seconds) {

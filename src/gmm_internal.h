@@ -13,6 +13,24 @@
 #include <stdio.h>
 #include <stdint.h>
 
+/* ------------------------------------------------------------------------------------------ init files */
+
+/* Initial parameters read from a JSON file (`gmm fit --init-model` / `--warm-start`): any subset of
+ * "weights", "means" and "covariances" or "precisions" (not both), in the shapes of the file's
+ * "covariance_type" (default "full"). Arrays are owned by the struct. */
+typedef struct gmm_init_file {
+    size_t k, d;              /* from the arrays present (and "n_components" / "n_features" if given) */
+    gmm_covariance_type type; /* the file's "covariance_type", default full */
+    double *weights;          /* (k), or NULL when absent */
+    double *means;            /* (k, d), or NULL; d is 0 when neither means nor matrices say it */
+    double *precisions;       /* the type's shape, or NULL: "precisions", or "covariances" inverted */
+} gmm_init_file;
+
+/* Reads an init file; GMM_ERR_PARSE with path and JSON location for malformed content, GMM_ERR_NOT_PD for
+ * covariances or precisions that are not positive definite. */
+gmm_status gmm_init_file_load(const char *path, gmm_init_file *out);
+void gmm_init_file_free(gmm_init_file *f);
+
 /* ------------------------------------------------------------------------------------------------ model */
 
 struct gmm_model {
@@ -20,7 +38,8 @@ struct gmm_model {
     gmm_covariance_type cov_type;
     double *weights;     /* (k), sum 1 */
     double *means;       /* (k, d) */
-    double *covariances; /* (k, d, d) */
+    double *covariances; /* (k, d, d) full matrices whatever the type: diagonal for diag and spherical (equal
+                            entries for spherical), the same matrix k times for tied */
     double *prec_chol;   /* (k, d, d): upper-triangular U_k with precision = U_k U_k^T (zeros below) */
     double *log_det_chol; /* (k): sum_j log U_k[j][j] = -1/2 log det covariance_k */
 
@@ -41,6 +60,12 @@ gmm_model *gmm_model_alloc(size_t k, size_t d);
 /* Recomputes prec_chol and log_det_chol from covariances. GMM_ERR_NOT_PD names the first component whose
  * covariance has no Cholesky factor. */
 gmm_status gmm_model_update_precisions(gmm_model *m);
+
+/* Expands covariances given in the type's own shape (see gmm.h) into k full (d, d) matrices. */
+void gmm_cov_expand(gmm_covariance_type type, size_t k, size_t d, const double *compact, double *full);
+
+/* Writes the model's covariances in its type's own shape (gmm_covariance_size doubles). */
+void gmm_cov_compact(const gmm_model *m, double *compact);
 
 /* Deep copy (parameters and fit record); NULL when out of memory. */
 gmm_model *gmm_model_clone(const gmm_model *m);

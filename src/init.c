@@ -30,7 +30,6 @@ const char *gmm_init_name(gmm_init_method m)
     case GMM_INIT_RANDOM: return "random";
     case GMM_INIT_RANDOM_FROM_DATA: return "random_from_data";
     case GMM_INIT_BINARY: return "binary";
-    case GMM_INIT_USER: return "user";
     }
     return "unknown";
 }
@@ -342,7 +341,64 @@ static gmm_status params_from_points(gmm_model *m, const double *x, size_t n, co
     return st;
 }
 
-gmm_status gmm_init_params(gmm_model *m, gmm_backend *b, const gmm_options *o, gmm_rng *rng)
+/* Covariances (k, d, d) from precisions given in the type's shape: full and tied through Cholesky,
+ * diag and spherical elementwise. GMM_ERR_NOT_PD names the component. */
+static gmm_status covariances_from_precisions(gmm_model *m, const double *prec)
+{
+    const size_t k = m->k, d = m->d;
+    const gmm_covariance_type t = m->cov_type;
+    double *full = gmm_xmalloc(k * d * d * sizeof *full);
+    double *l = gmm_xmalloc(d * d * sizeof *l);
+    double *u = gmm_xmalloc(d * d * sizeof *u);
+    if (!full || !l || !u) {
+        free(full);
+        free(l);
+        free(u);
+        return GMM_ERR_NOMEM;
+    }
+    gmm_cov_expand(t, k, d, prec, full);
+    gmm_status st = GMM_OK;
+    for (size_t c = 0; c < k && st == GMM_OK; c++) {
+        /* inverse of a precision P = L L^T: P^-1 = U U^T with U = L^-T */
+        memcpy(l, full + c * d * d, d * d * sizeof *l);
+        if (gmm_cholesky_lower(l, d)) {
+            st = gmm_fail(GMM_ERR_NOT_PD, "component %zu: precisions_init is not positive definite", c);
+            break;
+        }
+        gmm_precision_chol_from_cov_chol(l, u, d);
+        double *cov = m->covariances + c * d * d;
+        for (size_t i = 0; i < d; i++)
+            for (size_t j = 0; j < d; j++) {
+                double v = 0.0;
+                for (size_t p = 0; p < d; p++) v += u[i * d + p] * u[j * d + p];
+                cov[i * d + j] = v;
+            }
+    }
+    free(full);
+    free(l);
+    free(u);
+    return st;
+}
+
+/* Replaces what the init method produced by the options' weights_init, means_init, precisions_init. */
+static gmm_status apply_user_init(gmm_model *m, const gmm_options *o)
+{
+    const size_t k = m->k, d = m->d;
+    if (o->weights_init) {
+        double s = 0.0;
+        for (size_t c = 0; c < k; c++) s += o->weights_init[c];
+        for (size_t c = 0; c < k; c++) m->weights[c] = o->weights_init[c] / s;
+    }
+    if (o->means_init) memcpy(m->means, o->means_init, k * d * sizeof(double));
+    if (o->precisions_init) {
+        gmm_status st = covariances_from_precisions(m, o->precisions_init);
+        if (st != GMM_OK) return st;
+    }
+    return gmm_model_update_precisions(m);
+}
+
+/* Runs the init method itself (scikit-learn's _initialize_parameters). */
+static gmm_status init_from_method(gmm_model *m, gmm_backend *b, const gmm_options *o, gmm_rng *rng)
 {
     const size_t k = m->k, d = m->d, n = b->n;
     const double *x = b->x;
@@ -393,13 +449,17 @@ gmm_status gmm_init_params(gmm_model *m, gmm_backend *b, const gmm_options *o, g
                 for (size_t j = 0; j < d; j++) m->covariances[c * d * d + i * d + j] = i == j ? 1.0 : 0.0;
         }
         return gmm_model_update_precisions(m);
-    case GMM_INIT_USER: {
-        const gmm_model *u = o->init_model;
-        memcpy(m->weights, u->weights, k * sizeof(double));
-        memcpy(m->means, u->means, k * d * sizeof(double));
-        memcpy(m->covariances, u->covariances, k * d * d * sizeof(double));
-        return gmm_model_update_precisions(m);
-    }
     }
     return gmm_fail(GMM_ERR_INVALID_ARG, "unknown init method %d", (int)o->init);
+}
+
+gmm_status gmm_init_params(gmm_model *m, gmm_backend *b, const gmm_options *o, gmm_rng *rng)
+{
+    /* with all three given the method's result would be discarded: skip it (scikit-learn runs it anyway) */
+    if (!(o->weights_init && o->means_init && o->precisions_init)) {
+        gmm_status st = init_from_method(m, b, o, rng);
+        if (st != GMM_OK) return st;
+    }
+    if (!o->weights_init && !o->means_init && !o->precisions_init) return GMM_OK;
+    return apply_user_init(m, o);
 }

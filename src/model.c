@@ -104,12 +104,80 @@ gmm_status gmm_model_update_precisions(gmm_model *m)
     return GMM_OK;
 }
 
-gmm_status gmm_model_from_params(size_t k, size_t d, const double *weights, const double *means,
-                                 const double *covariances, gmm_model **out)
+const char *gmm_covariance_name(gmm_covariance_type t)
+{
+    switch (t) {
+    case GMM_COV_FULL: return "full";
+    case GMM_COV_TIED: return "tied";
+    case GMM_COV_DIAG: return "diag";
+    case GMM_COV_SPHERICAL: return "spherical";
+    }
+    return "unknown";
+}
+
+int gmm_covariance_parse(const char *s, gmm_covariance_type *t)
+{
+    for (int i = GMM_COV_FULL; i <= GMM_COV_SPHERICAL; i++)
+        if (s && !strcmp(s, gmm_covariance_name((gmm_covariance_type)i))) {
+            *t = (gmm_covariance_type)i;
+            return 0;
+        }
+    return -1;
+}
+
+size_t gmm_covariance_size(gmm_covariance_type t, size_t k, size_t d)
+{
+    switch (t) {
+    case GMM_COV_FULL: return k * d * d;
+    case GMM_COV_TIED: return d * d;
+    case GMM_COV_DIAG: return k * d;
+    case GMM_COV_SPHERICAL: return k;
+    }
+    return 0;
+}
+
+void gmm_cov_expand(gmm_covariance_type t, size_t k, size_t d, const double *compact, double *full)
+{
+    for (size_t c = 0; c < k; c++) {
+        double *f = full + c * d * d;
+        for (size_t i = 0; i < d; i++)
+            for (size_t j = 0; j < d; j++) {
+                double v = 0.0;
+                switch (t) {
+                case GMM_COV_FULL: v = compact[c * d * d + i * d + j]; break;
+                case GMM_COV_TIED: v = compact[i * d + j]; break;
+                case GMM_COV_DIAG: v = i == j ? compact[c * d + i] : 0.0; break;
+                case GMM_COV_SPHERICAL: v = i == j ? compact[c] : 0.0; break;
+                }
+                f[i * d + j] = v;
+            }
+    }
+}
+
+void gmm_cov_compact(const gmm_model *m, double *compact)
+{
+    const size_t k = m->k, d = m->d;
+    switch (m->cov_type) {
+    case GMM_COV_FULL: memcpy(compact, m->covariances, k * d * d * sizeof(double)); break;
+    case GMM_COV_TIED: memcpy(compact, m->covariances, d * d * sizeof(double)); break;
+    case GMM_COV_DIAG:
+        for (size_t c = 0; c < k; c++)
+            for (size_t i = 0; i < d; i++) compact[c * d + i] = m->covariances[c * d * d + i * d + i];
+        break;
+    case GMM_COV_SPHERICAL:
+        for (size_t c = 0; c < k; c++) compact[c] = m->covariances[c * d * d];
+        break;
+    }
+}
+
+gmm_status gmm_model_from_params(size_t k, size_t d, gmm_covariance_type type, const double *weights,
+                                 const double *means, const double *covariances, gmm_model **out)
 {
     *out = NULL;
     if (k == 0 || d == 0 || !weights || !means || !covariances)
         return gmm_fail(GMM_ERR_INVALID_ARG, "model needs k >= 1, d >= 1 and weights, means, covariances");
+    if ((unsigned)type > GMM_COV_SPHERICAL)
+        return gmm_fail(GMM_ERR_INVALID_ARG, "unknown covariance type %d", (int)type);
     double wsum = 0.0;
     for (size_t i = 0; i < k; i++) {
         if (!(weights[i] >= 0.0) || !isfinite(weights[i]))
@@ -122,24 +190,35 @@ gmm_status gmm_model_from_params(size_t k, size_t d, const double *weights, cons
         if (!isfinite(means[i]))
             return gmm_fail(GMM_ERR_INVALID_ARG, "mean of component %zu, feature %zu is not finite", i / d,
                             i % d);
-    for (size_t c = 0; c < k; c++) {
-        const double *cov = covariances + c * d * d;
-        for (size_t i = 0; i < d; i++)
-            for (size_t j = 0; j < d; j++) {
-                double a = cov[i * d + j], b = cov[j * d + i];
-                if (!isfinite(a))
-                    return gmm_fail(GMM_ERR_INVALID_ARG, "covariance %zu [%zu][%zu] is not finite", c, i, j);
-                if (fabs(a - b) > 1e-10 * (fabs(a) + fabs(b)) + 1e-300)
-                    return gmm_fail(GMM_ERR_INVALID_ARG,
-                                    "covariance %zu is not symmetric: [%zu][%zu] = %.17g but [%zu][%zu] = %.17g",
-                                    c, i, j, a, j, i, b);
-            }
+    size_t nc = gmm_covariance_size(type, k, d);
+    for (size_t i = 0; i < nc; i++)
+        if (!isfinite(covariances[i]))
+            return gmm_fail(GMM_ERR_INVALID_ARG, "%s covariance entry %zu is not finite", gmm_covariance_name(type), i);
+    if (type == GMM_COV_DIAG || type == GMM_COV_SPHERICAL) {
+        for (size_t i = 0; i < nc; i++)
+            if (!(covariances[i] > 0.0))
+                return gmm_fail(GMM_ERR_NOT_PD, "component %zu: %s variance %g is not positive", type == GMM_COV_DIAG ? i / d : i,
+                                gmm_covariance_name(type), covariances[i]);
+    } else {
+        size_t nmat = type == GMM_COV_FULL ? k : 1;
+        for (size_t c = 0; c < nmat; c++) {
+            const double *cov = covariances + c * d * d;
+            for (size_t i = 0; i < d; i++)
+                for (size_t j = 0; j < i; j++) {
+                    double a = cov[i * d + j], b = cov[j * d + i];
+                    if (fabs(a - b) > 1e-10 * (fabs(a) + fabs(b)) + 1e-300)
+                        return gmm_fail(GMM_ERR_INVALID_ARG,
+                                        "covariance %zu is not symmetric: [%zu][%zu] = %.17g but [%zu][%zu] = %.17g",
+                                        c, i, j, a, j, i, b);
+                }
+        }
     }
     gmm_model *m = gmm_model_alloc(k, d);
     if (!m) return GMM_ERR_NOMEM;
+    m->cov_type = type;
     for (size_t i = 0; i < k; i++) m->weights[i] = weights[i] / wsum;
     memcpy(m->means, means, k * d * sizeof(double));
-    memcpy(m->covariances, covariances, k * d * d * sizeof(double));
+    gmm_cov_expand(type, k, d, covariances, m->covariances);
     gmm_status st = gmm_model_update_precisions(m);
     if (st != GMM_OK) {
         gmm_model_free(m);
@@ -174,6 +253,12 @@ const double *gmm_model_iter_seconds(const gmm_model *m, int *len)
 
 size_t gmm_n_parameters(const gmm_model *m)
 {
-    size_t k = m->k, d = m->d;
-    return (k - 1) + k * d + k * d * (d + 1) / 2;
+    size_t k = m->k, d = m->d, cov = 0;
+    switch (m->cov_type) {
+    case GMM_COV_FULL: cov = k * d * (d + 1) / 2; break;
+    case GMM_COV_TIED: cov = d * (d + 1) / 2; break;
+    case GMM_COV_DIAG: cov = k * d; break;
+    case GMM_COV_SPHERICAL: cov = k; break;
+    }
+    return (k - 1) + k * d + cov;
 }

@@ -43,7 +43,6 @@ void gmm_stats_zero(gmm_stats *s)
 gmm_status gmm_mstep(gmm_model *m, const gmm_stats *s, size_t n, double reg_covar, int init)
 {
     const size_t k = m->k, d = m->d;
-    double wsum = 0.0;
     for (size_t c = 0; c < k; c++) {
         if (!isfinite(s->nk[c]))
             return gmm_fail(GMM_ERR_NOT_PD,
@@ -56,26 +55,55 @@ gmm_status gmm_mstep(gmm_model *m, const gmm_stats *s, size_t n, double reg_cova
                             "use fewer components, another seed or init method",
                             c, s->nk[c], GMM_COLLAPSE_FLOOR);
     }
+    /* Per component, with N_k + 10 eps as scikit-learn: shift = S_k / N_k is the move of the mean and
+     * T_k / N_k - shift shift^T the full covariance around the new mean (reg_covar not yet added). */
+    double wsum = 0.0;
     for (size_t c = 0; c < k; c++) {
         const double nk = s->nk[c] + 10.0 * DBL_EPSILON;
         double *mean = m->means + c * d;
         double *cov = m->covariances + c * d * d;
         const double *sk = s->sk + c * d;
         const double *tk = s->tk + c * d * d;
-        /* shift = S_k / N_k is the move of the mean; cov = T_k / N_k - shift shift^T around the new mean. */
         for (size_t i = 0; i < d; i++)
             for (size_t j = i; j < d; j++) {
                 double v = tk[i * d + j] / nk - (sk[i] / nk) * (sk[j] / nk);
                 cov[i * d + j] = v;
                 cov[j * d + i] = v;
             }
-        for (size_t i = 0; i < d; i++) {
-            cov[i * d + i] += reg_covar;
-            mean[i] += sk[i] / nk;
-        }
+        for (size_t i = 0; i < d; i++) mean[i] += sk[i] / nk;
         m->weights[c] = nk;
         wsum += nk;
     }
+    /* The covariance type's estimator from the full ones (scikit-learn's formulas), then + reg_covar. */
+    switch (m->cov_type) {
+    case GMM_COV_FULL: break;
+    case GMM_COV_TIED: { /* sum_k N_k Sigma_k / sum_k N_k, shared by every component */
+        double *tied = m->covariances; /* component 0's slot accumulates */
+        for (size_t i = 0; i < d * d; i++) {
+            double v = 0.0;
+            for (size_t c = 0; c < k; c++) v += m->weights[c] * m->covariances[c * d * d + i];
+            tied[i] = v / wsum;
+        }
+        for (size_t c = 1; c < k; c++) memcpy(m->covariances + c * d * d, tied, d * d * sizeof(double));
+        break;
+    }
+    case GMM_COV_DIAG:
+    case GMM_COV_SPHERICAL:
+        for (size_t c = 0; c < k; c++) {
+            double *cov = m->covariances + c * d * d, mean_var = 0.0;
+            for (size_t i = 0; i < d; i++) mean_var += cov[i * d + i];
+            mean_var /= (double)d;
+            for (size_t i = 0; i < d; i++)
+                for (size_t j = 0; j < d; j++)
+                    if (i != j)
+                        cov[i * d + j] = 0.0;
+                    else if (m->cov_type == GMM_COV_SPHERICAL)
+                        cov[i * d + j] = mean_var;
+            }
+        break;
+    }
+    for (size_t c = 0; c < k; c++)
+        for (size_t i = 0; i < d; i++) m->covariances[c * d * d + i * d + i] += reg_covar;
     const double divisor = init ? (double)n : wsum;
     for (size_t c = 0; c < k; c++) m->weights[c] /= divisor;
     return gmm_model_update_precisions(m);

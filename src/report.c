@@ -265,7 +265,7 @@ static void rep_summary(rep *p)
     md_code(f, r->data_path ? r->data_path : "(in memory)");
     fputs(" |\n", f);
     fprintf(f, "| points (n) | %zu |\n| features (d) | %zu |\n| components (k) | %zu |\n", p->n, p->d, p->k);
-    fputs("| covariance type | full |\n", f);
+    fprintf(f, "| covariance type | %s |\n", gmm_covariance_name(p->m->cov_type));
     fprintf(f, "| initialization | %s |\n", gmm_init_name(o->init));
     fprintf(f, "| n_init | %d (best run: %d) |\n", o->n_init, p->m->best_run + 1);
     fprintf(f, "| seed | %" PRIu64 " |\n", o->seed);
@@ -378,9 +378,9 @@ static void rep_q2(rep *p)
     const gmm_model *m = p->m;
     size_t k = p->k, d = p->d;
     fputs("## 2. The learned model\n\n", f);
-    fprintf(f, "The learned density is a mixture of K = %zu Gaussians with full covariances in d = %zu "
+    fprintf(f, "The learned density is a mixture of K = %zu Gaussians with %s covariances in d = %zu "
                "dimension%s:\n\n```text\n",
-            k, d, d == 1 ? "" : "s");
+            k, gmm_covariance_name(m->cov_type), d, d == 1 ? "" : "s");
     fprintf(f, "p(x) = sum_{k=1..%zu} alpha_k N(x | mu_k, Sigma_k)\n", k);
     for (size_t c = 0; c < k; c++) {
         if (c % 3 == 0) fputs(c == 0 ? "     = " : "\n     + ", f);

@@ -18,7 +18,7 @@ static const double TRUE_COV[12] = {1.0, 0.3, 0.3, 0.5, 0.6, -0.2, -0.2, 0.9, 0.
 static double *sample_true(size_t n, uint64_t seed, int **labels)
 {
     gmm_model *m = NULL;
-    CHECK(gmm_model_from_params(3, 2, TRUE_W, TRUE_MU, TRUE_COV, &m) == GMM_OK);
+    CHECK(gmm_model_from_params(3, 2, GMM_COV_FULL, TRUE_W, TRUE_MU, TRUE_COV, &m) == GMM_OK);
     double *x = NULL;
     CHECK(gmm_sample(m, n, seed, &x, labels) == GMM_OK);
     gmm_model_free(m);
@@ -215,22 +215,20 @@ static void test_errors(void)
     gmm_model_free(m);
     m = NULL;
 
-    /* a user model whose second component sits far from all data collapses: a clear error */
+    /* a user start whose second component sits far from all data collapses: a clear error */
     double pts[200];
     gmm_rng r;
     gmm_rng_seed(&r, 1);
     for (int i = 0; i < 200; i++) pts[i] = 0.1 * gmm_rng_normal(&r);
-    double w[2] = {0.5, 0.5}, mu[4] = {0, 0, 1e3, 1e3}, cov[8] = {1, 0, 0, 1, 1e-4, 0, 0, 1e-4};
-    gmm_model *init = NULL;
-    CHECK(gmm_model_from_params(2, 2, w, mu, cov, &init) == GMM_OK);
+    double w[2] = {0.5, 0.5}, mu[4] = {0, 0, 1e3, 1e3}, prec[8] = {1, 0, 0, 1, 1e4, 0, 0, 1e4};
     gmm_options_init(&o);
     o.n_components = 2;
-    o.init = GMM_INIT_USER;
-    o.init_model = init;
+    o.weights_init = w;
+    o.means_init = mu;
+    o.precisions_init = prec;
     CHECK(gmm_fit(pts, 100, 2, &o, &m) == GMM_ERR_COLLAPSED);
     CHECK_STR_CONTAINS(gmm_last_error(), "component 1 collapsed");
     CHECK(m == NULL);
-    gmm_model_free(init);
 }
 
 int main(void)

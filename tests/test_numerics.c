@@ -34,7 +34,7 @@ static gmm_model *random_model(gmm_rng *r, size_t k, size_t d)
         random_spd(r, d, cov + c * d * d);
     }
     gmm_model *m = NULL;
-    gmm_status st = gmm_model_from_params(k, d, w, mu, cov, &m);
+    gmm_status st = gmm_model_from_params(k, d, GMM_COV_FULL, w, mu, cov, &m);
     CHECK(st == GMM_OK);
     free(w);
     free(mu);
@@ -88,7 +88,7 @@ static void test_cholesky_and_logdet(void)
     for (size_t i = 0; i < d; i++) logdet += 2.0 * log(l[i * d + i]);
     gmm_model *m = NULL;
     double w = 1.0, mu[6] = {0};
-    CHECK(gmm_model_from_params(1, d, &w, mu, sigma, &m) == GMM_OK);
+    CHECK(gmm_model_from_params(1, d, GMM_COV_FULL, &w, mu, sigma, &m) == GMM_OK);
     CHECK_NEAR(m->log_det_chol[0], -0.5 * logdet, 1e-13, 1e-13);
     gmm_model_free(m);
 }
@@ -98,7 +98,7 @@ static void test_log_density(void)
     /* 2-D closed form: log N = -log(2 pi) - 1/2 log det - 1/2 q with q = (x-mu)^T Sigma^-1 (x-mu) */
     double w = 1.0, mu[2] = {1.0, -2.0}, cov[4] = {4, 2, 2, 3};
     gmm_model *m = NULL;
-    CHECK(gmm_model_from_params(1, 2, &w, mu, cov, &m) == GMM_OK);
+    CHECK(gmm_model_from_params(1, 2, GMM_COV_FULL, &w, mu, cov, &m) == GMM_OK);
     double x[2] = {2.5, 0.5};
     double dx0 = x[0] - mu[0], dx1 = x[1] - mu[1];
     double q = (3 * dx0 * dx0 - 4 * dx0 * dx1 + 4 * dx1 * dx1) / 8.0;

@@ -172,7 +172,7 @@ static void make_labels(const double *x, int *labels)
 static gmm_model *make_model(int dip)
 {
     gmm_model *m = NULL;
-    if (gmm_model_from_params(K, D, W, MU, COV, &m) != GMM_OK) return NULL;
+    if (gmm_model_from_params(K, D, GMM_COV_FULL, W, MU, COV, &m) != GMM_OK) return NULL;
     m->n_iter = N_ITER;
     m->loglik_trace = malloc(N_ITER * sizeof(double));
     m->iter_seconds = malloc(N_ITER * sizeof(double));
@@ -553,7 +553,7 @@ int main(void)
         fresh_dir(dir1);
         double w1[2] = {0.5, 0.5}, mu1[2] = {-1.0, 2.0}, c1[2] = {0.25, 0.5};
         gmm_model *m1 = NULL;
-        CHECK_INT_EQ(gmm_model_from_params(2, 1, w1, mu1, c1, &m1), GMM_OK);
+        CHECK_INT_EQ(gmm_model_from_params(2, 1, GMM_COV_FULL, w1, mu1, c1, &m1), GMM_OK);
         double x1[40];
         int l1[40];
         for (int i = 0; i < 40; i++) {
@@ -580,7 +580,7 @@ int main(void)
     }
     {
         gmm_model *bare = NULL; /* no fit record: no trace to plot */
-        CHECK_INT_EQ(gmm_model_from_params(K, D, W, MU, COV, &bare), GMM_OK);
+        CHECK_INT_EQ(gmm_model_from_params(K, D, GMM_COV_FULL, W, MU, COV, &bare), GMM_OK);
         if (bare) CHECK_INT_EQ(gmm_plot_loglik(dir0, bare, 0), GMM_ERR_INVALID_ARG);
         gmm_model_free(bare);
     }
