@@ -1,43 +1,73 @@
 /*
  * model_json.c — gmm_model_save / gmm_model_load: a model as a JSON file (through cJSON), written whole or
  * not at all, read back bit-exactly, and hand-written files checked with messages that say where they are
- * wrong.
+ * wrong. gmm_init_file_load: initial parameters (`gmm fit --init-model`) from the same kind of file.
  *
  * Format (version 1):
  *
- *   { "format": "gmm-model", "version": 1, "covariance_type": "full",
+ *   { "format": "gmm-model", "version": 1, "covariance_type": "full" | "tied" | "diag" | "spherical",
  *     "n_components": K, "n_features": D,
  *     "weights": [K numbers],
  *     "means": [[D numbers] x K],
- *     "covariances": [[[D numbers] x D] x K],
+ *     "covariances": in the type's own shape, as scikit-learn's covariances_:
+ *                    full      [[[D numbers] x D] x K]
+ *                    tied      [[D numbers] x D]          (one matrix shared by all components)
+ *                    diag      [[D numbers] x K]          (the diagonals)
+ *                    spherical [K numbers]                (one variance per component),
  *     "fit": { "converged": true, "n_iter": N, "best_run": 0, "lower_bound": x, "n_train": n,
  *              "loglik_trace": [N numbers], "iter_seconds": [N numbers] } }
  *
  * Writing:
+ *   - "covariance_type" is gmm_covariance_name of the model's type; "covariances" are gmm_cov_compact of
+ *     its (k, d, d) matrices (tied: component 0's matrix; diag / spherical: the diagonals / [0][0] entries).
  *   - "fit" is written only when the model has a fit record (n_train > 0); "loglik_trace" and
  *     "iter_seconds" only when the model holds them.
  *   - Every double is written with the fewest of 15, 16 or 17 significant digits that strtod reads back to
  *     the same bits (so 0.1 stays "0.1" and 0.1 + 0.2 becomes "0.30000000000000004"). cJSON's own printer
  *     is not used for doubles: in 1.7.15 it accepts "%1.15g" when the value reads back within one ulp,
  *     which loses about one random double in nine and turns DBL_MAX into a number that reads as inf.
- *   - Non-finite values are never written: saving fails with GMM_ERR_INVALID_ARG naming the field, before
- *     any file is created. The file goes through gmm_atomic_open / gmm_atomic_commit.
+ *   - Non-finite values are never written: saving fails with GMM_ERR_INVALID_ARG naming the field (in the
+ *     file's shape, e.g. "covariances"[1][0] for diag), before any file is created. The file goes through
+ *     gmm_atomic_open / gmm_atomic_commit.
  *
- * Reading:
+ * Reading a model:
  *   - Required: "weights", "means", "covariances". Optional: "format" (must be "gmm-model"), "version"
- *     (must be 1), "covariance_type" (must be "full"), "n_components" / "n_features" (inferred from the
- *     lengths of "weights" and "means"[0] when absent; when present the arrays must agree), "fit". Unknown
- *     fields (e.g. "source") are ignored. In "fit": "converged", "n_iter", "lower_bound", "n_train" are
- *     required, "best_run" defaults to 0, the two traces are optional but must hold n_iter numbers.
+ *     (must be 1), "covariance_type" (one of the four names, default "full"), "n_components" /
+ *     "n_features" (inferred when absent; when present the arrays must agree), "fit". Unknown fields (e.g.
+ *     "source") are ignored. In "fit": "converged", "n_iter", "lower_bound", "n_train" are required,
+ *     "best_run" defaults to 0, the two traces are optional but must hold n_iter numbers.
+ *   - k is the length of "weights" (then "means", then "covariances" unless tied); d the length of
+ *     "means"[0] (then of the covariances: "covariances"[0] for full and diag, "covariances" for tied;
+ *     never from spherical ones). Every array is then checked against k and d before anything is
+ *     allocated; a wrong "covariances" says which shape its type expects.
  *   - Every error is GMM_ERR_PARSE (GMM_ERR_IO when the file cannot be opened or read; GMM_ERR_NOMEM when
  *     memory runs out) with a message that starts with the path: JSON syntax errors as
  *     "PATH:LINE:COLUMN: invalid JSON near '<up to 20 chars>'" (columns count UTF-8 characters, 1-based),
- *     structural errors with the JSON path of the offending value, e.g.
- *     "PATH: \"means\"[2] has 3 numbers, expected 2 (n_features)".
+ *     structural errors with the JSON path of the offending value and where the expected count came from,
+ *     e.g. "PATH: \"means\"[2] has 3 numbers, expected 2 (n_features)" or
+ *     "PATH: \"covariances\" has 3 numbers, expected 2 (n_components, the length of \"weights\");
+ *     covariance_type \"spherical\" has \"covariances\" of shape [n_components] = [2]".
  *   - The parameters are validated by gmm_model_from_params (weights >= 0, symmetric, positive definite
  *     covariances); its message is kept, prefixed with the path. Weights are normalized by it; when the
  *     file's weights already sum to 1 within 1e-12 they are kept verbatim, so a save/load round trip is
  *     exact.
+ *
+ * Reading an init file (gmm_init_file_load):
+ *   - A JSON object with any non-empty subset of "weights", "means", and either "covariances" or
+ *     "precisions" (both is an error), in the shapes above for its "covariance_type" (default "full");
+ *     "precisions" has the same shape as "covariances" and holds their inverses (scikit-learn's
+ *     precisions_init). "n_components" / "n_features" are optional and checked; every other field
+ *     ("format", "version", "fit", ...) is ignored, so a model file is an init file. k and d are inferred
+ *     as for a model from whatever is present and every array is checked against them, so a mismatch names
+ *     both sources; k stays 0 when only a tied matrix is given, d when only weights or spherical values are.
+ *   - Weights must be finite and > 0. scikit-learn requires >= 0 and a sum of 1 within tolerance; here
+ *     they are normalized to sum 1 instead (kept verbatim when they already do within 1e-12). Means must be
+ *     finite.
+ *   - Covariances become precisions: full / tied as L^{-T} L^{-1} from the Cholesky factor L (exactly
+ *     symmetric), diag / spherical as 1/v. Matrices read (covariances or precisions) must be symmetric
+ *     (GMM_ERR_PARSE otherwise, gmm_model_from_params' tolerance) and positive definite, and so must the
+ *     resulting precisions: GMM_ERR_NOT_PD naming the JSON path and the component. Other errors are as for
+ *     models. On failure *out is zeroed and nothing is left allocated.
  */
 #include "gmm_internal.h"
 
@@ -171,27 +201,44 @@ static gmm_status check_finite_nd(const char *path, const char *field, const dou
     return GMM_OK;
 }
 
-/* Builds the JSON tree of m (the format in the top comment); NULL when out of memory. */
-static cJSON *model_to_json(const gmm_model *m)
+/* The JSON value of the covariances in the model's own shape (compact: gmm_covariance_size doubles): full
+ * [k][d][d], tied [d][d], diag [k][d], spherical [k], as scikit-learn's covariances_. NULL when out of
+ * memory. */
+static cJSON *json_covariances(gmm_covariance_type type, const double *compact, size_t k, size_t d)
+{
+    switch (type) {
+    case GMM_COV_TIED: return json_matrix(compact, d, d);
+    case GMM_COV_DIAG: return json_matrix(compact, k, d);
+    case GMM_COV_SPHERICAL: return json_vector(compact, k);
+    case GMM_COV_FULL: break;
+    }
+    cJSON *covs = cJSON_CreateArray();
+    if (!covs) return NULL;
+    for (size_t c = 0; c < k; c++) {
+        cJSON *cov = json_matrix(compact + c * d * d, d, d);
+        if (!cov || !cJSON_AddItemToArray(covs, cov)) {
+            cJSON_Delete(cov);
+            cJSON_Delete(covs);
+            return NULL;
+        }
+    }
+    return covs;
+}
+
+/* Builds the JSON tree of m (the format in the top comment), with its covariances already in the type's
+ * own shape in compact; NULL when out of memory. */
+static cJSON *model_to_json(const gmm_model *m, const double *compact)
 {
     size_t k = m->k, d = m->d;
     cJSON *root = cJSON_CreateObject();
     if (!root) return NULL;
     int ok = json_add(root, "format", cJSON_CreateString("gmm-model")) &&
              json_add(root, "version", cJSON_CreateNumber(1)) &&
-             json_add(root, "covariance_type", cJSON_CreateString("full")) &&
+             json_add(root, "covariance_type", cJSON_CreateString(gmm_covariance_name(m->cov_type))) &&
              json_add(root, "n_components", json_count(k)) && json_add(root, "n_features", json_count(d)) &&
              json_add(root, "weights", json_vector(m->weights, k)) &&
-             json_add(root, "means", json_matrix(m->means, k, d));
-    if (ok) {
-        cJSON *covs = cJSON_CreateArray();
-        ok = json_add(root, "covariances", covs);
-        for (size_t c = 0; ok && c < k; c++) {
-            cJSON *cov = json_matrix(m->covariances + c * d * d, d, d);
-            ok = cov && cJSON_AddItemToArray(covs, cov);
-            if (!ok) cJSON_Delete(cov);
-        }
-    }
+             json_add(root, "means", json_matrix(m->means, k, d)) &&
+             json_add(root, "covariances", json_covariances(m->cov_type, compact, k, d));
     if (ok && m->n_train > 0) {
         cJSON *fit = cJSON_CreateObject();
         size_t n_iter = (size_t)m->n_iter;
@@ -212,10 +259,23 @@ static cJSON *model_to_json(const gmm_model *m)
     return root;
 }
 
+/* check_finite / check_finite_nd for covariances in the type's own shape, naming entries in that shape. */
+static gmm_status check_finite_covariances(const char *path, gmm_covariance_type type, const double *compact,
+                                           size_t k, size_t d)
+{
+    switch (type) {
+    case GMM_COV_FULL: return check_finite_nd(path, "\"covariances\"", compact, k, d, d);
+    case GMM_COV_TIED: return check_finite_nd(path, "\"covariances\"", compact, d, d, 0);
+    case GMM_COV_DIAG: return check_finite_nd(path, "\"covariances\"", compact, k, d, 0);
+    case GMM_COV_SPHERICAL: return check_finite(path, "\"covariances\"", compact, k, 1);
+    }
+    return GMM_OK;
+}
+
 gmm_status gmm_model_save(const gmm_model *m, const char *path)
 {
     if (!m || !path || !*path) return gmm_fail(GMM_ERR_INVALID_ARG, "gmm_model_save needs a model and a path");
-    if (m->cov_type != GMM_COV_FULL)
+    if ((unsigned)m->cov_type > GMM_COV_SPHERICAL)
         return gmm_fail(GMM_ERR_INVALID_ARG, "%s: cannot save: covariance type %d is not supported", path,
                         (int)m->cov_type);
     size_t k = m->k, d = m->d;
@@ -224,10 +284,16 @@ gmm_status gmm_model_save(const gmm_model *m, const char *path)
         return gmm_fail(GMM_ERR_INVALID_ARG, "%s: cannot save: fit record has n_iter %d, best_run %d", path,
                         m->n_iter, m->best_run);
 
+    /* The covariances as the file holds them: the type's own shape. */
+    size_t n_cov = gmm_covariance_size(m->cov_type, k, d);
+    double *compact = gmm_xmalloc((n_cov ? n_cov : 1) * sizeof *compact);
+    if (!compact) return GMM_ERR_NOMEM;
+    gmm_cov_compact(m, compact);
+
     /* Refuse non-finite values before any file exists. */
     gmm_status st = check_finite(path, "\"weights\"", m->weights, k, 1);
     if (st == GMM_OK) st = check_finite_nd(path, "\"means\"", m->means, k, d, 0);
-    if (st == GMM_OK) st = check_finite_nd(path, "\"covariances\"", m->covariances, k, d, d);
+    if (st == GMM_OK) st = check_finite_covariances(path, m->cov_type, compact, k, d);
     if (st == GMM_OK && has_fit) {
         size_t n_iter = (size_t)m->n_iter;
         st = check_finite(path, "\"fit\".\"lower_bound\"", &m->lower_bound, 1, 0);
@@ -236,9 +302,13 @@ gmm_status gmm_model_save(const gmm_model *m, const char *path)
         if (st == GMM_OK && m->iter_seconds)
             st = check_finite(path, "\"fit\".\"iter_seconds\"", m->iter_seconds, n_iter, 1);
     }
-    if (st != GMM_OK) return st;
+    if (st != GMM_OK) {
+        free(compact);
+        return st;
+    }
 
-    cJSON *root = model_to_json(m);
+    cJSON *root = model_to_json(m, compact);
+    free(compact);
     char *text = root ? cJSON_Print(root) : NULL;
     cJSON_Delete(root);
     if (!text) return gmm_fail(GMM_ERR_NOMEM, "%s: out of memory building the model's JSON", path);
@@ -455,147 +525,190 @@ static gmm_status read_fit(const char *path, const cJSON *fit, gmm_model *m)
     return GMM_OK;
 }
 
-/* Builds the model described by the parsed document root (format in the top comment) into *out. */
-static gmm_status model_from_json(const char *path, const cJSON *root, gmm_model **out)
+/* ---------------------------------------------------------------- shapes shared by models and init files */
+
+/* The numbers of components and features of a file and where each came from (for messages: "n_components",
+ * "n_components, the length of \"weights\"", ...); 0 while unknown. */
+typedef struct json_sizes {
+    size_t k, d;
+    char k_name[128];
+    char d_name[128];
+} json_sizes;
+
+static const char cov_type_names[] = "\"full\", \"tied\", \"diag\", \"spherical\"";
+
+/* Reads the optional "covariance_type" of root into *type (GMM_COV_FULL when absent). */
+static gmm_status read_covariance_type(const char *path, const cJSON *root, gmm_covariance_type *type)
 {
-    if (!cJSON_IsObject(root)) return parse_fail(path, "top level is not a JSON object");
-
-    const cJSON *format = cJSON_GetObjectItemCaseSensitive(root, "format");
-    if (format && !(cJSON_IsString(format) && strcmp(format->valuestring, "gmm-model") == 0)) {
-        if (cJSON_IsString(format))
-            return parse_fail(path, "\"format\" is \"%.60s\"; expected \"gmm-model\"", format->valuestring);
-        return parse_fail(path, "\"format\" is not a string; expected \"gmm-model\"");
-    }
-    int present;
-    double version = 1;
-    gmm_status st = read_integer(path, root, "version", "\"version\"", 1, 2147483647.0, &present, &version);
-    if (st != GMM_OK) return st;
-    if (version != 1) return parse_fail(path, "\"version\" is %.0f; this version reads version 1", version);
+    *type = GMM_COV_FULL;
     const cJSON *ctype = cJSON_GetObjectItemCaseSensitive(root, "covariance_type");
-    if (ctype) {
-        if (!cJSON_IsString(ctype)) return parse_fail(path, "\"covariance_type\" is not a string");
-        if (strcmp(ctype->valuestring, "full") != 0)
-            return parse_fail(path, "\"covariance_type\" is \"%.60s\"; this version supports \"full\"",
-                              ctype->valuestring);
-    }
-
-    const cJSON *weights = cJSON_GetObjectItemCaseSensitive(root, "weights");
-    const cJSON *means = cJSON_GetObjectItemCaseSensitive(root, "means");
-    const cJSON *covs = cJSON_GetObjectItemCaseSensitive(root, "covariances");
-    if (!weights) return parse_fail(path, "missing \"weights\"");
-    if (!means) return parse_fail(path, "missing \"means\"");
-    if (!covs) return parse_fail(path, "missing \"covariances\"");
-
-    /* k and d: declared, or inferred from "weights" and "means"[0]. */
-    int has_k, has_d;
-    double kd = 0, dd = 0;
-    if ((st = read_integer(path, root, "n_components", "\"n_components\"", 1, 2147483647.0, &has_k, &kd)))
-        return st;
-    if ((st = read_integer(path, root, "n_features", "\"n_features\"", 1, 2147483647.0, &has_d, &dd))) return st;
-    if (!cJSON_IsArray(weights)) return parse_fail(path, "\"weights\" is not an array");
-    if (!cJSON_IsArray(means)) return parse_fail(path, "\"means\" is not an array");
-    size_t k = has_k ? (size_t)kd : (size_t)cJSON_GetArraySize(weights);
-    const char *k_name = has_k ? "n_components" : "n_components, the length of \"weights\"";
-    if (k == 0) return parse_fail(path, "\"weights\" is empty; a model needs at least one component");
-    /* First pass: shapes and types only, so that nothing is allocated from sizes the file does not hold. */
-    if ((st = read_numbers(path, weights, "\"weights\"", k, k_name, NULL))) return st;
-    if ((st = check_entries(path, means, "\"means\"", k, k_name, "entry", "entries"))) return st;
-    size_t d;
-    const char *d_name = "n_features";
-    if (has_d) {
-        d = (size_t)dd;
-    } else {
-        const cJSON *first = cJSON_GetArrayItem(means, 0);
-        if (!cJSON_IsArray(first)) return parse_fail(path, "\"means\"[0] is not an array");
-        d = (size_t)cJSON_GetArraySize(first);
-        d_name = "n_features, the length of \"means\"[0]";
-        if (d == 0) return parse_fail(path, "\"means\"[0] is empty; a model needs at least one feature");
-    }
-
-    char what[96];
-    const cJSON *row;
-    size_t i = 0;
-    cJSON_ArrayForEach(row, means)
-    {
-        snprintf(what, sizeof what, "\"means\"[%zu]", i++);
-        if ((st = read_numbers(path, row, what, d, d_name, NULL))) return st;
-    }
-    if ((st = check_entries(path, covs, "\"covariances\"", k, k_name, "entry", "entries"))) return st;
-    const cJSON *cov;
-    size_t c = 0;
-    cJSON_ArrayForEach(cov, covs)
-    {
-        snprintf(what, sizeof what, "\"covariances\"[%zu]", c);
-        if ((st = check_entries(path, cov, what, d, d_name, "row", "rows"))) return st;
-        i = 0;
-        cJSON_ArrayForEach(row, cov)
-        {
-            snprintf(what, sizeof what, "\"covariances\"[%zu][%zu]", c, i++);
-            if ((st = read_numbers(path, row, what, d, d_name, NULL))) return st;
-        }
-        c++;
-    }
-
-    /* Second pass: copy the numbers (all checks above passed, so these cannot fail). */
-    double *w = gmm_xcalloc(k, sizeof *w);
-    double *mu = w ? gmm_xcalloc(k * d, sizeof *mu) : NULL;
-    double *sigma = mu ? gmm_xcalloc(k * d * d, sizeof *sigma) : NULL;
-    if (!sigma) {
-        free(w);
-        free(mu);
-        return GMM_ERR_NOMEM;
-    }
-    (void)read_numbers(path, weights, "\"weights\"", k, k_name, w);
-    i = 0;
-    cJSON_ArrayForEach(row, means)
-    {
-        (void)read_numbers(path, row, "\"means\"", d, d_name, mu + d * i);
-        i++;
-    }
-    c = 0;
-    cJSON_ArrayForEach(cov, covs)
-    {
-        i = 0;
-        cJSON_ArrayForEach(row, cov)
-        {
-            (void)read_numbers(path, row, "\"covariances\"", d, d_name, sigma + (c * d + i) * d);
-            i++;
-        }
-        c++;
-    }
-
-    gmm_model *m = NULL;
-    st = gmm_model_from_params(k, d, w, mu, sigma, &m);
-    if (st != GMM_OK) {
-        free(w);
-        free(mu);
-        free(sigma);
-        if (st == GMM_ERR_NOMEM) return st;
-        char msg[768];
-        snprintf(msg, sizeof msg, "%s", gmm_last_error()); /* gmm_fail writes over gmm_last_error's buffer */
-        return parse_fail(path, "%s", msg);
-    }
-    /* from_params normalized the weights; keep the file's own when they already sum to 1 (exact round trip). */
-    double wsum = 0.0;
-    for (size_t j = 0; j < k; j++) wsum += w[j];
-    if (fabs(wsum - 1.0) <= 1e-12) memcpy(m->weights, w, k * sizeof *w);
-    free(w);
-    free(mu);
-    free(sigma);
-
-    const cJSON *fit = cJSON_GetObjectItemCaseSensitive(root, "fit");
-    if (fit && (st = read_fit(path, fit, m)) != GMM_OK) {
-        gmm_model_free(m);
-        return st;
-    }
-    *out = m;
+    if (!ctype) return GMM_OK;
+    if (!cJSON_IsString(ctype))
+        return parse_fail(path, "\"covariance_type\" is not a string; expected one of %s", cov_type_names);
+    if (gmm_covariance_parse(ctype->valuestring, type) != 0)
+        return parse_fail(path, "\"covariance_type\" is \"%.60s\"; expected one of %s", ctype->valuestring,
+                          cov_type_names);
     return GMM_OK;
 }
 
-gmm_status gmm_model_load(const char *path, gmm_model **out)
+/* Reads the optional "n_components" and "n_features" of root into s (both must be integers >= 1). */
+static gmm_status read_declared_sizes(const char *path, const cJSON *root, json_sizes *s)
 {
-    if (out) *out = NULL;
-    if (!path || !out) return gmm_fail(GMM_ERR_INVALID_ARG, "gmm_model_load needs a path and an output pointer");
+    int present;
+    double v = 0;
+    gmm_status st = read_integer(path, root, "n_components", "\"n_components\"", 1, 2147483647.0, &present, &v);
+    if (st != GMM_OK) return st;
+    if (present) {
+        s->k = (size_t)v;
+        snprintf(s->k_name, sizeof s->k_name, "n_components");
+    }
+    st = read_integer(path, root, "n_features", "\"n_features\"", 1, 2147483647.0, &present, &v);
+    if (st != GMM_OK) return st;
+    if (present) {
+        s->d = (size_t)v;
+        snprintf(s->d_name, sizeof s->d_name, "n_features");
+    }
+    return GMM_OK;
+}
+
+/* When k is still unknown and item (named what) is present, takes k from its length (which must not be 0). */
+static gmm_status infer_k(const char *path, const cJSON *item, const char *what, json_sizes *s)
+{
+    if (s->k || !item) return GMM_OK;
+    if (!cJSON_IsArray(item)) return parse_fail(path, "%s is not an array", what);
+    size_t n = (size_t)cJSON_GetArraySize(item);
+    if (n == 0) return parse_fail(path, "%s is empty; a model needs at least one component", what);
+    s->k = n;
+    snprintf(s->k_name, sizeof s->k_name, "n_components, the length of %s", what);
+    return GMM_OK;
+}
+
+/* When d is still unknown and item (named what) is present, takes d from the length of item[0] (first != 0)
+ * or of item itself (first == 0), which must not be 0. An empty item with first != 0 leaves d unknown: its
+ * shape check reports it. */
+static gmm_status infer_d(const char *path, const cJSON *item, const char *what, int first, json_sizes *s)
+{
+    if (s->d || !item) return GMM_OK;
+    if (!cJSON_IsArray(item)) return parse_fail(path, "%s is not an array", what);
+    char name[64];
+    const cJSON *src = item;
+    snprintf(name, sizeof name, "%s", what);
+    if (first) {
+        src = cJSON_GetArrayItem(item, 0);
+        if (!src) return GMM_OK;
+        snprintf(name, sizeof name, "%s[0]", what);
+        if (!cJSON_IsArray(src)) return parse_fail(path, "%s is not an array", name);
+    }
+    size_t n = (size_t)cJSON_GetArraySize(src);
+    if (n == 0) return parse_fail(path, "%s is empty; a model needs at least one feature", name);
+    s->d = n;
+    snprintf(s->d_name, sizeof s->d_name, "n_features, the length of %s", name);
+    return GMM_OK;
+}
+
+/* Infers k and d (those not declared) from the arrays present, in this order: k from "weights", "means",
+ * then the matrices (not for tied); d from "means"[0], then the matrices (not for spherical). mats is
+ * "covariances" or "precisions" (named mats_name), in the shape of type. */
+static gmm_status infer_sizes(const char *path, gmm_covariance_type type, const cJSON *weights,
+                              const cJSON *means, const cJSON *mats, const char *mats_name, json_sizes *s)
+{
+    gmm_status st;
+    if ((st = infer_k(path, weights, "\"weights\"", s))) return st;
+    if ((st = infer_k(path, means, "\"means\"", s))) return st;
+    if (type != GMM_COV_TIED && (st = infer_k(path, mats, mats_name, s))) return st;
+    if ((st = infer_d(path, means, "\"means\"", 1, s))) return st;
+    if (type != GMM_COV_SPHERICAL && (st = infer_d(path, mats, mats_name, type != GMM_COV_TIED, s))) return st;
+    return GMM_OK;
+}
+
+/* Checks that item (named what) is an array of `rows` arrays of `cols` finite numbers (rows_name and
+ * cols_name say where the counts came from; one / many name an entry of item). Stores them row-major into
+ * out (rows * cols) when out is not NULL. */
+static gmm_status read_rows(const char *path, const cJSON *item, const char *what, size_t rows,
+                            const char *rows_name, const char *one, const char *many, size_t cols,
+                            const char *cols_name, double *out)
+{
+    gmm_status st = check_entries(path, item, what, rows, rows_name, one, many);
+    if (st != GMM_OK) return st;
+    char name[128];
+    const cJSON *row;
+    size_t i = 0;
+    cJSON_ArrayForEach(row, item)
+    {
+        snprintf(name, sizeof name, "%s[%zu]", what, i);
+        if ((st = read_numbers(path, row, name, cols, cols_name, out ? out + i * cols : NULL))) return st;
+        i++;
+    }
+    return GMM_OK;
+}
+
+/* Checks that item (named what: "\"covariances\"" or "\"precisions\"") holds matrices of type's own shape
+ * for s->k components in s->d dimensions (full [k][d][d], tied [d][d], diag [k][d], spherical [k]);
+ * stores them into out (gmm_covariance_size doubles) when out is not NULL. A shape error says which shape
+ * the type expects. */
+static gmm_status read_matrices(const char *path, const cJSON *item, const char *what, gmm_covariance_type type,
+                                const json_sizes *s, double *out)
+{
+    size_t k = s->k, d = s->d;
+    gmm_status st = GMM_OK;
+    char shape[96];
+    switch (type) {
+    case GMM_COV_FULL: {
+        snprintf(shape, sizeof shape, "[n_components][n_features][n_features] = [%zu][%zu][%zu]", k, d, d);
+        st = check_entries(path, item, what, k, s->k_name, "entry", "entries");
+        if (st != GMM_OK) break;
+        char name[128];
+        const cJSON *mat;
+        size_t c = 0;
+        cJSON_ArrayForEach(mat, item)
+        {
+            snprintf(name, sizeof name, "%s[%zu]", what, c);
+            st = read_rows(path, mat, name, d, s->d_name, "row", "rows", d, s->d_name, out ? out + c * d * d : NULL);
+            if (st != GMM_OK) break;
+            c++;
+        }
+        break;
+    }
+    case GMM_COV_TIED:
+        snprintf(shape, sizeof shape, "[n_features][n_features] = [%zu][%zu]", d, d);
+        st = read_rows(path, item, what, d, s->d_name, "row", "rows", d, s->d_name, out);
+        break;
+    case GMM_COV_DIAG:
+        snprintf(shape, sizeof shape, "[n_components][n_features] = [%zu][%zu]", k, d);
+        st = read_rows(path, item, what, k, s->k_name, "entry", "entries", d, s->d_name, out);
+        break;
+    case GMM_COV_SPHERICAL:
+        snprintf(shape, sizeof shape, "[n_components] = [%zu]", k);
+        st = read_numbers(path, item, what, k, s->k_name, out);
+        break;
+    }
+    if (st != GMM_ERR_PARSE) return st;
+    char msg[768];
+    snprintf(msg, sizeof msg, "%s", gmm_last_error()); /* gmm_fail writes over gmm_last_error's buffer */
+    return gmm_fail(GMM_ERR_PARSE, "%s; covariance_type \"%s\" has %s of shape %s", msg,
+                    gmm_covariance_name(type), what, shape);
+}
+
+/* Checks (all outputs NULL) or copies the arrays present among weights (k), means (k, d) and mats (type's
+ * shape). After a successful check pass, the copy pass cannot fail. */
+static gmm_status read_arrays(const char *path, gmm_covariance_type type, const json_sizes *s,
+                              const cJSON *weights, const cJSON *means, const cJSON *mats, const char *mats_name,
+                              double *w, double *mu, double *mat)
+{
+    gmm_status st;
+    if (weights && (st = read_numbers(path, weights, "\"weights\"", s->k, s->k_name, w))) return st;
+    if (means &&
+        (st = read_rows(path, means, "\"means\"", s->k, s->k_name, "entry", "entries", s->d, s->d_name, mu)))
+        return st;
+    if (mats && (st = read_matrices(path, mats, mats_name, type, s, mat))) return st;
+    return GMM_OK;
+}
+
+/* Reads and parses the JSON file at path into *root_out (release with cJSON_Delete). Errors as described
+ * in the top comment: GMM_ERR_IO, GMM_ERR_PARSE with PATH:LINE:COLUMN, GMM_ERR_NOMEM. */
+static gmm_status parse_json_file(const char *path, cJSON **root_out)
+{
+    *root_out = NULL;
     char *text;
     size_t len;
     gmm_status st = read_whole_file(path, &text, &len);
@@ -618,8 +731,268 @@ gmm_status gmm_model_load(const char *path, gmm_model **out)
         free(text);
         return st;
     }
+    free(text);
+    *root_out = root;
+    return GMM_OK;
+}
+
+/* ----------------------------------------------------------------------------------------------- models */
+
+/* Builds the model described by the parsed document root (format in the top comment) into *out. */
+static gmm_status model_from_json(const char *path, const cJSON *root, gmm_model **out)
+{
+    if (!cJSON_IsObject(root)) return parse_fail(path, "top level is not a JSON object");
+
+    const cJSON *format = cJSON_GetObjectItemCaseSensitive(root, "format");
+    if (format && !(cJSON_IsString(format) && strcmp(format->valuestring, "gmm-model") == 0)) {
+        if (cJSON_IsString(format))
+            return parse_fail(path, "\"format\" is \"%.60s\"; expected \"gmm-model\"", format->valuestring);
+        return parse_fail(path, "\"format\" is not a string; expected \"gmm-model\"");
+    }
+    int present;
+    double version = 1;
+    gmm_status st = read_integer(path, root, "version", "\"version\"", 1, 2147483647.0, &present, &version);
+    if (st != GMM_OK) return st;
+    if (version != 1) return parse_fail(path, "\"version\" is %.0f; this version reads version 1", version);
+    gmm_covariance_type type;
+    if ((st = read_covariance_type(path, root, &type))) return st;
+
+    const cJSON *weights = cJSON_GetObjectItemCaseSensitive(root, "weights");
+    const cJSON *means = cJSON_GetObjectItemCaseSensitive(root, "means");
+    const cJSON *covs = cJSON_GetObjectItemCaseSensitive(root, "covariances");
+    if (!weights) return parse_fail(path, "missing \"weights\"");
+    if (!means) return parse_fail(path, "missing \"means\"");
+    if (!covs) return parse_fail(path, "missing \"covariances\"");
+
+    /* k and d: declared, or inferred from "weights" and "means"[0]. First pass: shapes and types only, so
+     * that nothing is allocated from sizes the file does not hold. */
+    json_sizes s = {0};
+    if ((st = read_declared_sizes(path, root, &s))) return st;
+    if ((st = infer_sizes(path, type, weights, means, covs, "\"covariances\"", &s))) return st;
+    if ((st = read_arrays(path, type, &s, weights, means, covs, "\"covariances\"", NULL, NULL, NULL))) return st;
+    size_t k = s.k, d = s.d;
+
+    /* Second pass: copy the numbers (all checks above passed, so this cannot fail). */
+    double *w = gmm_xcalloc(k, sizeof *w);
+    double *mu = w ? gmm_xcalloc(k * d, sizeof *mu) : NULL;
+    double *sigma = mu ? gmm_xcalloc(gmm_covariance_size(type, k, d), sizeof *sigma) : NULL;
+    if (!sigma) {
+        free(w);
+        free(mu);
+        return GMM_ERR_NOMEM;
+    }
+    (void)read_arrays(path, type, &s, weights, means, covs, "\"covariances\"", w, mu, sigma);
+
+    gmm_model *m = NULL;
+    st = gmm_model_from_params(k, d, type, w, mu, sigma, &m);
+    free(mu);
+    free(sigma);
+    if (st != GMM_OK) {
+        free(w);
+        if (st == GMM_ERR_NOMEM) return st;
+        char msg[768];
+        snprintf(msg, sizeof msg, "%s", gmm_last_error()); /* gmm_fail writes over gmm_last_error's buffer */
+        return parse_fail(path, "%s", msg);
+    }
+    /* from_params normalized the weights; keep the file's own when they already sum to 1 (exact round trip). */
+    double wsum = 0.0;
+    for (size_t j = 0; j < k; j++) wsum += w[j];
+    if (fabs(wsum - 1.0) <= 1e-12) memcpy(m->weights, w, k * sizeof *w);
+    free(w);
+
+    const cJSON *fit = cJSON_GetObjectItemCaseSensitive(root, "fit");
+    if (fit && (st = read_fit(path, fit, m)) != GMM_OK) {
+        gmm_model_free(m);
+        return st;
+    }
+    *out = m;
+    return GMM_OK;
+}
+
+gmm_status gmm_model_load(const char *path, gmm_model **out)
+{
+    if (out) *out = NULL;
+    if (!path || !out) return gmm_fail(GMM_ERR_INVALID_ARG, "gmm_model_load needs a path and an output pointer");
+    cJSON *root;
+    gmm_status st = parse_json_file(path, &root);
+    if (st != GMM_OK) return st;
     st = model_from_json(path, root, out);
     cJSON_Delete(root);
-    free(text);
     return st;
+}
+
+/* ------------------------------------------------------------------------------------------ init files */
+
+/* Names matrix c of mats_name (type full or tied) for messages: "\"precisions\"[1] (component 1)", or
+ * "\"precisions\" (tied: shared by all components)". */
+static void matrix_name(char *buf, size_t size, const char *mats_name, gmm_covariance_type type, size_t c)
+{
+    if (type == GMM_COV_TIED)
+        snprintf(buf, size, "%s (tied: shared by all components)", mats_name);
+    else
+        snprintf(buf, size, "%s[%zu] (component %zu)", mats_name, c, c);
+}
+
+/* Turns the matrices mat (type's own shape, k components in d dimensions, read from mats_name) into
+ * precisions in place: covariances (from_cov) are inverted, full/tied as U U^T with U = L^{-T} from the
+ * Cholesky factor L (exactly symmetric), diag/spherical as 1/v; given precisions are kept as they are. Checks
+ * that what is read is symmetric (GMM_ERR_PARSE, same tolerance as gmm_model_from_params) and positive
+ * definite (GMM_ERR_NOT_PD naming the component), and that the resulting precisions are too (a covariance
+ * so close to singular that its computed inverse has no Cholesky factor, or 1/v overflows, is
+ * GMM_ERR_NOT_PD). */
+static gmm_status finish_precisions(const char *path, const char *mats_name, int from_cov, gmm_covariance_type type,
+                                    size_t k, size_t d, double *mat)
+{
+    const char *what = from_cov ? "variances" : "precisions";
+    if (type == GMM_COV_DIAG || type == GMM_COV_SPHERICAL) {
+        size_t n = type == GMM_COV_DIAG ? k * d : k;
+        for (size_t i = 0; i < n; i++) {
+            char name[128];
+            if (type == GMM_COV_DIAG)
+                snprintf(name, sizeof name, "%s[%zu][%zu] (component %zu)", mats_name, i / d, i % d, i / d);
+            else
+                snprintf(name, sizeof name, "%s[%zu] (component %zu)", mats_name, i, i);
+            double v = mat[i];
+            if (!(v > 0.0))
+                return gmm_fail(GMM_ERR_NOT_PD, "%s: %s is %.17g; %s %s must be positive", path, name, v,
+                                gmm_covariance_name(type), what);
+            if (from_cov) {
+                double p = 1.0 / v;
+                if (!isfinite(p))
+                    return gmm_fail(GMM_ERR_NOT_PD, "%s: %s is %.17g, too small to invert (1/v overflows)", path,
+                                    name, v);
+                mat[i] = p;
+            }
+        }
+        return GMM_OK;
+    }
+
+    size_t n_mat = type == GMM_COV_FULL ? k : 1;
+    double *l = gmm_xmalloc(2 * d * d * sizeof *l);
+    if (!l) return GMM_ERR_NOMEM;
+    double *u = l + d * d;
+    gmm_status st = GMM_OK;
+    char name[128];
+    for (size_t c = 0; c < n_mat && st == GMM_OK; c++) {
+        double *a = mat + c * d * d;
+        matrix_name(name, sizeof name, mats_name, type, c);
+        for (size_t i = 0; i < d && st == GMM_OK; i++)
+            for (size_t j = 0; j < i; j++) {
+                double x = a[i * d + j], y = a[j * d + i];
+                if (fabs(x - y) > 1e-10 * (fabs(x) + fabs(y)) + 1e-300) {
+                    st = parse_fail(path, "%s is not symmetric: [%zu][%zu] = %.17g but [%zu][%zu] = %.17g", name, i,
+                                    j, x, j, i, y);
+                    break;
+                }
+            }
+        if (st != GMM_OK) break;
+        memcpy(l, a, d * d * sizeof *l);
+        int bad = gmm_cholesky_lower(l, d);
+        if (bad) {
+            st = gmm_fail(GMM_ERR_NOT_PD, "%s: %s is not positive definite (leading minor %d is not positive)",
+                          path, name, bad);
+            break;
+        }
+        if (!from_cov) continue;
+        /* precision = L^{-T} L^{-1} = U U^T: entry (i, j) sums over t >= max(i, j) (U is upper triangular);
+         * computed for j <= i and mirrored, so the result is exactly symmetric. */
+        gmm_precision_chol_from_cov_chol(l, u, d);
+        for (size_t i = 0; i < d; i++)
+            for (size_t j = 0; j <= i; j++) {
+                double sum = 0.0;
+                for (size_t t = i; t < d; t++) sum += u[i * d + t] * u[j * d + t];
+                a[i * d + j] = a[j * d + i] = sum;
+            }
+        memcpy(l, a, d * d * sizeof *l);
+        bad = gmm_cholesky_lower(l, d);
+        if (bad)
+            st = gmm_fail(GMM_ERR_NOT_PD,
+                          "%s: %s is too close to singular: its computed inverse is not positive definite "
+                          "(leading minor %d is not positive)",
+                          path, name, bad);
+    }
+    free(l);
+    return st;
+}
+
+/* Fills *f from the parsed init file root (format in the top comment); on failure the caller frees f. */
+static gmm_status init_from_json(const char *path, const cJSON *root, gmm_init_file *f)
+{
+    if (!cJSON_IsObject(root)) return parse_fail(path, "top level is not a JSON object");
+    gmm_status st = read_covariance_type(path, root, &f->type);
+    if (st != GMM_OK) return st;
+
+    const cJSON *weights = cJSON_GetObjectItemCaseSensitive(root, "weights");
+    const cJSON *means = cJSON_GetObjectItemCaseSensitive(root, "means");
+    const cJSON *covs = cJSON_GetObjectItemCaseSensitive(root, "covariances");
+    const cJSON *precs = cJSON_GetObjectItemCaseSensitive(root, "precisions");
+    if (covs && precs)
+        return parse_fail(path, "both \"covariances\" and \"precisions\" are given; expected at most one of them");
+    if (!weights && !means && !covs && !precs)
+        return parse_fail(path, "no initial parameters: expected at least one of \"weights\", \"means\", "
+                                "\"covariances\", \"precisions\"");
+    const cJSON *mats = covs ? covs : precs;
+    const char *mats_name = covs ? "\"covariances\"" : "\"precisions\"";
+
+    json_sizes s = {0};
+    if ((st = read_declared_sizes(path, root, &s))) return st;
+    if ((st = infer_sizes(path, f->type, weights, means, mats, mats_name, &s))) return st;
+    if ((st = read_arrays(path, f->type, &s, weights, means, mats, mats_name, NULL, NULL, NULL))) return st;
+    f->k = s.k;
+    f->d = s.d;
+
+    /* Shapes are known to hold: allocate and copy. */
+    if (weights && !(f->weights = gmm_xcalloc(s.k, sizeof(double)))) return GMM_ERR_NOMEM;
+    if (means && !(f->means = gmm_xcalloc(s.k * s.d, sizeof(double)))) return GMM_ERR_NOMEM;
+    if (mats && !(f->precisions = gmm_xcalloc(gmm_covariance_size(f->type, s.k, s.d), sizeof(double))))
+        return GMM_ERR_NOMEM;
+    (void)read_arrays(path, f->type, &s, weights, means, mats, mats_name, f->weights, f->means, f->precisions);
+
+    if (f->weights) {
+        double *w = f->weights, sum = 0.0, max = 0.0;
+        for (size_t i = 0; i < s.k; i++) {
+            if (!(w[i] > 0.0))
+                return parse_fail(path, "\"weights\"[%zu] is %.17g; initial weights must be positive", i, w[i]);
+            sum += w[i];
+            if (w[i] > max) max = w[i];
+        }
+        /* Normalized to sum 1, unless they already do within 1e-12 (then kept verbatim, as by gmm_model_load). */
+        if (!(fabs(sum - 1.0) <= 1e-12)) {
+            if (!isfinite(sum)) { /* huge weights: scale first so that the sum does not overflow */
+                sum = 0.0;
+                for (size_t i = 0; i < s.k; i++) sum += (w[i] /= max);
+            }
+            for (size_t i = 0; i < s.k; i++) {
+                w[i] /= sum;
+                if (!(w[i] > 0.0))
+                    return parse_fail(path, "\"weights\"[%zu] is too small next to the others: it is 0 once the "
+                                            "weights are normalized to sum 1", i);
+            }
+        }
+    }
+    if (f->precisions) return finish_precisions(path, mats_name, covs != NULL, f->type, s.k, s.d, f->precisions);
+    return GMM_OK;
+}
+
+gmm_status gmm_init_file_load(const char *path, gmm_init_file *out)
+{
+    if (out) memset(out, 0, sizeof *out);
+    if (!path || !out)
+        return gmm_fail(GMM_ERR_INVALID_ARG, "gmm_init_file_load needs a path and an output structure");
+    cJSON *root;
+    gmm_status st = parse_json_file(path, &root);
+    if (st != GMM_OK) return st;
+    st = init_from_json(path, root, out);
+    cJSON_Delete(root);
+    if (st != GMM_OK) gmm_init_file_free(out);
+    return st;
+}
+
+void gmm_init_file_free(gmm_init_file *f)
+{
+    if (!f) return;
+    free(f->weights);
+    free(f->means);
+    free(f->precisions);
+    memset(f, 0, sizeof *f);
 }

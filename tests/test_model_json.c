@@ -1,7 +1,9 @@
 /*
  * test_model_json.c — gmm_model_save / gmm_model_load: bit-exact round trips (parameters and fit record,
- * including doubles that cJSON's own printer would round), the shipped data/assignment_model.json, the
- * precise messages for malformed files, and saves that fail without leaving a file behind.
+ * including doubles that cJSON's own printer would round) for every covariance type with the covariances
+ * in the type's own shape in the file, the shipped data/assignment_model.json, the precise messages for
+ * malformed files, and saves that fail without leaving a file behind. gmm_init_file_load: every subset of
+ * initial parameters, covariances turned into precisions, a saved model read as an init file, and errors.
  */
 #include "check.h"
 #include "gmm.h"
@@ -64,9 +66,11 @@ static int same_bits(const double *a, const double *b, size_t n)
     return memcmp(a, b, n * sizeof *a) == 0;
 }
 
-/* A random model: k components in d dimensions, covariances A A^T + I (exactly symmetric), awkward doubles
- * in the means, and a fit record whose trace holds n_iter random finite bit patterns. */
-static gmm_model *random_model(size_t k, size_t d, int n_iter, uint64_t seed)
+/* A random model of the given covariance type: k components in d dimensions, covariances A A^T + I (exactly
+ * symmetric; tied keeps component 0's, diag the diagonals, spherical the [0][0] entries), awkward doubles in
+ * the means and in the first covariance entry of diag and spherical, and a fit record whose trace holds
+ * n_iter random finite bit patterns. */
+static gmm_model *random_model_typed(size_t k, size_t d, gmm_covariance_type type, int n_iter, uint64_t seed)
 {
     gmm_rng rng;
     gmm_rng_seed(&rng, seed);
@@ -88,8 +92,23 @@ static gmm_model *random_model(size_t k, size_t d, int n_iter, uint64_t seed)
                               123456789012345678.0, 3.0, -2147483648.0};
     for (size_t i = 0; i < sizeof awkward / sizeof awkward[0] && i < k * d; i++) mu[i] = awkward[i];
 
+    /* The covariances in the type's own shape (full: as built). */
+    switch (type) {
+    case GMM_COV_FULL:
+    case GMM_COV_TIED: break; /* tied: the first d*d entries are component 0's matrix */
+    case GMM_COV_DIAG:
+        for (size_t c = 0; c < k; c++)
+            for (size_t i = 0; i < d; i++) cov[c * d + i] = cov[(c * d + i) * d + i];
+        cov[0] = 0.1 + 0.2;
+        break;
+    case GMM_COV_SPHERICAL:
+        for (size_t c = 0; c < k; c++) cov[c] = cov[c * d * d];
+        cov[0] = 0.1 + 0.2;
+        break;
+    }
+
     gmm_model *m = NULL;
-    gmm_status st = gmm_model_from_params(k, d, w, mu, cov, &m);
+    gmm_status st = gmm_model_from_params(k, d, type, w, mu, cov, &m);
     CHECK_INT_EQ(st, GMM_OK);
     free(w);
     free(mu);
@@ -113,6 +132,12 @@ static gmm_model *random_model(size_t k, size_t d, int n_iter, uint64_t seed)
         m->iter_seconds[i] = 1e-3 * gmm_rng_uniform(&rng);
     }
     return m;
+}
+
+/* A random full-covariance model (random_model_typed). */
+static gmm_model *random_model(size_t k, size_t d, int n_iter, uint64_t seed)
+{
+    return random_model_typed(k, d, GMM_COV_FULL, n_iter, seed);
 }
 
 /* Every field of a and b, bit for bit. */
@@ -187,7 +212,7 @@ static void test_round_trip_unfitted(void)
     const char *path = TMP "unfitted.json";
     const double w[2] = {0.25, 0.75}, mu[2] = {-1.0, 1.0 / 3.0}, cov[2] = {0.5, 2.0};
     gmm_model *m = NULL, *back = NULL;
-    CHECK_INT_EQ(gmm_model_from_params(2, 1, w, mu, cov, &m), GMM_OK);
+    CHECK_INT_EQ(gmm_model_from_params(2, 1, GMM_COV_FULL, w, mu, cov, &m), GMM_OK);
     if (!m) return;
     CHECK_INT_EQ(gmm_model_save(m, path), GMM_OK);
     char *text = read_text(path);
@@ -307,9 +332,13 @@ static void test_load_errors(void)
                       GMM_ERR_PARSE, ": \"means\"[0][1] is not finite");
     expect_load_error("missing", "{\"weights\": [0.5, 0.5], \"means\": [[0, 0], [1, 1]]}", GMM_ERR_PARSE,
                       ": missing \"covariances\"");
-    expect_load_error("cov_type", "{\"covariance_type\": \"diag\", \"weights\": [1], \"means\": [[0]],"
+    expect_load_error("cov_type", "{\"covariance_type\": \"banana\", \"weights\": [1], \"means\": [[0]],"
                                   " \"covariances\": [[[1]]]}",
-                      GMM_ERR_PARSE, ": \"covariance_type\" is \"diag\"; this version supports \"full\"");
+                      GMM_ERR_PARSE,
+                      ": \"covariance_type\" is \"banana\"; expected one of \"full\", \"tied\", \"diag\", \"spherical\"");
+    expect_load_error("cov_type_number", "{\"covariance_type\": 2, \"weights\": [1], \"means\": [[0]],"
+                                         " \"covariances\": [[[1]]]}",
+                      GMM_ERR_PARSE, ": \"covariance_type\" is not a string; expected one of \"full\"");
     expect_load_error("format", "{\"format\": \"other\", \"weights\": [1], \"means\": [[0]], \"covariances\": [[[1]]]}",
                       GMM_ERR_PARSE, ": \"format\" is \"other\"; expected \"gmm-model\"");
     expect_load_error("version", "{\"version\": 2, \"weights\": [1], \"means\": [[0]], \"covariances\": [[[1]]]}",
@@ -353,7 +382,7 @@ static void test_save_failures(void)
 {
     const double w[2] = {0.5, 0.5}, mu[4] = {0, 0, 1, 1}, cov[8] = {1, 0, 0, 1, 2, 0.5, 0.5, 1};
     gmm_model *m = NULL;
-    CHECK_INT_EQ(gmm_model_from_params(2, 2, w, mu, cov, &m), GMM_OK);
+    CHECK_INT_EQ(gmm_model_from_params(2, 2, GMM_COV_FULL, w, mu, cov, &m), GMM_OK);
     if (!m) return;
 
     /* A directory that does not exist: GMM_ERR_IO, nothing written. */
@@ -395,6 +424,523 @@ static void test_save_failures(void)
     remove(path);
 }
 
+/* Every covariance type: save then load is bit-exact (fit record included), saving again gives the same
+ * bytes, and the file holds "covariance_type" and the covariances in the type's own shape. */
+static void test_round_trip_types(void)
+{
+    const char *path = TMP "types.json", *path2 = TMP "types_again.json";
+    for (int t = GMM_COV_FULL; t <= GMM_COV_SPHERICAL; t++) {
+        gmm_covariance_type type = (gmm_covariance_type)t;
+        gmm_model *m = random_model_typed(4, 3, type, 7, 100 + (uint64_t)t);
+        if (!m) continue;
+        CHECK_INT_EQ(gmm_model_save(m, path), GMM_OK);
+        gmm_model *back = NULL;
+        gmm_status st = gmm_model_load(path, &back);
+        CHECK_INT_EQ(st, GMM_OK);
+        if (st != GMM_OK) fprintf(stderr, "load (%s): %s\n", gmm_covariance_name(type), gmm_last_error());
+        if (back) {
+            CHECK_INT_EQ(gmm_model_covariance_type(back), type);
+            check_models_identical(m, back);
+            CHECK_INT_EQ(gmm_model_save(back, path2), GMM_OK);
+            char *t1 = read_text(path), *t2 = read_text(path2);
+            CHECK(t1 && t2 && strcmp(t1, t2) == 0);
+            char want[64];
+            snprintf(want, sizeof want, "\"covariance_type\":\t\"%s\"", gmm_covariance_name(type));
+            CHECK_STR_CONTAINS(t1, want);
+            /* The nesting depth of "covariances": 3 for full, 2 for tied and diag, 1 for spherical. */
+            const char *covs = t1 ? strstr(t1, "\"covariances\":\t") : NULL;
+            CHECK(covs != NULL);
+            if (covs) {
+                covs += strlen("\"covariances\":\t");
+                size_t depth = strspn(covs, "[");
+                CHECK_INT_EQ(depth, type == GMM_COV_FULL ? 3 : type == GMM_COV_SPHERICAL ? 1 : 2);
+            }
+            if (type == GMM_COV_DIAG) CHECK_STR_CONTAINS(t1, "\"covariances\":\t[[0.30000000000000004, ");
+            if (type == GMM_COV_SPHERICAL) CHECK_STR_CONTAINS(t1, "\"covariances\":\t[0.30000000000000004, ");
+            free(t1);
+            free(t2);
+        }
+        gmm_model_free(back);
+        gmm_model_free(m);
+    }
+    remove(path);
+    remove(path2);
+}
+
+/* Builds a model of the given type from the compact covariances, saves it, checks that the file contains
+ * `expect` and that it loads back bit for bit. */
+static void check_saved_shape(gmm_covariance_type type, size_t k, size_t d, const double *w, const double *mu,
+                              const double *cov, const char *expect)
+{
+    const char *path = TMP "shape.json";
+    gmm_model *m = NULL, *back = NULL;
+    CHECK_INT_EQ(gmm_model_from_params(k, d, type, w, mu, cov, &m), GMM_OK);
+    if (!m) return;
+    CHECK_INT_EQ(gmm_model_save(m, path), GMM_OK);
+    char *text = read_text(path);
+    CHECK_STR_CONTAINS(text, expect);
+    free(text);
+    CHECK_INT_EQ(gmm_model_load(path, &back), GMM_OK);
+    if (back) check_models_identical(m, back);
+    gmm_model_free(back);
+    gmm_model_free(m);
+    remove(path);
+}
+
+/* The exact text of "covariances" for each type: scikit-learn's covariances_ shapes. */
+static void test_saved_shapes(void)
+{
+    const double w2[2] = {0.25, 0.75}, mu2[4] = {0, 0, 1, 1};
+    const double full[8] = {1, 0, 0, 1, 2, 0.5, 0.5, 1};
+    check_saved_shape(GMM_COV_FULL, 2, 2, w2, mu2, full, "\"covariances\":\t[[[1, 0], [0, 1]], [[2, 0.5], [0.5, 1]]]");
+    const double tied[4] = {2, 0.5, 0.5, 1};
+    check_saved_shape(GMM_COV_TIED, 2, 2, w2, mu2, tied, "\"covariances\":\t[[2, 0.5], [0.5, 1]]\n");
+    const double diag[4] = {1, 2, 0.5, 0.25};
+    check_saved_shape(GMM_COV_DIAG, 2, 2, w2, mu2, diag, "\"covariances\":\t[[1, 2], [0.5, 0.25]]\n");
+    const double w3[3] = {0.5, 0.25, 0.25}, mu3[6] = {0, 0, 1, 1, 2, 2};
+    const double sph[3] = {0.1 + 0.2, 2, 0.5};
+    check_saved_shape(GMM_COV_SPHERICAL, 3, 2, w3, mu3, sph, "\"covariances\":\t[0.30000000000000004, 2, 0.5]\n");
+}
+
+/* Hand-written files of every type: k and d inferred (spherical: d from "means"; tied: k from "weights"),
+ * covariances expanded to full matrices. */
+static void test_load_types(void)
+{
+    const char *path = TMP "load_types.json";
+    gmm_model *m = NULL;
+    write_text(path, "{\"covariance_type\": \"spherical\", \"weights\": [1, 1],"
+                     " \"means\": [[0, 0, 0], [1, 1, 1]], \"covariances\": [1, 4]}");
+    CHECK_INT_EQ(gmm_model_load(path, &m), GMM_OK);
+    if (m) {
+        CHECK_INT_EQ(gmm_model_covariance_type(m), GMM_COV_SPHERICAL);
+        CHECK_INT_EQ(gmm_model_n_components(m), 2);
+        CHECK_INT_EQ(gmm_model_n_features(m), 3);
+        CHECK(m->weights[0] == 0.5 && m->weights[1] == 0.5);
+        const double *c = gmm_model_covariances(m);
+        CHECK(c[0] == 1 && c[4] == 1 && c[8] == 1 && c[1] == 0 && c[9] == 4 && c[13] == 4 && c[17] == 4);
+    }
+    gmm_model_free(m);
+    m = NULL;
+
+    write_text(path, "{\"covariance_type\": \"tied\", \"weights\": [0.2, 0.3, 0.5],"
+                     " \"means\": [[0, 0], [1, 1], [2, 2]], \"covariances\": [[2, 0.5], [0.5, 1]]}");
+    CHECK_INT_EQ(gmm_model_load(path, &m), GMM_OK);
+    if (m) {
+        CHECK_INT_EQ(gmm_model_covariance_type(m), GMM_COV_TIED);
+        CHECK_INT_EQ(gmm_model_n_components(m), 3);
+        CHECK_INT_EQ(gmm_model_n_features(m), 2);
+        const double want[4] = {2, 0.5, 0.5, 1};
+        for (size_t c = 0; c < 3; c++) CHECK(same_bits(gmm_model_covariances(m) + 4 * c, want, 4));
+        CHECK_INT_EQ(gmm_n_parameters(m), 2 + 6 + 3);
+    }
+    gmm_model_free(m);
+    m = NULL;
+
+    write_text(path, "{\"covariance_type\": \"diag\", \"weights\": [0.5, 0.5],"
+                     " \"means\": [[0, 0], [1, 1]], \"covariances\": [[1, 2], [3, 4]]}");
+    CHECK_INT_EQ(gmm_model_load(path, &m), GMM_OK);
+    if (m) {
+        CHECK_INT_EQ(gmm_model_covariance_type(m), GMM_COV_DIAG);
+        const double want[8] = {1, 0, 0, 2, 3, 0, 0, 4};
+        CHECK(same_bits(gmm_model_covariances(m), want, 8));
+    }
+    gmm_model_free(m);
+    remove(path);
+}
+
+#define W2M2 "\"weights\": [0.5, 0.5], \"means\": [[0, 0], [1, 1]], "
+
+/* Covariances of the wrong shape for their type, and parameters that the type's checks refuse. */
+static void test_load_type_errors(void)
+{
+    expect_load_error("tied_full_shape", "{\"covariance_type\": \"tied\", " W2M2 COVS2 "}", GMM_ERR_PARSE,
+                      ": \"covariances\"[0][0] is not a number; covariance_type \"tied\" has \"covariances\" of "
+                      "shape [n_features][n_features] = [2][2]");
+    expect_load_error("tied_rows", "{\"covariance_type\": \"tied\", " W2M2 "\"covariances\": [[1, 0], [0, 1], [0, 0]]}",
+                      GMM_ERR_PARSE,
+                      ": \"covariances\" has 3 rows, expected 2 (n_features, the length of \"means\"[0]); "
+                      "covariance_type \"tied\"");
+    expect_load_error("tied_cols", "{\"covariance_type\": \"tied\", \"n_features\": 2, " W2M2
+                                   "\"covariances\": [[1, 0], [0, 1, 0]]}",
+                      GMM_ERR_PARSE, ": \"covariances\"[1] has 3 numbers, expected 2 (n_features); covariance_type");
+    expect_load_error("diag_flat", "{\"covariance_type\": \"diag\", " W2M2 "\"covariances\": [1, 1]}", GMM_ERR_PARSE,
+                      ": \"covariances\"[0] is not an array; covariance_type \"diag\" has \"covariances\" of shape "
+                      "[n_components][n_features] = [2][2]");
+    expect_load_error("diag_row", "{\"covariance_type\": \"diag\", " W2M2 "\"covariances\": [[1, 1], [1]]}",
+                      GMM_ERR_PARSE,
+                      ": \"covariances\"[1] has 1 number, expected 2 (n_features, the length of \"means\"[0])");
+    expect_load_error("diag_k", "{\"covariance_type\": \"diag\", " W2M2 "\"covariances\": [[1, 1]]}", GMM_ERR_PARSE,
+                      ": \"covariances\" has 1 entry, expected 2 (n_components, the length of \"weights\")");
+    expect_load_error("diag_full_shape", "{\"covariance_type\": \"diag\", " W2M2 COVS2 "}", GMM_ERR_PARSE,
+                      ": \"covariances\"[0][0] is not a number; covariance_type \"diag\"");
+    expect_load_error("spherical_nested", "{\"covariance_type\": \"spherical\", " W2M2 "\"covariances\": [[1], [1]]}",
+                      GMM_ERR_PARSE,
+                      ": \"covariances\"[0] is not a number; covariance_type \"spherical\" has \"covariances\" of "
+                      "shape [n_components] = [2]");
+    expect_load_error("spherical_k", "{\"covariance_type\": \"spherical\", " W2M2 "\"covariances\": [1, 1, 1]}",
+                      GMM_ERR_PARSE,
+                      ": \"covariances\" has 3 numbers, expected 2 (n_components, the length of \"weights\")");
+    expect_load_error("spherical_scalar", "{\"covariance_type\": \"spherical\", " W2M2 "\"covariances\": 1}",
+                      GMM_ERR_PARSE, ": \"covariances\" is not an array; covariance_type \"spherical\"");
+    expect_load_error("full_as_tied", "{" W2M2 "\"covariances\": [[1, 0], [0, 1]]}", GMM_ERR_PARSE,
+                      ": \"covariances\"[0][0] is not an array; covariance_type \"full\" has \"covariances\" of "
+                      "shape [n_components][n_features][n_features] = [2][2][2]");
+    expect_load_error("diag_negative", "{\"covariance_type\": \"diag\", " W2M2 "\"covariances\": [[1, 1], [1, -1]]}",
+                      GMM_ERR_PARSE, ": component 1: diag variance -1 is not positive");
+    expect_load_error("spherical_zero", "{\"covariance_type\": \"spherical\", " W2M2 "\"covariances\": [1, 0]}",
+                      GMM_ERR_PARSE, ": component 1: spherical variance 0 is not positive");
+    expect_load_error("tied_not_symmetric",
+                      "{\"covariance_type\": \"tied\", " W2M2 "\"covariances\": [[1, 0.5], [0.25, 1]]}",
+                      GMM_ERR_PARSE, ": covariance 0 is not symmetric");
+    expect_load_error("tied_not_pd", "{\"covariance_type\": \"tied\", " W2M2 "\"covariances\": [[1, 2], [2, 1]]}",
+                      GMM_ERR_PARSE, "is not positive definite");
+}
+
+/* A non-finite covariance is named in the file's shape for each type. */
+static void test_save_failures_types(void)
+{
+    const char *path = TMP "nan_types.json";
+    const char *want[4] = {"\"covariances\"[1][1][0] is NaN", "\"covariances\"[1][0] is NaN",
+                           "\"covariances\"[1][1] is NaN", "\"covariances\"[1] is NaN"};
+    for (int t = GMM_COV_FULL; t <= GMM_COV_SPHERICAL; t++) {
+        gmm_covariance_type type = (gmm_covariance_type)t;
+        gmm_model *m = random_model_typed(2, 2, type, 1, 300 + (uint64_t)t);
+        if (!m) continue;
+        remove(path);
+        /* full: entry [1][0] of component 1; tied: entry [1][0] of the shared matrix (component 0's copy is
+         * the one saved); diag: variance 1 of component 1; spherical: component 1. */
+        switch (type) {
+        case GMM_COV_FULL: m->covariances[4 + 2] = NAN; break;
+        case GMM_COV_TIED: m->covariances[2] = NAN; break;
+        case GMM_COV_DIAG: m->covariances[4 + 3] = NAN; break;
+        case GMM_COV_SPHERICAL: m->covariances[4] = NAN; break;
+        }
+        CHECK_INT_EQ(gmm_model_save(m, path), GMM_ERR_INVALID_ARG);
+        CHECK_STR_CONTAINS(gmm_last_error(), want[t]);
+        CHECK(!file_exists(path) && !tmp_exists(path));
+        gmm_model_free(m);
+    }
+}
+
+/* ------------------------------------------------------------------------------------------ init files */
+
+/* Loads json (written to a scratch file named after name) as an init file into *f; returns the status and
+ * prints the message on failure. */
+static gmm_status load_init(const char *name, const char *json, gmm_init_file *f)
+{
+    char path[256];
+    snprintf(path, sizeof path, TMP "init_%s.json", name);
+    write_text(path, json);
+    gmm_status st = gmm_init_file_load(path, f);
+    if (st != GMM_OK) fprintf(stderr, "init file %s: %s\n", name, gmm_last_error());
+    remove(path);
+    return st;
+}
+
+static int init_is_zeroed(const gmm_init_file *f)
+{
+    return f->k == 0 && f->d == 0 && f->type == GMM_COV_FULL && !f->weights && !f->means && !f->precisions;
+}
+
+/* Like expect_load_error for gmm_init_file_load: also checks that *out is zeroed. */
+static void expect_init_error(const char *name, const char *json, gmm_status want, const char *needle)
+{
+    char path[256];
+    snprintf(path, sizeof path, TMP "init_bad_%s.json", name);
+    write_text(path, json);
+    gmm_init_file f;
+    memset(&f, 0xA5, sizeof f); /* must be zeroed */
+    gmm_status st = gmm_init_file_load(path, &f);
+    const char *msg = gmm_last_error();
+    CHECK_INT_EQ(st, want);
+    CHECK(init_is_zeroed(&f));
+    CHECK(strncmp(msg, path, strlen(path)) == 0);
+    CHECK_STR_CONTAINS(msg, needle);
+    if (st == GMM_OK) gmm_init_file_free(&f);
+    remove(path);
+}
+
+/* Each subset of the parameters, with the values it should give. */
+static void test_init_subsets(void)
+{
+    gmm_init_file f;
+
+    /* Weights only: normalized; d unknown. */
+    CHECK_INT_EQ(load_init("weights", "{\"weights\": [1, 3]}", &f), GMM_OK);
+    CHECK_INT_EQ(f.k, 2);
+    CHECK_INT_EQ(f.d, 0);
+    CHECK_INT_EQ(f.type, GMM_COV_FULL);
+    CHECK(f.weights && f.weights[0] == 0.25 && f.weights[1] == 0.75);
+    CHECK(!f.means && !f.precisions);
+    gmm_init_file_free(&f);
+    CHECK(init_is_zeroed(&f));
+
+    /* Weights that already sum to 1 within 1e-12 are kept verbatim. */
+    CHECK_INT_EQ(load_init("weights_exact", "{\"weights\": [0.1, 0.2, 0.7]}", &f), GMM_OK);
+    const double w3[3] = {0.1, 0.2, 0.7};
+    CHECK(f.weights && same_bits(f.weights, w3, 3));
+    gmm_init_file_free(&f);
+
+    /* Huge weights are normalized without overflowing. */
+    CHECK_INT_EQ(load_init("weights_huge", "{\"weights\": [1e308, 1e308, 1e308, 1e308]}", &f), GMM_OK);
+    CHECK(f.weights && f.weights[0] == 0.25 && f.weights[3] == 0.25);
+    gmm_init_file_free(&f);
+
+    /* Means only. */
+    CHECK_INT_EQ(load_init("means", "{\"means\": [[0, 1], [2, 3], [4, -5.5]]}", &f), GMM_OK);
+    CHECK_INT_EQ(f.k, 3);
+    CHECK_INT_EQ(f.d, 2);
+    const double mu[6] = {0, 1, 2, 3, 4, -5.5};
+    CHECK(f.means && same_bits(f.means, mu, 6));
+    CHECK(!f.weights && !f.precisions);
+    gmm_init_file_free(&f);
+
+    /* Full covariances only: inverted. [[2, 1], [1, 3]]^-1 = [[3, -1], [-1, 2]] / 5. */
+    CHECK_INT_EQ(load_init("cov_full", "{\"covariances\": [[[2, 1], [1, 3]], [[4, 0], [0, 0.5]]]}", &f), GMM_OK);
+    CHECK_INT_EQ(f.k, 2);
+    CHECK_INT_EQ(f.d, 2);
+    CHECK(!f.weights && !f.means && f.precisions);
+    if (f.precisions) {
+        const double want[8] = {0.6, -0.2, -0.2, 0.4, 0.25, 0, 0, 2};
+        for (int i = 0; i < 8; i++) CHECK_NEAR(f.precisions[i], want[i], 1e-15, 1e-14);
+        CHECK(f.precisions[1] == f.precisions[2]); /* exactly symmetric */
+    }
+    gmm_init_file_free(&f);
+
+    /* Tied covariance only: one inverse; k unknown. */
+    CHECK_INT_EQ(load_init("cov_tied", "{\"covariance_type\": \"tied\", \"covariances\": [[2, 1], [1, 3]]}", &f),
+                 GMM_OK);
+    CHECK_INT_EQ(f.type, GMM_COV_TIED);
+    CHECK_INT_EQ(f.k, 0);
+    CHECK_INT_EQ(f.d, 2);
+    if (f.precisions) {
+        const double want[4] = {0.6, -0.2, -0.2, 0.4};
+        for (int i = 0; i < 4; i++) CHECK_NEAR(f.precisions[i], want[i], 1e-15, 1e-14);
+    }
+    gmm_init_file_free(&f);
+
+    /* Diag and spherical: 1/v. */
+    CHECK_INT_EQ(load_init("cov_diag", "{\"covariance_type\": \"diag\", \"covariances\": [[2, 4], [0.5, 3]]}", &f),
+                 GMM_OK);
+    CHECK_INT_EQ(f.type, GMM_COV_DIAG);
+    CHECK_INT_EQ(f.k, 2);
+    CHECK_INT_EQ(f.d, 2);
+    if (f.precisions) {
+        CHECK(f.precisions[0] == 0.5 && f.precisions[1] == 0.25 && f.precisions[2] == 2.0);
+        CHECK(f.precisions[3] == 1.0 / 3.0);
+    }
+    gmm_init_file_free(&f);
+    CHECK_INT_EQ(load_init("cov_spherical",
+                           "{\"covariance_type\": \"spherical\", \"covariances\": [4, 0.25, 3]}", &f),
+                 GMM_OK);
+    CHECK_INT_EQ(f.type, GMM_COV_SPHERICAL);
+    CHECK_INT_EQ(f.k, 3);
+    CHECK_INT_EQ(f.d, 0);
+    if (f.precisions) CHECK(f.precisions[0] == 0.25 && f.precisions[1] == 4.0 && f.precisions[2] == 1.0 / 3.0);
+    gmm_init_file_free(&f);
+
+    /* Precisions only: kept as given. */
+    CHECK_INT_EQ(load_init("prec_full", "{\"precisions\": [[[2, 0.1], [0.1, 3]]]}", &f), GMM_OK);
+    CHECK_INT_EQ(f.k, 1);
+    CHECK_INT_EQ(f.d, 2);
+    const double p4[4] = {2, 0.1, 0.1, 3};
+    CHECK(f.precisions && same_bits(f.precisions, p4, 4));
+    gmm_init_file_free(&f);
+    CHECK_INT_EQ(load_init("prec_spherical",
+                           "{\"covariance_type\": \"spherical\", \"precisions\": [2, 0.30000000000000004]}", &f),
+                 GMM_OK);
+    const double p2[2] = {2, 0.1 + 0.2};
+    CHECK(f.precisions && same_bits(f.precisions, p2, 2));
+    gmm_init_file_free(&f);
+
+    /* All three (with declared sizes and unknown fields). */
+    CHECK_INT_EQ(load_init("all",
+                           "{\"n_components\": 2, \"n_features\": 2, \"note\": [1, {}], \"weights\": [0.5, 0.5],"
+                           " \"means\": [[0, 0], [1, 1]], \"covariances\": [[[1, 0], [0, 1]], [[2, 1], [1, 3]]]}",
+                           &f),
+                 GMM_OK);
+    CHECK_INT_EQ(f.k, 2);
+    CHECK_INT_EQ(f.d, 2);
+    CHECK(f.weights && f.weights[0] == 0.5 && f.weights[1] == 0.5);
+    const double mu4[4] = {0, 0, 1, 1};
+    CHECK(f.means && same_bits(f.means, mu4, 4));
+    if (f.precisions) {
+        const double want[8] = {1, 0, 0, 1, 0.6, -0.2, -0.2, 0.4};
+        for (int i = 0; i < 8; i++) CHECK_NEAR(f.precisions[i], want[i], 1e-15, 1e-14);
+    }
+    gmm_init_file_free(&f);
+
+    /* All three, diag precisions, spherical-style d from means. */
+    CHECK_INT_EQ(load_init("all_diag",
+                           "{\"covariance_type\": \"diag\", \"weights\": [2, 2, 4], \"means\": [[0], [1], [2]],"
+                           " \"precisions\": [[1], [2], [3]]}",
+                           &f),
+                 GMM_OK);
+    CHECK_INT_EQ(f.k, 3);
+    CHECK_INT_EQ(f.d, 1);
+    CHECK(f.weights && f.weights[0] == 0.25 && f.weights[2] == 0.5);
+    CHECK(f.precisions && f.precisions[2] == 3.0);
+    gmm_init_file_free(&f);
+
+    gmm_init_file_free(NULL); /* allowed */
+}
+
+static void test_init_errors(void)
+{
+    expect_init_error("both",
+                      "{\"covariances\": [[[1]]], \"precisions\": [[[1]]]}", GMM_ERR_PARSE,
+                      ": both \"covariances\" and \"precisions\" are given; expected at most one of them");
+    expect_init_error("empty", "{}", GMM_ERR_PARSE,
+                      ": no initial parameters: expected at least one of \"weights\", \"means\", \"covariances\", "
+                      "\"precisions\"");
+    expect_init_error("sizes_only", "{\"n_components\": 2, \"n_features\": 3, \"covariance_type\": \"diag\"}",
+                      GMM_ERR_PARSE, ": no initial parameters");
+    expect_init_error("k_mismatch", "{\"weights\": [0.5, 0.5], \"means\": [[0], [1], [2]]}", GMM_ERR_PARSE,
+                      ": \"means\" has 3 entries, expected 2 (n_components, the length of \"weights\")");
+    expect_init_error("k_mismatch_cov", "{\"means\": [[0], [1]], \"covariance_type\": \"spherical\","
+                                        " \"covariances\": [1, 1, 1]}",
+                      GMM_ERR_PARSE, ": \"covariances\" has 3 numbers, expected 2 (n_components, the length of \"means\")");
+    expect_init_error("k_declared", "{\"n_components\": 3, \"covariance_type\": \"spherical\", \"precisions\": [1, 2]}",
+                      GMM_ERR_PARSE, ": \"precisions\" has 2 numbers, expected 3 (n_components)");
+    expect_init_error("d_mismatch", "{\"means\": [[0, 0]], \"covariances\": [[[1]]]}", GMM_ERR_PARSE,
+                      ": \"covariances\"[0] has 1 row, expected 2 (n_features, the length of \"means\"[0])");
+    expect_init_error("d_mismatch_tied", "{\"covariance_type\": \"tied\", \"precisions\": [[1, 0], [0, 1]],"
+                                         " \"means\": [[0, 0, 0]]}",
+                      GMM_ERR_PARSE, ": \"precisions\" has 2 rows, expected 3 (n_features, the length of \"means\"[0])");
+    expect_init_error("weights_empty", "{\"weights\": []}", GMM_ERR_PARSE,
+                      ": \"weights\" is empty; a model needs at least one component");
+    expect_init_error("weights_zero", "{\"weights\": [0.5, 0]}", GMM_ERR_PARSE,
+                      ": \"weights\"[1] is 0; initial weights must be positive");
+    expect_init_error("weights_negative", "{\"weights\": [1.5, -0.5]}", GMM_ERR_PARSE,
+                      ": \"weights\"[1] is -0.5; initial weights must be positive");
+    expect_init_error("weights_underflow", "{\"weights\": [1e300, 1e-300]}", GMM_ERR_PARSE,
+                      ": \"weights\"[1] is too small next to the others");
+    expect_init_error("means_inf", "{\"means\": [[0, 1e999]]}", GMM_ERR_PARSE, ": \"means\"[0][1] is not finite");
+    expect_init_error("prec_not_pd", "{\"precisions\": [[[1, 0], [0, 1]], [[1, 2], [2, 1]]]}", GMM_ERR_NOT_PD,
+                      ": \"precisions\"[1] (component 1) is not positive definite (leading minor 2 is not positive)");
+    expect_init_error("prec_not_symmetric", "{\"precisions\": [[[1, 0.5], [0.25, 1]]]}", GMM_ERR_PARSE,
+                      ": \"precisions\"[0] (component 0) is not symmetric: [1][0] = 0.25 but [0][1] = 0.5");
+    expect_init_error("prec_tied_not_pd", "{\"covariance_type\": \"tied\", \"precisions\": [[0, 0], [0, 1]]}",
+                      GMM_ERR_NOT_PD,
+                      ": \"precisions\" (tied: shared by all components) is not positive definite (leading minor 1");
+    expect_init_error("prec_diag_zero", "{\"covariance_type\": \"diag\", \"precisions\": [[1, 1], [1, 0]]}",
+                      GMM_ERR_NOT_PD, ": \"precisions\"[1][1] (component 1) is 0; diag precisions must be positive");
+    expect_init_error("prec_spherical_negative", "{\"covariance_type\": \"spherical\", \"precisions\": [1, -2]}",
+                      GMM_ERR_NOT_PD, ": \"precisions\"[1] (component 1) is -2; spherical precisions must be positive");
+    expect_init_error("cov_not_pd", "{\"covariances\": [[[1, 0], [0, -1]]]}", GMM_ERR_NOT_PD,
+                      ": \"covariances\"[0] (component 0) is not positive definite");
+    expect_init_error("cov_spherical_zero", "{\"covariance_type\": \"spherical\", \"covariances\": [0]}",
+                      GMM_ERR_NOT_PD, ": \"covariances\"[0] (component 0) is 0; spherical variances must be positive");
+    expect_init_error("cov_tiny", "{\"covariance_type\": \"diag\", \"covariances\": [[1e-310]]}", GMM_ERR_NOT_PD,
+                      ": \"covariances\"[0][0] (component 0) is 9.9999999999999694e-311, too small to invert");
+    expect_init_error("cov_near_singular", "{\"covariances\": [[[1, 1], [1, 1.0000000000000002]]]}", GMM_ERR_NOT_PD,
+                      ": \"covariances\"[0] (component 0) is too close to singular: its computed inverse is not "
+                      "positive definite");
+    expect_init_error("cov_type", "{\"covariance_type\": \"Full\", \"weights\": [1]}", GMM_ERR_PARSE,
+                      ": \"covariance_type\" is \"Full\"; expected one of \"full\", \"tied\", \"diag\", \"spherical\"");
+    expect_init_error("wrong_shape", "{\"covariance_type\": \"diag\", \"precisions\": [[[1]]]}", GMM_ERR_PARSE,
+                      ": \"precisions\"[0][0] is not a number; covariance_type \"diag\" has \"precisions\" of shape");
+    expect_init_error("syntax", "{\"weights\": [1,\n 2,, 3]}", GMM_ERR_PARSE, "init_bad_syntax.json:2:4: invalid JSON");
+    expect_init_error("not_object", "[1]", GMM_ERR_PARSE, ": top level is not a JSON object");
+
+    gmm_init_file f;
+    memset(&f, 0xA5, sizeof f);
+    const char *missing = TMP "init_does_not_exist.json";
+    CHECK_INT_EQ(gmm_init_file_load(missing, &f), GMM_ERR_IO);
+    CHECK(init_is_zeroed(&f));
+    CHECK(strncmp(gmm_last_error(), missing, strlen(missing)) == 0);
+}
+
+/* The inverse of the symmetric positive definite a (d, d) by Gauss-Jordan in long double (an independent
+ * reference for the Cholesky-based inversion). */
+static void reference_inverse(const double *a, double *inv, size_t d)
+{
+    long double *m = malloc(2 * d * d * sizeof *m);
+    size_t w = 2 * d;
+    for (size_t i = 0; i < d; i++)
+        for (size_t j = 0; j < w; j++) m[i * w + j] = j < d ? a[i * d + j] : (j - d == i ? 1.0L : 0.0L);
+    for (size_t c = 0; c < d; c++) {
+        size_t p = c;
+        for (size_t r = c + 1; r < d; r++)
+            if (fabsl(m[r * w + c]) > fabsl(m[p * w + c])) p = r;
+        for (size_t j = 0; j < w; j++) {
+            long double t = m[c * w + j];
+            m[c * w + j] = m[p * w + j];
+            m[p * w + j] = t;
+        }
+        long double piv = m[c * w + c];
+        for (size_t j = 0; j < w; j++) m[c * w + j] /= piv;
+        for (size_t r = 0; r < d; r++) {
+            if (r == c) continue;
+            long double f = m[r * w + c];
+            for (size_t j = 0; j < w; j++) m[r * w + j] -= f * m[c * w + j];
+        }
+    }
+    for (size_t i = 0; i < d; i++)
+        for (size_t j = 0; j < d; j++) inv[i * d + j] = (double)m[i * w + d + j];
+    free(m);
+}
+
+/* A model.json written by gmm_model_save (fit record and all) is a valid init file: same weights and means,
+ * precisions the inverses of the covariances. */
+static void test_init_from_saved_model(void)
+{
+    const char *path = TMP "init_from_model.json";
+    for (int t = GMM_COV_FULL; t <= GMM_COV_SPHERICAL; t++) {
+        gmm_covariance_type type = (gmm_covariance_type)t;
+        gmm_model *m = random_model_typed(4, 3, type, 5, 200 + (uint64_t)t);
+        if (!m) continue;
+        /* Plain means: the awkward ones (DBL_MAX, ...) are for the round trip, not for inversion. */
+        for (size_t i = 0; i < 12; i++) m->means[i] = 0.5 * (double)i - 1.0;
+        CHECK_INT_EQ(gmm_model_save(m, path), GMM_OK);
+        gmm_init_file f;
+        gmm_status st = gmm_init_file_load(path, &f);
+        CHECK_INT_EQ(st, GMM_OK);
+        if (st != GMM_OK) {
+            fprintf(stderr, "init from model (%s): %s\n", gmm_covariance_name(type), gmm_last_error());
+            gmm_model_free(m);
+            continue;
+        }
+        CHECK_INT_EQ(f.type, type);
+        CHECK_INT_EQ(f.k, 4);
+        CHECK_INT_EQ(f.d, 3);
+        CHECK(same_bits(f.weights, m->weights, 4));
+        CHECK(same_bits(f.means, m->means, 12));
+        CHECK(f.precisions != NULL);
+        size_t d = 3, n_mat = type == GMM_COV_TIED ? 1 : 4;
+        for (size_t c = 0; f.precisions && c < n_mat; c++) {
+            const double *cov = m->covariances + c * d * d;
+            if (type == GMM_COV_FULL || type == GMM_COV_TIED) {
+                double inv[9], scale = 0.0;
+                reference_inverse(cov, inv, d);
+                for (int i = 0; i < 9; i++) scale = fmax(scale, fabs(inv[i]));
+                for (int i = 0; i < 9; i++) CHECK_NEAR(f.precisions[c * 9 + i], inv[i], 1e-12 * scale, 1e-12);
+            } else if (type == GMM_COV_DIAG) {
+                for (size_t i = 0; i < d; i++) CHECK(f.precisions[c * d + i] == 1.0 / cov[i * d + i]);
+            } else {
+                CHECK(f.precisions[c] == 1.0 / cov[0]);
+            }
+        }
+        gmm_init_file_free(&f);
+        gmm_model_free(m);
+    }
+    remove(path);
+
+    /* The shipped assignment model too. */
+    gmm_init_file f;
+    CHECK_INT_EQ(gmm_init_file_load(GMM_SOURCE_DIR "/data/assignment_model.json", &f), GMM_OK);
+    CHECK_INT_EQ(f.k, 4);
+    CHECK_INT_EQ(f.d, 2);
+    if (f.precisions) {
+        /* Component 0: [[0.03446, -0.01299], [-0.01299, 0.03458]]. */
+        double det = 0.03446 * 0.03458 - 0.01299 * 0.01299;
+        CHECK_NEAR(f.precisions[0], 0.03458 / det, 0, 1e-12);
+        CHECK_NEAR(f.precisions[1], 0.01299 / det, 0, 1e-12);
+        CHECK_NEAR(f.precisions[3], 0.03446 / det, 0, 1e-12);
+    }
+    gmm_init_file_free(&f);
+}
+
 int main(int argc, char **argv)
 {
     (void)argc;
@@ -409,5 +955,13 @@ int main(int argc, char **argv)
     test_minimal_file();
     test_load_errors();
     test_save_failures();
+    test_round_trip_types();
+    test_saved_shapes();
+    test_load_types();
+    test_load_type_errors();
+    test_save_failures_types();
+    test_init_subsets();
+    test_init_errors();
+    test_init_from_saved_model();
     return check_exit();
 }
