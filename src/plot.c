@@ -688,3 +688,95 @@ gmm_status gmm_plot_init_study(const char *dir, const gmm_study_method *study, i
     if ((st = gmm_atomic_commit(&af)) != GMM_OK) return st;
     return finish_plot(dir, "init_study", render);
 }
+
+/* ----------------------------------------------------------------------------------------- selection.png */
+
+gmm_status gmm_write_selection(const char *dir, const gmm_selection_row *rows, size_t n_rows)
+{
+    if (!dir || !rows || n_rows == 0) return gmm_fail(GMM_ERR_INVALID_ARG, "gmm_write_selection: no candidates");
+    gmm_atomic_file af;
+    gmm_status st = open_out(&af, dir, "selection.csv");
+    if (st != GMM_OK) return st;
+    fputs("k,covariance,status,loglik,bic,aic,n_iter,converged\n", af.f);
+    for (size_t i = 0; i < n_rows; i++) {
+        const gmm_selection_row *r = &rows[i];
+        if (r->ok && isfinite(r->loglik) && isfinite(r->bic) && isfinite(r->aic))
+            fprintf(af.f, "%d,%s,ok,%.17g,%.17g,%.17g,%d,%d\n", r->k, gmm_covariance_name(r->type), r->loglik, r->bic,
+                    r->aic, r->n_iter, r->converged);
+        else
+            fprintf(af.f, "%d,%s,failed,,,,,\n", r->k, gmm_covariance_name(r->type));
+    }
+    return gmm_atomic_commit(&af);
+}
+
+/* Index of the finished candidate with the lowest BIC, or n_rows when none finished. */
+static size_t best_by_bic(const gmm_selection_row *rows, size_t n_rows)
+{
+    size_t best = n_rows;
+    for (size_t i = 0; i < n_rows; i++)
+        if (rows[i].ok && isfinite(rows[i].bic) && (best == n_rows || rows[i].bic < rows[best].bic)) best = i;
+    return best;
+}
+
+gmm_status gmm_plot_selection(const char *dir, const gmm_selection_row *rows, size_t n_rows, int render)
+{
+    if (!dir || !rows || n_rows == 0) return gmm_fail(GMM_ERR_INVALID_ARG, "gmm_plot_selection: no candidates");
+    /* selection.dat: one block per covariance type present (gnuplot index), rows k bic aic ('?' if failed) */
+    int present[4] = {0, 0, 0, 0};
+    for (size_t i = 0; i < n_rows; i++) present[rows[i].type] = 1;
+    gmm_atomic_file af;
+    gmm_status st = open_out(&af, dir, "selection.dat");
+    if (st != GMM_OK) return st;
+    fputs("# gmm select: k, BIC, AIC per covariance type (one block each, in the order of the plot's key)\n", af.f);
+    int blocks = 0;
+    for (int t = 0; t < 4; t++) {
+        if (!present[t]) continue;
+        if (blocks++) fputs("\n\n", af.f);
+        fprintf(af.f, "# %s\n", gmm_covariance_name((gmm_covariance_type)t));
+        for (size_t i = 0; i < n_rows; i++) {
+            if ((int)rows[i].type != t) continue;
+            fprintf(af.f, "%d ", rows[i].k);
+            dat_num(af.f, rows[i].ok ? rows[i].bic : NAN);
+            fputc(' ', af.f);
+            dat_num(af.f, rows[i].ok ? rows[i].aic : NAN);
+            fputc('\n', af.f);
+        }
+    }
+    if ((st = gmm_atomic_commit(&af)) != GMM_OK) return st;
+
+    if ((st = open_out(&af, dir, "selection.gp")) != GMM_OK) return st;
+    FILE *f = af.f;
+    gp_header_sized(f, "selection", "BIC and AIC against the number of components", 1100, 500);
+    int kmax = 1;
+    for (size_t i = 0; i < n_rows; i++)
+        if (rows[i].k > kmax) kmax = rows[i].k;
+    fprintf(f, "set xrange [0.5:%g]\nset xtics 1\nset grid lc rgb \"#dddddd\"\nset xlabel \"components k\"\n",
+            kmax + 0.5);
+    fputs("set key top right\nset multiplot layout 1,2\n", f);
+    size_t best = best_by_bic(rows, n_rows);
+    for (int panel = 0; panel < 2; panel++) {
+        const char *crit = panel == 0 ? "BIC" : "AIC";
+        char title[160];
+        if (panel == 0 && best < n_rows)
+            snprintf(title, sizeof title, "BIC (lower is better): best k = %d, %s", rows[best].k,
+                     gmm_covariance_name(rows[best].type));
+        else
+            snprintf(title, sizeof title, "%s (lower is better)", crit);
+        fputs("set title ", f);
+        gp_string(f, title);
+        fprintf(f, "\nset ylabel \"%s\"\nplot ", crit);
+        int b = 0;
+        for (int t = 0; t < 4; t++) {
+            if (!present[t]) continue;
+            fprintf(f, "%s\"selection.dat\" index %d using 1:%d with linespoints pt %d ps 1.0 lw 2 lc rgb \"%s\" title \"%s\"",
+                    b ? ", \\\n     " : "", b, panel == 0 ? 2 : 3, PLOT_SHAPES[t % 6], PLOT_COLORS[t % 12],
+                    gmm_covariance_name((gmm_covariance_type)t));
+            b++;
+        }
+        fputc('\n', f);
+    }
+    fputs("unset multiplot\n", f);
+    gp_footer(f);
+    if ((st = gmm_atomic_commit(&af)) != GMM_OK) return st;
+    return finish_plot(dir, "selection", render);
+}

@@ -59,6 +59,26 @@ gmm_status gmm_plot_clusters(const char *dir, const double *x, size_t n, size_t 
 /* The converged log-likelihoods of every study run, one column of points per method. */
 gmm_status gmm_plot_init_study(const char *dir, const gmm_study_method *study, int n_study, int render);
 
+/* One candidate of `gmm select`. */
+typedef struct gmm_selection_row {
+    int k;
+    gmm_covariance_type type;
+    int ok;           /* 1 if the fit finished; 0 if it failed (message in error) */
+    double loglik;    /* final total log-likelihood of the fitted model on the data */
+    double bic, aic;
+    int n_iter;
+    int converged;
+    char error[160];  /* the failure's message when ok == 0 */
+} gmm_selection_row;
+
+/* Writes DIR/selection.csv: k,covariance,status,loglik,bic,aic,n_iter,converged (one row per candidate;
+ * status "ok" or "failed", empty numbers for failed candidates). */
+gmm_status gmm_write_selection(const char *dir, const gmm_selection_row *rows, size_t n_rows);
+
+/* Writes selection.dat and selection.gp: BIC and AIC against k, one line per covariance type, the best
+ * (lowest BIC) candidate marked; renders selection.png when render is 1. */
+gmm_status gmm_plot_selection(const char *dir, const gmm_selection_row *rows, size_t n_rows, int render);
+
 /* Writes DIR/report.md answering the assignment's five questions in order (see README.md). */
 gmm_status gmm_write_report(const char *dir, const gmm_report *r);
 

@@ -318,6 +318,70 @@ static void write_file(const char *name, const char *text)
     fclose(f);
 }
 
+/* gmm select, --covariance, --init-model and --warm-start through the program. */
+static void test_select_and_init_files(void)
+{
+    char args[8192];
+    snprintf(args, sizeof args, "select '%s/data/TrainingData_GMM.csv' --k 3..5 --covariance full,diag --quiet --out '%s'",
+             GMM_SOURCE_DIR, tmp_file("select"));
+    CHECK_INT_EQ(run_gmm(args), 0);
+    char *out = slurp(tmp_file("out.txt"), NULL);
+    CHECK_STR_CONTAINS(out, "best: k = 4, covariance full");
+    free(out);
+    char *csv = slurp(tmp_file("select/selection.csv"), NULL);
+    CHECK_STR_CONTAINS(csv, "k,covariance,status,loglik,bic,aic,n_iter,converged\n");
+    CHECK_STR_CONTAINS(csv, "\n5,diag,ok,");
+    size_t lines = 0;
+    for (char *p = csv; p && *p; p++) lines += *p == '\n';
+    CHECK_INT_EQ(lines, 7);
+    free(csv);
+    CHECK(file_exists(tmp_file("select/model.json")));
+    if (gmm_gnuplot_available()) check_png(tmp_file("select"), "selection.png");
+
+    /* --covariance diag: the model file records the type and diag-shaped covariances */
+    snprintf(args, sizeof args, "fit '%s/data/TrainingData_GMM.csv' -k 4 --covariance diag --quiet --out '%s'",
+             GMM_SOURCE_DIR, tmp_file("diag"));
+    CHECK_INT_EQ(run_gmm(args), 0);
+    gmm_model *m = NULL;
+    CHECK(gmm_model_load(tmp_file("diag/model.json"), &m) == GMM_OK);
+    if (m) CHECK(gmm_model_covariance_type(m) == GMM_COV_DIAG);
+    double first_ll = m ? m->lower_bound : 0;
+    gmm_model_free(m);
+    m = NULL;
+    /* --warm-start continues from that model (its type is taken from the file) and can only go up */
+    snprintf(args, sizeof args, "fit '%s/data/TrainingData_GMM.csv' -k 4 --warm-start '%s' --tol 1e-8 --quiet --out '%s'",
+             GMM_SOURCE_DIR, tmp_file("diag/model.json"), tmp_file("warm"));
+    CHECK_INT_EQ(run_gmm(args), 0);
+    CHECK(gmm_model_load(tmp_file("warm/model.json"), &m) == GMM_OK);
+    if (m) {
+        CHECK(gmm_model_covariance_type(m) == GMM_COV_DIAG);
+        CHECK(m->lower_bound >= first_ll);
+    }
+    gmm_model_free(m);
+    /* --init-model with means only: the rest comes from --init */
+    write_file("means.json", "{\"means\": [[-0.4, 0.3], [1.2, -1.2], [0.1, 0.1], [-0.4, -0.5]]}");
+    snprintf(args, sizeof args, "fit '%s/data/TrainingData_GMM.csv' -k 4 --init-model '%s' --quiet --out '%s'",
+             GMM_SOURCE_DIR, tmp_file("means.json"), tmp_file("means-out"));
+    CHECK_INT_EQ(run_gmm(args), 0);
+    /* mismatches and exclusions */
+    snprintf(args, sizeof args, "fit '%s/data/TrainingData_GMM.csv' -k 3 --init-model '%s'", GMM_SOURCE_DIR,
+             tmp_file("means.json"));
+    expect_failure(args, 1, "has 4 components but the fit asks for -k 3");
+    snprintf(args, sizeof args, "fit '%s/data/TrainingData_GMM.csv' -k 4 --warm-start '%s'", GMM_SOURCE_DIR,
+             tmp_file("means.json"));
+    expect_failure(args, 1, "--warm-start needs a model with weights, means and covariances");
+    snprintf(args, sizeof args, "fit '%s/data/TrainingData_GMM.csv' -k 4 --warm-start '%s' --covariance full",
+             GMM_SOURCE_DIR, tmp_file("diag/model.json"));
+    expect_failure(args, 1, "holds diag covariances but the fit asks for --covariance full");
+    snprintf(args, sizeof args, "fit '%s/data/TrainingData_GMM.csv' -k 4 --warm-start '%s' --init random", GMM_SOURCE_DIR,
+             tmp_file("diag/model.json"));
+    expect_failure(args, 2, "--warm-start starts from the model: it excludes --init and --n-init");
+    snprintf(args, sizeof args, "fit '%s/data/TrainingData_GMM.csv' -k 4 --covariance round", GMM_SOURCE_DIR);
+    expect_failure(args, 2, "--covariance expects full, tied, diag or spherical, got 'round'");
+    snprintf(args, sizeof args, "select '%s/data/TrainingData_GMM.csv' --k 5..3", GMM_SOURCE_DIR);
+    expect_failure(args, 2, "--k expects A..B or K with 1 <= A <= B, got '5..3'");
+}
+
 static void test_errors(void)
 {
     char args[8192];
@@ -392,6 +456,7 @@ int main(int argc, char **argv)
     test_bundled_data_regenerates();
     test_fit_outputs_and_determinism();
     test_predict_score_sample();
+    test_select_and_init_files();
     test_errors();
     return check_exit();
 }
