@@ -649,7 +649,7 @@ gmm_status gmm_plot_init_study(const char *dir, const gmm_study_method *study, i
     }
     fputs(") scale 0\n", f);
     /* two-line x tic labels: leave room below them for the key, placed by hand */
-    fputs("set grid ytics lc rgb \"#dddddd\"\nset bmargin 6\n", f);
+    fputs("set grid ytics lc rgb \"#dddddd\"\nset bmargin 7\n", f);
     fputs("set key at screen 0.5, screen 0.01 center bottom horizontal\n", f);
     char b1[48];
     if (isfinite(best)) {

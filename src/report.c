@@ -266,7 +266,13 @@ static void rep_summary(rep *p)
     fputs(" |\n", f);
     fprintf(f, "| points (n) | %zu |\n| features (d) | %zu |\n| components (k) | %zu |\n", p->n, p->d, p->k);
     fprintf(f, "| covariance type | %s |\n", gmm_covariance_name(p->m->cov_type));
-    fprintf(f, "| initialization | %s |\n", gmm_init_name(o->init));
+    if (o->weights_init && o->means_init && o->precisions_init)
+        fputs("| initialization | given weights, means and precisions (--init-model / --warm-start) |\n", f);
+    else if (o->weights_init || o->means_init || o->precisions_init)
+        fprintf(f, "| initialization | %s, then given%s%s%s (--init-model) |\n", gmm_init_name(o->init),
+                o->weights_init ? " weights" : "", o->means_init ? " means" : "", o->precisions_init ? " precisions" : "");
+    else
+        fprintf(f, "| initialization | %s |\n", gmm_init_name(o->init));
     fprintf(f, "| n_init | %d (best run: %d) |\n", o->n_init, p->m->best_run + 1);
     fprintf(f, "| seed | %" PRIu64 " |\n", o->seed);
     fprintf(f, "| tol | %s (on the change of the mean per-point log-likelihood) |\n", fg(o->tol, 6).s);
