@@ -218,37 +218,55 @@ static void block_accumulate(const gmm_model *m, const double *xt, size_t nb, cp
     }
 }
 
-/* Fills log_w (k) with log weights. */
-static void log_weights(const gmm_model *m, double *log_w)
+/* What one pass does with each block after its E-step: ch is the block's chunk, i0 its first point, nb
+ * its size; the block's weighted log-densities (or responsibilities) are in s->logp, its log-normalizers
+ * in s->lse. */
+typedef void (*block_fn)(void *ctx, const gmm_model *m, size_t ch, size_t i0, size_t nb, cpu_scratch *s);
+
+/* One parallel pass over the data: chunks to threads, blocks within a chunk in order, each block loaded,
+ * E-stepped with model m (responsibilities when want_resp) and handed to fn. */
+static gmm_status run_pass(gmm_backend *b, const gmm_model *m, int want_resp, block_fn fn, void *ctx)
 {
-    for (size_t c = 0; c < m->k; c++) log_w[c] = log(m->weights[c]);
+    cpu_impl *c = b->impl;
+    const size_t k = m->k, d = m->d;
+    gmm_status st = ensure_buffers(b, k);
+    if (st != GMM_OK) return st;
+    double *log_w = gmm_xmalloc(k * sizeof *log_w);
+    if (!log_w) return GMM_ERR_NOMEM;
+    for (size_t cc = 0; cc < k; cc++) log_w[cc] = log(m->weights[cc]);
+    const long n_chunks = (long)c->n_chunks;
+#pragma omp parallel for schedule(dynamic, 1) num_threads(c->n_scratch)
+    for (long ch = 0; ch < n_chunks; ch++) {
+        cpu_scratch *s = &c->scratch[omp_get_thread_num()];
+        size_t i_end = ((size_t)ch + 1) * c->chunk;
+        if (i_end > b->n) i_end = b->n;
+        for (size_t i0 = (size_t)ch * c->chunk; i0 < i_end; i0 += GMM_CPU_BLOCK) {
+            size_t nb = i_end - i0 < GMM_CPU_BLOCK ? i_end - i0 : GMM_CPU_BLOCK;
+            load_block(b->x, d, i0, nb, s->xt);
+            block_estep(m, log_w, s->xt, nb, s, want_resp);
+            fn(ctx, m, (size_t)ch, i0, nb, s);
+        }
+    }
+    free(log_w);
+    return GMM_OK;
+}
+
+/* stats pass: each chunk accumulates into its own slot of the partials (zeroed at its first block). */
+static void stats_block(void *ctx, const gmm_model *m, size_t ch, size_t i0, size_t nb, cpu_scratch *s)
+{
+    const cpu_impl *c = ctx;
+    const size_t ss = stats_size(m->k, m->d);
+    double *acc = c->partials + ch * ss;
+    if (i0 == ch * c->chunk) memset(acc, 0, ss * sizeof *acc);
+    block_accumulate(m, s->xt, nb, s, acc);
 }
 
 static gmm_status cpu_stats(gmm_backend *b, const gmm_model *m, gmm_stats *out)
 {
     cpu_impl *c = b->impl;
     const size_t k = m->k, d = m->d, ss = stats_size(k, d);
-    gmm_status st = ensure_buffers(b, k);
+    gmm_status st = run_pass(b, m, 1, stats_block, c);
     if (st != GMM_OK) return st;
-    double *log_w = gmm_xmalloc(k * sizeof *log_w);
-    if (!log_w) return GMM_ERR_NOMEM;
-    log_weights(m, log_w);
-    const long n_chunks = (long)c->n_chunks;
-#pragma omp parallel for schedule(dynamic, 1) num_threads(c->n_scratch)
-    for (long ch = 0; ch < n_chunks; ch++) {
-        cpu_scratch *s = &c->scratch[omp_get_thread_num()];
-        double *acc = c->partials + (size_t)ch * ss;
-        memset(acc, 0, ss * sizeof *acc);
-        size_t i_end = ((size_t)ch + 1) * c->chunk;
-        if (i_end > b->n) i_end = b->n;
-        for (size_t i0 = (size_t)ch * c->chunk; i0 < i_end; i0 += GMM_CPU_BLOCK) {
-            size_t nb = i_end - i0 < GMM_CPU_BLOCK ? i_end - i0 : GMM_CPU_BLOCK;
-            load_block(b->x, d, i0, nb, s->xt);
-            block_estep(m, log_w, s->xt, nb, s, 1);
-            block_accumulate(m, s->xt, nb, s, acc);
-        }
-    }
-    free(log_w);
     /* Fixed-order reduction of the chunk partials. */
     gmm_stats_zero(out);
     for (size_t ch = 0; ch < c->n_chunks; ch++) {
@@ -267,47 +285,42 @@ static gmm_status cpu_stats(gmm_backend *b, const gmm_model *m, gmm_stats *out)
     return GMM_OK;
 }
 
+/* Outputs of the predict pass, each optional. */
+typedef struct predict_out {
+    double *logp;
+    int *labels;
+    double *resp;
+} predict_out;
+
+static void predict_block(void *ctx, const gmm_model *m, size_t ch, size_t i0, size_t nb, cpu_scratch *s)
+{
+    const predict_out *o = ctx;
+    const size_t k = m->k;
+    (void)ch;
+    for (size_t bb = 0; bb < nb; bb++) {
+        if (o->logp) o->logp[i0 + bb] = s->lse[bb];
+        if (o->labels) { /* first maximum, as numpy's argmax */
+            size_t best = 0;
+            double bv = s->logp[bb];
+            for (size_t cc = 1; cc < k; cc++) {
+                double v = s->logp[cc * GMM_CPU_BLOCK + bb];
+                if (v > bv) {
+                    bv = v;
+                    best = cc;
+                }
+            }
+            o->labels[i0 + bb] = (int)best;
+        }
+        if (o->resp)
+            for (size_t cc = 0; cc < k; cc++)
+                o->resp[(i0 + bb) * k + cc] = exp(s->logp[cc * GMM_CPU_BLOCK + bb] - s->lse[bb]);
+    }
+}
+
 static gmm_status cpu_predict(gmm_backend *b, const gmm_model *m, double *logp, int *labels, double *resp)
 {
-    cpu_impl *c = b->impl;
-    const size_t k = m->k, d = m->d;
-    gmm_status st = ensure_buffers(b, k);
-    if (st != GMM_OK) return st;
-    double *log_w = gmm_xmalloc(k * sizeof *log_w);
-    if (!log_w) return GMM_ERR_NOMEM;
-    log_weights(m, log_w);
-    const long n_chunks = (long)c->n_chunks;
-#pragma omp parallel for schedule(dynamic, 1) num_threads(c->n_scratch)
-    for (long ch = 0; ch < n_chunks; ch++) {
-        cpu_scratch *s = &c->scratch[omp_get_thread_num()];
-        size_t i_end = ((size_t)ch + 1) * c->chunk;
-        if (i_end > b->n) i_end = b->n;
-        for (size_t i0 = (size_t)ch * c->chunk; i0 < i_end; i0 += GMM_CPU_BLOCK) {
-            size_t nb = i_end - i0 < GMM_CPU_BLOCK ? i_end - i0 : GMM_CPU_BLOCK;
-            load_block(b->x, d, i0, nb, s->xt);
-            block_estep(m, log_w, s->xt, nb, s, 0);
-            for (size_t bb = 0; bb < nb; bb++) {
-                if (logp) logp[i0 + bb] = s->lse[bb];
-                if (labels) { /* first maximum, as numpy's argmax */
-                    size_t best = 0;
-                    double bv = s->logp[bb];
-                    for (size_t cc = 1; cc < k; cc++) {
-                        double v = s->logp[cc * GMM_CPU_BLOCK + bb];
-                        if (v > bv) {
-                            bv = v;
-                            best = cc;
-                        }
-                    }
-                    labels[i0 + bb] = (int)best;
-                }
-                if (resp)
-                    for (size_t cc = 0; cc < k; cc++)
-                        resp[(i0 + bb) * k + cc] = exp(s->logp[cc * GMM_CPU_BLOCK + bb] - s->lse[bb]);
-            }
-        }
-    }
-    free(log_w);
-    return GMM_OK;
+    predict_out o = {logp, labels, resp};
+    return run_pass(b, m, 0, predict_block, &o);
 }
 
 static void cpu_release(gmm_backend *b)

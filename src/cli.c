@@ -175,6 +175,42 @@ static int parse_init(const char *s, gmm_init_method *m)
     return -1;
 }
 
+/* The EM options that fit and select share: --init, --n-init, --max-iter, --tol, --reg-covar, --seed and
+ * --threads (getopt codes i, N, m, t, r, s, T). Returns -1 when c is not one of them, 0 when it was parsed
+ * into o, EXIT_USAGE (after the message) when its value is bad. */
+static int parse_em_option(const char *cmd, int c, const char *arg, gmm_options *o)
+{
+    long v = 0;
+    switch (c) {
+    case 'i':
+        if (parse_init(arg, &o->init))
+            return usage_error(cmd, "--init expects kmeans, k-means++, random, random_from_data or binary, got '%s'", arg);
+        return 0;
+    case 'N':
+        if (parse_long(arg, 1, 1000000, &v)) return usage_error(cmd, "--n-init expects a whole number >= 1, got '%s'", arg);
+        o->n_init = (int)v;
+        return 0;
+    case 'm':
+        if (parse_long(arg, 1, 100000000, &v)) return usage_error(cmd, "--max-iter expects a whole number >= 1, got '%s'", arg);
+        o->max_iter = (int)v;
+        return 0;
+    case 't':
+        if (parse_nonneg(arg, &o->tol)) return usage_error(cmd, "--tol expects a number >= 0, got '%s'", arg);
+        return 0;
+    case 'r':
+        if (parse_nonneg(arg, &o->reg_covar)) return usage_error(cmd, "--reg-covar expects a number >= 0, got '%s'", arg);
+        return 0;
+    case 's':
+        if (parse_u64(arg, &o->seed)) return usage_error(cmd, "--seed expects a whole number >= 0, got '%s'", arg);
+        return 0;
+    case 'T':
+        if (parse_long(arg, 1, 4096, &v)) return usage_error(cmd, "--threads expects a whole number >= 1, got '%s'", arg);
+        o->n_threads = (int)v;
+        return 0;
+    }
+    return -1;
+}
+
 /* mkdir -p */
 static int make_dirs(const char *path)
 {
@@ -328,39 +364,12 @@ static int cmd_fit(int argc, char **argv)
             if (parse_long(optarg, 1, 100000, &v)) return usage_error("fit", "-k expects a whole number >= 1, got '%s'", optarg);
             o.n_components = (int)v;
             break;
-        case 'i':
-            if (parse_init(optarg, &o.init))
-                return usage_error("fit", "--init expects kmeans, k-means++, random, random_from_data or binary, got '%s'", optarg);
-            init_given = 1;
-            break;
         case 'I': init_model_path = optarg; break;
         case 'W': warm_path = optarg; break;
         case 'C':
             if (gmm_covariance_parse(optarg, &o.covariance_type))
                 return usage_error("fit", "--covariance expects full, tied, diag or spherical, got '%s'", optarg);
             cov_given = 1;
-            break;
-        case 'N':
-            if (parse_long(optarg, 1, 1000000, &v)) return usage_error("fit", "--n-init expects a whole number >= 1, got '%s'", optarg);
-            o.n_init = (int)v;
-            n_init_given = 1;
-            break;
-        case 'm':
-            if (parse_long(optarg, 1, 100000000, &v)) return usage_error("fit", "--max-iter expects a whole number >= 1, got '%s'", optarg);
-            o.max_iter = (int)v;
-            break;
-        case 't':
-            if (parse_nonneg(optarg, &o.tol)) return usage_error("fit", "--tol expects a number >= 0, got '%s'", optarg);
-            break;
-        case 'r':
-            if (parse_nonneg(optarg, &o.reg_covar)) return usage_error("fit", "--reg-covar expects a number >= 0, got '%s'", optarg);
-            break;
-        case 's':
-            if (parse_u64(optarg, &o.seed)) return usage_error("fit", "--seed expects a whole number >= 0, got '%s'", optarg);
-            break;
-        case 'T':
-            if (parse_long(optarg, 1, 4096, &v)) return usage_error("fit", "--threads expects a whole number >= 1, got '%s'", optarg);
-            o.n_threads = (int)v;
             break;
         case 'o': out_dir = optarg; break;
         case 'S':
@@ -371,7 +380,13 @@ static int cmd_fit(int argc, char **argv)
         case 'v': prog.verbose = 1; break;
         case 'h': fputs(FIT_USAGE, stdout); return 0;
         case ':': return usage_error("fit", "option '%s' needs a value", argv[optind - 1]);
-        default: return usage_error("fit", "unknown option '%s'", argv[optind - 1]);
+        default: {
+            int rc = parse_em_option("fit", c, optarg, &o);
+            if (rc > 0) return rc;
+            if (rc < 0) return usage_error("fit", "unknown option '%s'", argv[optind - 1]);
+            init_given |= c == 'i';
+            n_init_given |= c == 'N';
+        }
         }
     }
     if (optind >= argc) return usage_error("fit", "%s", "missing DATA file");
@@ -466,9 +481,10 @@ static int cmd_fit(int argc, char **argv)
     if ((st = gmm_predict(m, x, n, labels)) != GMM_OK) goto failed;
     if ((st = gmm_bic(m, x, n, &r.bic)) != GMM_OK) goto failed;
     if ((st = gmm_aic(m, x, n, &r.aic)) != GMM_OK) goto failed;
-    char path[4200];
-    snprintf(path, sizeof path, "%s/model.json", out_dir);
-    if ((st = gmm_model_save(m, path)) != GMM_OK) goto failed;
+    char *model_path = gmm_path_join(out_dir, "model.json");
+    st = model_path ? gmm_model_save(m, model_path) : GMM_ERR_NOMEM;
+    free(model_path);
+    if (st != GMM_OK) goto failed;
     if ((st = gmm_write_labels(out_dir, labels, n)) != GMM_OK) goto failed;
     if ((st = gmm_write_loglik(out_dir, m)) != GMM_OK) goto failed;
     int render = gmm_gnuplot_available();
@@ -729,7 +745,7 @@ static int cmd_select(int argc, char **argv)
     gmm_options o;
     gmm_options_init(&o);
     const char *out_dir = "gmm-select";
-    long klo = 0, khi = 0, v = 0;
+    long klo = 0, khi = 0;
     int types[4] = {1, 1, 1, 1}, quiet = 0, c;
     optind = 1;
     opterr = 0;
@@ -752,36 +768,15 @@ static int cmd_select(int argc, char **argv)
             }
             break;
         }
-        case 'i':
-            if (parse_init(optarg, &o.init))
-                return usage_error("select", "--init expects kmeans, k-means++, random, random_from_data or binary, got '%s'", optarg);
-            break;
-        case 'N':
-            if (parse_long(optarg, 1, 1000000, &v)) return usage_error("select", "--n-init expects a whole number >= 1, got '%s'", optarg);
-            o.n_init = (int)v;
-            break;
-        case 'm':
-            if (parse_long(optarg, 1, 100000000, &v)) return usage_error("select", "--max-iter expects a whole number >= 1, got '%s'", optarg);
-            o.max_iter = (int)v;
-            break;
-        case 't':
-            if (parse_nonneg(optarg, &o.tol)) return usage_error("select", "--tol expects a number >= 0, got '%s'", optarg);
-            break;
-        case 'r':
-            if (parse_nonneg(optarg, &o.reg_covar)) return usage_error("select", "--reg-covar expects a number >= 0, got '%s'", optarg);
-            break;
-        case 's':
-            if (parse_u64(optarg, &o.seed)) return usage_error("select", "--seed expects a whole number >= 0, got '%s'", optarg);
-            break;
-        case 'T':
-            if (parse_long(optarg, 1, 4096, &v)) return usage_error("select", "--threads expects a whole number >= 1, got '%s'", optarg);
-            o.n_threads = (int)v;
-            break;
         case 'o': out_dir = optarg; break;
         case 'q': quiet = 1; break;
         case 'h': fputs(SELECT_USAGE, stdout); return 0;
         case ':': return usage_error("select", "option '%s' needs a value", argv[optind - 1]);
-        default: return usage_error("select", "unknown option '%s'", argv[optind - 1]);
+        default: {
+            int rc = parse_em_option("select", c, optarg, &o);
+            if (rc > 0) return rc;
+            if (rc < 0) return usage_error("select", "unknown option '%s'", argv[optind - 1]);
+        }
         }
     }
     if (optind >= argc) return usage_error("select", "%s", "missing DATA file");
@@ -859,15 +854,17 @@ static int cmd_select(int argc, char **argv)
         rc = 1;
         goto done;
     }
-    char path[4200];
-    snprintf(path, sizeof path, "%s/model.json", out_dir);
+    char *model_path = gmm_path_join(out_dir, "model.json");
     int render = gmm_gnuplot_available();
-    if ((st = gmm_write_selection(out_dir, rows, n_rows)) != GMM_OK ||
+    if (!model_path) st = GMM_ERR_NOMEM;
+    if (!model_path || (st = gmm_write_selection(out_dir, rows, n_rows)) != GMM_OK ||
         (st = gmm_plot_selection(out_dir, rows, n_rows, render)) != GMM_OK ||
-        (st = gmm_model_save(best, path)) != GMM_OK) {
+        (st = gmm_model_save(best, model_path)) != GMM_OK) {
+        free(model_path);
         rc = fail("select", st);
         goto done;
     }
+    free(model_path);
     printf("%4s  %-10s  %16s  %16s  %16s  %5s\n", "k", "covariance", "loglik", "BIC", "AIC", "iter");
     for (size_t i = 0; i < n_rows; i++) {
         const gmm_selection_row *r = &rows[i];

@@ -98,6 +98,10 @@ typedef struct gmm_atomic_file {
 } gmm_atomic_file;
 
 gmm_status gmm_atomic_open(gmm_atomic_file *af, const char *path);
+/* gmm_atomic_open of dir/name. */
+gmm_status gmm_atomic_open_in(gmm_atomic_file *af, const char *dir, const char *name);
+/* A newly allocated "dir/name" (free() it), or NULL with GMM_ERR_NOMEM set. */
+char *gmm_path_join(const char *dir, const char *name);
 /* Checks every write (ferror), flushes, closes and renames; on any failure removes the temporary file and
  * returns GMM_ERR_IO naming path. */
 gmm_status gmm_atomic_commit(gmm_atomic_file *af);

@@ -38,19 +38,6 @@ static const int PLOT_SHAPES[] = {7, 5, 9, 11, 13, 15};
 
 /* --------------------------------------------------------------------------------------------- helpers */
 
-/* Returns a newly allocated "dir/name" (owned by the caller, free()), or NULL with GMM_ERR_NOMEM set. */
-static char *join_path(const char *dir, const char *name)
-{
-    size_t ld = strlen(dir), ln = strlen(name);
-    int slash = ld > 0 && dir[ld - 1] != '/';
-    char *p = gmm_xmalloc(ld + (size_t)slash + ln + 1);
-    if (!p) return NULL;
-    memcpy(p, dir, ld);
-    if (slash) p[ld] = '/';
-    memcpy(p + ld + (size_t)slash, name, ln + 1);
-    return p;
-}
-
 /* Formats v with sig significant digits into buf, or "n/a" when v is not finite. Returns buf. */
 static const char *fmt_num(char *buf, size_t cap, double v, int sig)
 {
@@ -108,16 +95,6 @@ static void gp_header(FILE *f, const char *name, const char *what) { gp_header_s
 /* The last lines of every script: close the picture and forget outfile, so that a following script in
  * the same session (`gnuplot loglik.gp clusters.gp`) writes its own NAME.png. */
 static void gp_footer(FILE *f) { fputs("unset output\nundefine outfile\n", f); }
-
-/* Opens DIR/name for writing whole-or-nothing; *path_out (owned by the caller) is the final path. */
-static gmm_status open_out(gmm_atomic_file *af, const char *dir, const char *name)
-{
-    char *path = join_path(dir, name);
-    if (!path) return GMM_ERR_NOMEM;
-    gmm_status st = gmm_atomic_open(af, path);
-    free(path);
-    return st;
-}
 
 /* ------------------------------------------------------------------------------------- running gnuplot */
 
@@ -232,8 +209,8 @@ static gmm_status finish_plot(const char *dir, const char *name, int render)
     snprintf(tmp_name, sizeof tmp_name, "%s.tmp.%ld.png", name, (long)getpid());
     snprintf(script, sizeof script, "%s.gp", name);
     snprintf(outarg, sizeof outarg, "outfile='%s'", tmp_name);
-    char *png = join_path(dir, png_name);
-    char *tmp = join_path(dir, tmp_name);
+    char *png = gmm_path_join(dir, png_name);
+    char *tmp = gmm_path_join(dir, tmp_name);
     if (!png || !tmp) {
         free(png);
         free(tmp);
@@ -288,7 +265,7 @@ gmm_status gmm_plot_loglik(const char *dir, const gmm_model *model, int render)
                         "gmm_plot_loglik: the model has no log-likelihood trace (it was not produced by a fit)");
 
     gmm_atomic_file af;
-    gmm_status st = open_out(&af, dir, "loglik.dat");
+    gmm_status st = gmm_atomic_open_in(&af, dir, "loglik.dat");
     if (st != GMM_OK) return st;
     fprintf(af.f, "# EM iteration (1-based), total log-likelihood over all points\n");
     double lo = INFINITY, hi = -INFINITY;
@@ -305,7 +282,7 @@ gmm_status gmm_plot_loglik(const char *dir, const gmm_model *model, int render)
     }
     if ((st = gmm_atomic_commit(&af)) != GMM_OK) return st;
 
-    if ((st = open_out(&af, dir, "loglik.gp")) != GMM_OK) return st;
+    if ((st = gmm_atomic_open_in(&af, dir, "loglik.gp")) != GMM_OK) return st;
     FILE *f = af.f;
     gp_header(f, "loglik", "total log-likelihood per EM iteration");
     char title[256], b1[48];
@@ -485,7 +462,7 @@ gmm_status gmm_plot_clusters(const char *dir, const double *x, size_t n, size_t 
     }
 
     gmm_atomic_file af;
-    if ((st = open_out(&af, dir, "clusters_points.dat")) != GMM_OK) {
+    if ((st = gmm_atomic_open_in(&af, dir, "clusters_points.dat")) != GMM_OK) {
         free(idx);
         return st;
     }
@@ -502,7 +479,7 @@ gmm_status gmm_plot_clusters(const char *dir, const double *x, size_t n, size_t 
     free(idx);
     if ((st = gmm_atomic_commit(&af)) != GMM_OK) return st;
 
-    if ((st = open_out(&af, dir, "clusters_ellipses.dat")) != GMM_OK) return st;
+    if ((st = gmm_atomic_open_in(&af, dir, "clusters_ellipses.dat")) != GMM_OK) return st;
     fprintf(af.f, "# 1- and 2-sigma ellipses of each component's covariance on features 1-2 "
                   "(gnuplot index 2(k-1) is component k's 1-sigma, 2(k-1)+1 its 2-sigma ellipse)\n");
     for (size_t c = 0; c < k; c++) {
@@ -517,7 +494,7 @@ gmm_status gmm_plot_clusters(const char *dir, const double *x, size_t n, size_t 
     }
     if ((st = gmm_atomic_commit(&af)) != GMM_OK) return st;
 
-    if ((st = open_out(&af, dir, "clusters_means.dat")) != GMM_OK) return st;
+    if ((st = gmm_atomic_open_in(&af, dir, "clusters_means.dat")) != GMM_OK) return st;
     fprintf(af.f, "# component means: feature_1 %s component (1-based)\n", d >= 2 ? "feature_2" : "0");
     for (size_t c = 0; c < k; c++) {
         dat_num(af.f, model->means[c * d]);
@@ -527,7 +504,7 @@ gmm_status gmm_plot_clusters(const char *dir, const double *x, size_t n, size_t 
     }
     if ((st = gmm_atomic_commit(&af)) != GMM_OK) return st;
 
-    if ((st = open_out(&af, dir, "clusters.gp")) != GMM_OK) return st;
+    if ((st = gmm_atomic_open_in(&af, dir, "clusters.gp")) != GMM_OK) return st;
     FILE *f = af.f;
     /* Many components need a bigger canvas and a smaller key so that the plot keeps its room. */
     int big = k > 16, huge = k > 32;
@@ -612,7 +589,7 @@ gmm_status gmm_plot_init_study(const char *dir, const gmm_study_method *study, i
     }
 
     gmm_atomic_file af;
-    gmm_status st = open_out(&af, dir, "init_study.dat");
+    gmm_status st = gmm_atomic_open_in(&af, dir, "init_study.dat");
     if (st != GMM_OK) return st;
     fprintf(af.f, "# columns: x (method + jitter), converged total log-likelihood, method (1-based), "
                   "run (1-based among finished runs), EM iterations, converged (1/0)\n");
@@ -632,7 +609,7 @@ gmm_status gmm_plot_init_study(const char *dir, const gmm_study_method *study, i
     }
     if ((st = gmm_atomic_commit(&af)) != GMM_OK) return st;
 
-    if ((st = open_out(&af, dir, "init_study.gp")) != GMM_OK) return st;
+    if ((st = gmm_atomic_open_in(&af, dir, "init_study.gp")) != GMM_OK) return st;
     FILE *f = af.f;
     gp_header(f, "init_study", "converged log-likelihood of every run, one column per initialization method");
     fputs("set title \"Converged log-likelihood of every run, by initialization method\"\n", f);
@@ -695,7 +672,7 @@ gmm_status gmm_write_selection(const char *dir, const gmm_selection_row *rows, s
 {
     if (!dir || !rows || n_rows == 0) return gmm_fail(GMM_ERR_INVALID_ARG, "gmm_write_selection: no candidates");
     gmm_atomic_file af;
-    gmm_status st = open_out(&af, dir, "selection.csv");
+    gmm_status st = gmm_atomic_open_in(&af, dir, "selection.csv");
     if (st != GMM_OK) return st;
     fputs("k,covariance,status,loglik,bic,aic,n_iter,converged\n", af.f);
     for (size_t i = 0; i < n_rows; i++) {
@@ -725,7 +702,7 @@ gmm_status gmm_plot_selection(const char *dir, const gmm_selection_row *rows, si
     int present[4] = {0, 0, 0, 0};
     for (size_t i = 0; i < n_rows; i++) present[rows[i].type] = 1;
     gmm_atomic_file af;
-    gmm_status st = open_out(&af, dir, "selection.dat");
+    gmm_status st = gmm_atomic_open_in(&af, dir, "selection.dat");
     if (st != GMM_OK) return st;
     fputs("# gmm select: k, BIC, AIC per covariance type (one block each, in the order of the plot's key)\n", af.f);
     int blocks = 0;
@@ -744,7 +721,7 @@ gmm_status gmm_plot_selection(const char *dir, const gmm_selection_row *rows, si
     }
     if ((st = gmm_atomic_commit(&af)) != GMM_OK) return st;
 
-    if ((st = open_out(&af, dir, "selection.gp")) != GMM_OK) return st;
+    if ((st = gmm_atomic_open_in(&af, dir, "selection.gp")) != GMM_OK) return st;
     FILE *f = af.f;
     gp_header_sized(f, "selection", "BIC and AIC against the number of components", 1100, 500);
     int kmax = 1;

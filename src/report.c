@@ -83,29 +83,6 @@ static numstr fsec(double s)
     return r;
 }
 
-/* Returns a newly allocated "dir/name" (free()), or NULL with GMM_ERR_NOMEM set. */
-static char *join_path(const char *dir, const char *name)
-{
-    size_t ld = strlen(dir), ln = strlen(name);
-    int slash = ld > 0 && dir[ld - 1] != '/';
-    char *p = gmm_xmalloc(ld + (size_t)slash + ln + 1);
-    if (!p) return NULL;
-    memcpy(p, dir, ld);
-    if (slash) p[ld] = '/';
-    memcpy(p + ld + (size_t)slash, name, ln + 1);
-    return p;
-}
-
-/* Opens DIR/name for writing whole or not at all. */
-static gmm_status open_out(gmm_atomic_file *af, const char *dir, const char *name)
-{
-    char *path = join_path(dir, name);
-    if (!path) return GMM_ERR_NOMEM;
-    gmm_status st = gmm_atomic_open(af, path);
-    free(path);
-    return st;
-}
-
 /* Writes s as a Markdown code span usable inside a table cell: a backtick fence longer than any run of
  * backticks in s, '|' escaped, control characters replaced by spaces. */
 static void md_code(FILE *f, const char *s)
@@ -163,7 +140,7 @@ gmm_status gmm_write_labels(const char *dir, const int *labels, size_t n)
 {
     if (!dir || (!labels && n > 0)) return gmm_fail(GMM_ERR_INVALID_ARG, "gmm_write_labels: dir and labels are required");
     gmm_atomic_file af;
-    gmm_status st = open_out(&af, dir, "labels.csv");
+    gmm_status st = gmm_atomic_open_in(&af, dir, "labels.csv");
     if (st != GMM_OK) return st;
     char buf[1 << 16];
     size_t used = 0;
@@ -202,7 +179,7 @@ gmm_status gmm_write_loglik(const char *dir, const gmm_model *model)
     const double *trace = gmm_model_loglik_trace(model, &len);
     const double *secs = gmm_model_iter_seconds(model, &slen);
     gmm_atomic_file af;
-    gmm_status st = open_out(&af, dir, "loglik.csv");
+    gmm_status st = gmm_atomic_open_in(&af, dir, "loglik.csv");
     if (st != GMM_OK) return st;
     fputs("iteration,loglik,change,seconds\n", af.f);
     for (int i = 0; i < len; i++) {
@@ -449,7 +426,7 @@ static void rep_q2(rep *p)
  * points per component (third column, 1-based) into shown_per (k). Returns 1 when the file was read. */
 static int read_cluster_sample(const rep *p, size_t *shown, size_t *n_all, uint64_t *seed, size_t *shown_per)
 {
-    char *path = join_path(p->dir, "clusters_points.dat");
+    char *path = gmm_path_join(p->dir, "clusters_points.dat");
     if (!path) return 0;
     FILE *in = fopen(path, "r");
     free(path);
@@ -1074,7 +1051,7 @@ gmm_status gmm_write_report(const char *dir, const gmm_report *r)
     }
 
     gmm_atomic_file af;
-    gmm_status st = open_out(&af, dir, "report.md");
+    gmm_status st = gmm_atomic_open_in(&af, dir, "report.md");
     if (st == GMM_OK) {
         p.f = af.f;
         rep_summary(&p);

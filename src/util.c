@@ -90,6 +90,27 @@ gmm_status gmm_atomic_open(gmm_atomic_file *af, const char *path)
     return GMM_OK;
 }
 
+char *gmm_path_join(const char *dir, const char *name)
+{
+    size_t ld = strlen(dir), ln = strlen(name);
+    int slash = ld > 0 && dir[ld - 1] != '/';
+    char *p = gmm_xmalloc(ld + (size_t)slash + ln + 1);
+    if (!p) return NULL;
+    memcpy(p, dir, ld);
+    if (slash) p[ld] = '/';
+    memcpy(p + ld + (size_t)slash, name, ln + 1);
+    return p;
+}
+
+gmm_status gmm_atomic_open_in(gmm_atomic_file *af, const char *dir, const char *name)
+{
+    char *path = gmm_path_join(dir, name);
+    if (!path) return GMM_ERR_NOMEM;
+    gmm_status st = gmm_atomic_open(af, path);
+    free(path);
+    return st;
+}
+
 void gmm_atomic_abort(gmm_atomic_file *af)
 {
     if (af->f) fclose(af->f);
