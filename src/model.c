@@ -185,7 +185,8 @@ gmm_status gmm_model_from_params(size_t k, size_t d, gmm_covariance_type type, c
                             weights[i]);
         wsum += weights[i];
     }
-    if (!(wsum > 0.0)) return gmm_fail(GMM_ERR_INVALID_ARG, "weights sum to %g; expected a positive sum", wsum);
+    if (!(wsum > 0.0) || !isfinite(wsum))
+        return gmm_fail(GMM_ERR_INVALID_ARG, "weights sum to %g; expected a finite positive sum", wsum);
     for (size_t i = 0; i < k * d; i++)
         if (!isfinite(means[i]))
             return gmm_fail(GMM_ERR_INVALID_ARG, "mean of component %zu, feature %zu is not finite", i / d,

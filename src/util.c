@@ -37,10 +37,27 @@ void gmm_clear_error(void) { gmm_error_buf[0] = '\0'; }
 
 gmm_status gmm_fail(gmm_status status, const char *fmt, ...)
 {
+    /* Messages quote text from input files: control bytes are shown as \xNN so that a message is one line
+     * and cannot drive a terminal, whatever the file held. */
+    char raw[sizeof gmm_error_buf];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(gmm_error_buf, sizeof gmm_error_buf, fmt, ap);
+    vsnprintf(raw, sizeof raw, fmt, ap);
     va_end(ap);
+    static const char hex[] = "0123456789abcdef";
+    size_t o = 0;
+    for (const char *p = raw; *p && o + 5 < sizeof gmm_error_buf; p++) {
+        unsigned char c = (unsigned char)*p;
+        if (c < 0x20 || c == 0x7f) {
+            gmm_error_buf[o++] = '\\';
+            gmm_error_buf[o++] = 'x';
+            gmm_error_buf[o++] = hex[c >> 4];
+            gmm_error_buf[o++] = hex[c & 15];
+        } else {
+            gmm_error_buf[o++] = (char)c;
+        }
+    }
+    gmm_error_buf[o] = '\0';
     return status;
 }
 
