@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # test.sh — one command for the tests: installs what is missing, builds everything with warnings as errors
 # (CUDA code too when nvcc is present), runs the ctest suite, then builds the CPU tests with the address and
-# undefined-behaviour sanitizers and runs them again.
+# undefined-behaviour sanitizers and runs them again, and fuzzes the readers briefly (scripts/fuzz.sh).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 jobs=$(nproc 2>/dev/null || echo 2)
@@ -26,3 +26,5 @@ cmake -S "$root" -B "$root/build-asan" -DCMAKE_BUILD_TYPE=Debug -DGMM_WERROR=ON 
 cmake --build "$root/build-asan" --parallel "$jobs"
 ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
   ctest --test-dir "$root/build-asan" --output-on-failure --parallel "$jobs"
+echo "== fuzz the readers briefly (skipped, with the reason, where clang's libFuzzer is missing) =="
+"$root/scripts/fuzz.sh" 15

@@ -61,10 +61,14 @@ static gmm_status validate(const double *x, size_t n, size_t d, const gmm_option
     if ((unsigned)o->init > GMM_INIT_BINARY) return gmm_fail(GMM_ERR_INVALID_ARG, "unknown init method %d", (int)o->init);
     const size_t k = (size_t)o->n_components;
     if (o->weights_init) {
-        for (size_t c = 0; c < k; c++)
+        double sum = 0.0;
+        for (size_t c = 0; c < k; c++) {
             if (!(o->weights_init[c] > 0.0) || !isfinite(o->weights_init[c]))
                 return gmm_fail(GMM_ERR_INVALID_ARG, "weights_init[%zu] is %g; initial weights must be finite and > 0", c,
                                 o->weights_init[c]);
+            sum += o->weights_init[c];
+        }
+        if (!isfinite(sum)) return gmm_fail(GMM_ERR_INVALID_ARG, "weights_init sum to %g; expected a finite sum", sum);
     }
     if (o->means_init) {
         for (size_t i = 0; i < k * d; i++)

@@ -1,0 +1,15 @@
+/*
+ * fuzz_csv.c — libFuzzer target for the CSV reader (gmm_read_data on a file ending in .csv):
+ * each input is written to a per-process temporary file and read back through the public API, and the
+ * invariants of fuzz_common.h are checked (a violated one calls abort(), which libFuzzer reports).
+ * Built by the CMake option GMM_FUZZ (clang only); run by scripts/fuzz.sh.
+ */
+#include "fuzz_common.h"
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    fuzz_one(FUZZ_CSV, data, size);
+    return 0;
+}
