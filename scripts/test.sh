@@ -28,3 +28,9 @@ ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
   ctest --test-dir "$root/build-asan" --output-on-failure --parallel "$jobs"
 echo "== fuzz the readers briefly (skipped, with the reason, where clang's libFuzzer is missing) =="
 "$root/scripts/fuzz.sh" 15
+echo "== the CUDA kernels on CPU threads (kernels/emu: indexing, layouts, reductions, numerics vs the CPU) =="
+if command -v g++ >/dev/null 2>&1; then
+  "$root/kernels/emu/run.sh" 1
+else
+  echo "test.sh: g++ is missing: the CUDA kernel emulation is skipped"
+fi

@@ -1,0 +1,150 @@
+#!/usr/bin/env bash
+# gpu-check.sh — every GPU check of gmm in one run, for a machine with an NVIDIA GPU and the CUDA toolkit:
+# builds Release for the card, runs the whole ctest suite (test_cuda verbosely), the GPU benchmark, and
+# compute-sanitizer (memcheck, racecheck + synccheck) on test_cuda at reduced sizes, and writes the logs into
+# OUTDIR. A failing step never stops the run: each step's exit status and seconds go to OUTDIR/summary.txt
+# (a step cut short by the time budget shows rc=124). Designed to finish within 8 minutes on an H100.
+#
+# Usage: bench/gpu-check.sh OUTDIR
+#        bench/gpu-check.sh --fetch-deps    (on a machine with apt and network) downloads the .deb files of cJSON
+#                                           and pkg-config into .gpucheck-deps/, for machines that lack them and
+#                                           cannot fetch anything (the lent GPU machines): the folder travels with
+#                                           the working tree, and a run there unpacks it (dpkg -x) into itself.
+# Environment (all optional):
+#   GMM_CUDA_ARCH         CMAKE_CUDA_ARCHITECTURES (default 90: H100 / H200)
+#   GMM_GPUCHECK_BUILD    build folder (default <repo>/build-gpucheck)
+#   GMM_GPUCHECK_DEPS     folder of carried .deb files (default <repo>/.gpucheck-deps)
+#   GMM_GPUCHECK_BUDGET   seconds for the whole run (default 470); later steps get what is left
+#   GMM_BENCH_ARGS        extra arguments for bench_gpu (default: --cpu-max-n 1e6)
+# OUTDIR gets exactly 8 files (the most a device run hands back): device.txt, summary.txt, build.log,
+# ctest.log, memcheck.log, racecheck.log, bench_gpu.csv, bench_gpu.log.
+set -u
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+DEPS=${GMM_GPUCHECK_DEPS:-$ROOT/.gpucheck-deps}
+
+if [ "${1:-}" = "--fetch-deps" ]; then
+    mkdir -p "$DEPS" && cd "$DEPS" || exit 1
+    apt-get download libcjson1 libcjson-dev pkgconf pkgconf-bin libpkgconf3 || exit 1
+    ls -l "$DEPS"
+    exit 0
+fi
+if [ $# -ne 1 ]; then
+    sed -n '2,20p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
+    exit 2
+fi
+
+mkdir -p "$1" || exit 1
+OUT=$(cd "$1" && pwd)
+BUILD=${GMM_GPUCHECK_BUILD:-$ROOT/build-gpucheck}
+ARCH=${GMM_CUDA_ARCH:-90}
+BUDGET=${GMM_GPUCHECK_BUDGET:-470}
+BENCH_ARGS=${GMM_BENCH_ARGS:---cpu-max-n 1e6}
+JOBS=$(nproc 2>/dev/null || echo 4)
+START=$(date +%s)
+: > "$OUT/summary.txt"
+for f in build.log ctest.log memcheck.log racecheck.log bench_gpu.log; do : > "$OUT/$f"; done
+
+# step NAME LOG MAX_SECONDS CMD...: runs CMD with its output appended to LOG, at most MAX_SECONDS and never
+# past the budget; records "NAME rc=.. seconds" in summary.txt and returns CMD's status.
+step() {
+    local name=$1 log=$2 max=$3
+    shift 3
+    local left=$((START + BUDGET - $(date +%s)))
+    [ "$max" -gt "$left" ] && max=$left
+    if [ "$max" -lt 5 ]; then
+        printf '%-16s rc=skip (no time left in the %ss budget)\n' "$name" "$BUDGET" >> "$OUT/summary.txt"
+        return 124
+    fi
+    local t0
+    t0=$(date +%s)
+    echo "== $name: $* (at most ${max}s)" >> "$log"
+    timeout --kill-after=10 "$max" "$@" >> "$log" 2>&1
+    local rc=$?
+    printf '%-16s rc=%-4s %4ss  %s\n' "$name" "$rc" "$(($(date +%s) - t0))" "$(basename "$log")" >> "$OUT/summary.txt"
+    echo "== $name: exit status $rc" >> "$log"
+    return $rc
+}
+
+# --------------------------------------------------------------------------------------------- device
+{
+    echo "date: $(date -u '+%Y-%m-%d %H:%M:%S UTC')"
+    echo "host: $(uname -srm), $(nproc) CPUs"
+    nvidia-smi -L 2>&1
+    nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm,clocks.max.mem --format=csv 2>&1
+    nvcc --version 2>&1 | tail -2
+    cc --version 2>&1 | head -1
+    cmake --version 2>&1 | head -1
+    echo "CMAKE_CUDA_ARCHITECTURES=$ARCH"
+    changed=$(git -C "$ROOT" status --porcelain 2>/dev/null | wc -l)
+    echo "commit: $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null) ($changed paths changed or untracked)"
+} > "$OUT/device.txt" 2>&1
+nvidia-smi -L > /dev/null 2>&1
+printf '%-16s rc=%-4s %4ss  %s\n' device "$?" 0 device.txt >> "$OUT/summary.txt"
+
+# ----------------------------------------------------------------------------------------------- deps
+# cJSON through pkg-config is required by the build; without them, unpack the carried .deb files.
+deps() {
+    if command -v pkg-config > /dev/null && pkg-config --exists libcjson; then
+        echo "cJSON: $(pkg-config --modversion libcjson) (system)"
+        return 0
+    fi
+    local debs=("$DEPS"/*.deb)
+    if [ ! -e "${debs[0]}" ]; then
+        echo "cJSON or pkg-config is missing and $DEPS holds no .deb files: run bench/gpu-check.sh --fetch-deps"
+        echo "on a machine with apt first (the folder then travels with the working tree)"
+        return 1
+    fi
+    local root=$DEPS/root
+    for f in "${debs[@]}"; do dpkg -x "$f" "$root" || return 1; done
+    local lib=$root/usr/lib/x86_64-linux-gnu
+    export PATH=$root/usr/bin:$PATH
+    export LD_LIBRARY_PATH=$lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
+    export PKG_CONFIG_PATH=$lib/pkgconfig:$root/usr/share/pkgconfig${PKG_CONFIG_PATH:+:$PKG_CONFIG_PATH}
+    export PKG_CONFIG_SYSROOT_DIR=$root
+    echo "cJSON: $(pkg-config --modversion libcjson) (unpacked from $DEPS)"
+    pkg-config --cflags --libs libcjson
+}
+echo "== deps" >> "$OUT/build.log"
+deps >> "$OUT/build.log" 2>&1
+printf '%-16s rc=%-4s %4ss  %s\n' deps "$?" 0 build.log >> "$OUT/summary.txt"
+
+# ---------------------------------------------------------------------------------------------- build
+gen=()
+command -v ninja > /dev/null && [ ! -f "$BUILD/CMakeCache.txt" ] && gen=(-G Ninja)
+step configure "$OUT/build.log" 120 cmake -S "$ROOT" -B "$BUILD" "${gen[@]}" -DCMAKE_BUILD_TYPE=Release \
+    -DCMAKE_CUDA_ARCHITECTURES="$ARCH" -DGMM_CUDA=ON -DGMM_WERROR=OFF
+step build "$OUT/build.log" 300 cmake --build "$BUILD" --parallel "$JOBS"
+if command -v cuobjdump > /dev/null && [ -f "$BUILD/libgmmkernels.a" ]; then
+    # registers, stack (spills) and shared memory of every kernel, as the card's toolchain built them
+    step resources "$OUT/build.log" 30 cuobjdump -res-usage "$BUILD/libgmmkernels.a"
+fi
+
+# ---------------------------------------------------------------------------------------------- tests
+step ctest "$OUT/ctest.log" 300 ctest --test-dir "$BUILD" --output-on-failure --parallel 4 -E '^test_cuda$'
+step test_cuda "$OUT/ctest.log" 300 ctest --test-dir "$BUILD" -V -R '^test_cuda$'
+
+# ---------------------------------------------------------------------------------------------- bench
+# shellcheck disable=SC2086
+step bench_gpu "$OUT/bench_gpu.log" 240 "$BUILD/bench_gpu" --csv "$OUT/bench_gpu.csv" $BENCH_ARGS
+[ -f "$OUT/bench_gpu.csv" ] || echo "bench_gpu wrote no CSV; see bench_gpu.log" > "$OUT/bench_gpu.csv"
+
+# ------------------------------------------------------------------------------------------ sanitizers
+SAN=$(command -v compute-sanitizer || echo /usr/local/cuda/bin/compute-sanitizer)
+if [ -x "$SAN" ]; then
+    GMM_TEST_CUDA_QUICK=1 step memcheck "$OUT/memcheck.log" 180 \
+        "$SAN" --tool memcheck --leak-check full --error-exitcode 1 "$BUILD/test_cuda"
+    GMM_TEST_CUDA_QUICK=2 step racecheck "$OUT/racecheck.log" 180 \
+        "$SAN" --tool racecheck --racecheck-report all --error-exitcode 1 "$BUILD/test_cuda"
+    GMM_TEST_CUDA_QUICK=2 step synccheck "$OUT/racecheck.log" 90 \
+        "$SAN" --tool synccheck --error-exitcode 1 "$BUILD/test_cuda"
+else
+    echo "compute-sanitizer not found" | tee -a "$OUT/memcheck.log" >> "$OUT/racecheck.log"
+    printf '%-16s rc=%-4s\n' compute-sanitizer 127 >> "$OUT/summary.txt"
+fi
+
+echo "total            $(($(date +%s) - START))s" >> "$OUT/summary.txt"
+cat "$OUT/summary.txt"
+grep -E '^ *(d|[0-9]+) ' "$OUT/bench_gpu.log" 2>/dev/null | head -20
+grep -E 'checks, [0-9]+ failed|tests passed|log-likelihood GPU' "$OUT/ctest.log" 2>/dev/null
+exit 0

@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# run.sh — runs tests/test_cuda.c without a GPU: the CUDA kernels (kernels/gmm_cuda.cu, unchanged) compiled as
+# host C++ with emu.h (one std::thread per CUDA thread, blocks in turn, __syncthreads as a barrier, warp
+# shuffles through a per-warp exchange), the CUDA runtime replaced by fake_cudart.cpp (device memory is host
+# memory, filled with NaN bytes when allocated, like the kernels' dynamic shared memory), and the real
+# src/backend_cuda.c and library. It checks the kernels' indexing, layouts, reductions and numerics against
+# the CPU reference; it cannot check races, timing, the inline PTX (ex2.approx falls back to exp2f) or
+# anything about the real hardware.
+#
+# Usage: kernels/emu/run.sh [QUICK]     QUICK = GMM_TEST_CUDA_QUICK: 1 (default, ~1 min on 2 cores), 2, or 0
+#                                       (the full test with n = 1e7, several minutes)
+# Environment: GMM_EMU_SMS, GMM_EMU_OCC (multiprocessors and blocks per multiprocessor the fake device
+# reports: the grid is their product; default 2 and 2), GMM_EMU_NO_DEVICE=1 (no device: the test skips).
+# Builds into <repo>/build-emu. Needs g++ with C++20 (std::barrier), OpenMP and cJSON.
+set -euo pipefail
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+E=$ROOT/kernels/emu
+O=$ROOT/build-emu
+mkdir -p "$O"
+CF=(-std=c11 -O2 -g -fopenmp -Wall -Wextra -Werror -D_POSIX_C_SOURCE=200809L -I"$ROOT/include" -I"$ROOT/src")
+read -r -a CJ <<< "$(pkg-config --cflags libcjson)"
+objs=()
+for f in "$ROOT"/src/*.c; do
+    b=$(basename "$f" .c)
+    [ "$b" = cli ] && continue
+    if [ "$b" = backend_cuda ]; then
+        gcc "${CF[@]}" "${CJ[@]}" -DGMM_HAVE_CUDA=1 -I"$E/include" -I"$ROOT/kernels" -c "$f" -o "$O/$b.o"
+    else
+        gcc "${CF[@]}" "${CJ[@]}" -c "$f" -o "$O/$b.o"
+    fi
+    objs+=("$O/$b.o")
+done
+CXF=(-std=c++20 -O2 -g -Wall -Wextra -Wno-unknown-pragmas -I"$E/include")
+g++ "${CXF[@]}" -DGMM_CUDA_EMULATE -include "$E/emu.h" -I"$ROOT/kernels" -x c++ -c "$ROOT/kernels/gmm_cuda.cu" \
+    -o "$O/gmm_cuda_emu.o"
+g++ "${CXF[@]}" -c "$E/fake_cudart.cpp" -o "$O/fake_cudart.o"
+gcc "${CF[@]}" -DGMM_HAVE_CUDA=1 -I"$E/include" -I"$ROOT/tests" -DGMM_SOURCE_DIR="\"$ROOT\"" \
+    -DGMM_TEST_TMP="\"$O/test-tmp\"" -c "$ROOT/tests/test_cuda.c" -o "$O/test_cuda.o"
+read -r -a CJL <<< "$(pkg-config --libs libcjson)"
+g++ -fopenmp -o "$O/test_cuda_emu" "$O/test_cuda.o" "${objs[@]}" "$O/gmm_cuda_emu.o" "$O/fake_cudart.o" "${CJL[@]}" -lm
+echo "== $O/test_cuda_emu (GMM_TEST_CUDA_QUICK=${1:-1})"
+GMM_TEST_CUDA_QUICK=${1:-1} "$O/test_cuda_emu"

@@ -1,0 +1,341 @@
+/*
+ * gmm_cuda.cu — the host-side launchers of the CUDA kernels (device code in gmm_cuda_kernels.cuh), behind
+ * the C interface of gmm_cuda.h: launch plans (kernel choice, block and grid sizes fixed per device and
+ * problem shape), the stats pass (stats kernel + fixed-order reduction + copy of the reduced statistics to
+ * the host) and the predict pass. Every launch is followed by cudaGetLastError; the first error is returned
+ * to the caller (src/backend_cuda.c), which turns it into a gmm status with the call's text.
+ *
+ * Template instances: the tile and predict kernels for D in {1, 2, 3, 4, 6, 8, 12, 16}, for float and double;
+ * the register kernel for (D, KMAX) in {(1, 1..8), (2, 1..4), (3, 1..2), (4, 1)} for float and in
+ * {(1, 1..4), (2, 1..2), (3, 1), (4, 1)} for double (KMAX powers of two).
+ */
+#include "gmm_cuda.h"
+
+#ifndef GMM_CUDA_EMULATE
+#include <cuda_runtime.h>
+#endif
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "gmm_cuda_kernels.cuh"
+
+#ifdef GMM_CUDA_EMULATE
+/* kernels/emu: runs the same kernels on host threads to check the code without a GPU */
+#define GMM_LAUNCH(fn, grid, block, smem, stream, ...) gmm_emu_launch(fn, grid, block, smem, stream, __VA_ARGS__)
+#else
+#define GMM_LAUNCH(fn, grid, block, smem, stream, ...) fn<<<grid, block, smem, stream>>>(__VA_ARGS__)
+#endif
+
+using namespace gmmk;
+
+namespace {
+
+/* Writes a formatted message into msg (len bytes) when msg is not NULL. */
+void say(char *msg, size_t len, const char *fmt, ...)
+{
+    if (!msg || !len) return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, len, fmt, ap);
+    va_end(ap);
+}
+
+/* A compile-time (type, padded dimension) or (type, dimension, component bound) for the dispatchers. */
+template <typename T, int D> struct TD {
+    using type = T;
+    static constexpr int dim = D;
+};
+template <typename T, int D, int KMAX> struct TDK {
+    using type = T;
+    static constexpr int dim = D;
+    static constexpr int kmax = KMAX;
+};
+
+/* Calls f(TD<T, D>{}) for the runtime D (one of the compiled dimensions); cudaErrorInvalidValue otherwise. */
+template <typename T, typename F> cudaError_t with_dim(int D, F &&f)
+{
+    switch (D) {
+    case 1: return f(TD<T, 1>{});
+    case 2: return f(TD<T, 2>{});
+    case 3: return f(TD<T, 3>{});
+    case 4: return f(TD<T, 4>{});
+    case 6: return f(TD<T, 6>{});
+    case 8: return f(TD<T, 8>{});
+    case 12: return f(TD<T, 12>{});
+    case 16: return f(TD<T, 16>{});
+    default: return cudaErrorInvalidValue;
+    }
+}
+template <typename F> cudaError_t with_type_dim(int use_double, int D, F &&f)
+{
+    return use_double ? with_dim<double>(D, f) : with_dim<float>(D, f);
+}
+
+/* The register path holds KMAX * E sums per thread in T plus as many in double: kept to at most 24 (float)
+ * or 15 (double) statistics per thread so that nothing spills (see nvcc --resource-usage). */
+__host__ __device__ constexpr int reg_max_sums(bool dbl) { return dbl ? 15 : 24; }
+template <typename T, int D, int KMAX> constexpr bool reg_fits()
+{
+    return KMAX * n_entries(D) <= reg_max_sums(sizeof(T) == sizeof(double));
+}
+
+/* Calls f(TDK<T, D, KMAX>{}) for a register-path instance; cudaErrorInvalidValue for any other triple (those
+ * are never instantiated). */
+template <typename T, int D, int KMAX, typename F> cudaError_t reg_call(F &&f)
+{
+    if constexpr (reg_fits<T, D, KMAX>())
+        return f(TDK<T, D, KMAX>{});
+    else
+        return cudaErrorInvalidValue;
+}
+template <typename T, typename F> cudaError_t with_reg(int D, int kmax, F &&f)
+{
+    switch (D * 100 + kmax) {
+    case 101: return reg_call<T, 1, 1>(f);
+    case 102: return reg_call<T, 1, 2>(f);
+    case 104: return reg_call<T, 1, 4>(f);
+    case 108: return reg_call<T, 1, 8>(f);
+    case 201: return reg_call<T, 2, 1>(f);
+    case 202: return reg_call<T, 2, 2>(f);
+    case 204: return reg_call<T, 2, 4>(f);
+    case 301: return reg_call<T, 3, 1>(f);
+    case 302: return reg_call<T, 3, 2>(f);
+    case 401: return reg_call<T, 4, 1>(f);
+    default: return cudaErrorInvalidValue;
+    }
+}
+template <typename F> cudaError_t with_type_reg(int use_double, int D, int kmax, F &&f)
+{
+    return use_double ? with_reg<double>(D, kmax, f) : with_reg<float>(D, kmax, f);
+}
+
+/* The register path's component bound for (D, k): the smallest power of two KMAX >= k whose KMAX * E sums
+ * fit reg_max_sums, or 0 when the register path does not apply. */
+int reg_kmax(int D, int k, int use_double)
+{
+    if (D < 1 || D > 4) return 0;
+    int km = 1;
+    while (km < k) km *= 2;
+    return km * n_entries(D) <= reg_max_sums(use_double != 0) ? km : 0;
+}
+
+/* Raises fn's dynamic shared memory limit to all the device allows next to its static shared memory, and
+ * returns that limit in *max_dyn. */
+cudaError_t allow_smem(const void *fn, int optin, size_t *max_dyn)
+{
+    cudaFuncAttributes fa;
+    cudaError_t e = cudaFuncGetAttributes(&fa, fn);
+    if (e != cudaSuccess) return e;
+    const size_t lim = (size_t)optin > fa.sharedSizeBytes ? (size_t)optin - fa.sharedSizeBytes : 0;
+    e = cudaFuncSetAttribute(fn, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)lim);
+    *max_dyn = lim;
+    return e;
+}
+
+long long ceil_div(long long a, long long b) { return (a + b - 1) / b; }
+
+} // namespace
+
+/* ---------------------------------------------------------------------------------------- layouts */
+
+extern "C" size_t gmm_cuda_padded_dim(size_t d)
+{
+    if (d == 0 || d > GMM_CUDA_MAX_D) return 0;
+    if (d <= 4) return d;
+    if (d <= 6) return 6;
+    if (d <= 8) return 8;
+    if (d <= 12) return 12;
+    return 16;
+}
+
+extern "C" size_t gmm_cuda_param_stride(size_t D, int use_double)
+{
+    return (size_t)param_stride((int)D, use_double ? Vec16<double>::n : Vec16<float>::n);
+}
+extern "C" size_t gmm_cuda_param_mean(size_t i) { return i; }
+extern "C" size_t gmm_cuda_param_u(size_t D, size_t i, size_t j) { return (size_t)param_u((int)D, (int)i, (int)j); }
+extern "C" size_t gmm_cuda_param_base(size_t D) { return (size_t)param_base((int)D); }
+extern "C" size_t gmm_cuda_entries(size_t D) { return (size_t)n_entries((int)D); }
+extern "C" size_t gmm_cuda_stat_t(size_t D, size_t i, size_t j) { return (size_t)stat_t((int)D, (int)i, (int)j); }
+
+/* ------------------------------------------------------------------------------------------ plans */
+
+extern "C" cudaError_t gmm_cuda_plan_make(gmm_cuda_plan *p, int device, long long n, int d, int k, int use_double,
+                                          char *msg, size_t len)
+{
+    memset(p, 0, sizeof *p);
+    if (msg && len) msg[0] = '\0';
+    if (d < 1 || d > GMM_CUDA_MAX_D || k < 1 || k > GMM_CUDA_MAX_K || n < 0) {
+        say(msg, len, "the CUDA kernels handle 1..%d features and 1..%d components (got d = %d, k = %d, n = %lld)",
+            GMM_CUDA_MAX_D, GMM_CUDA_MAX_K, d, k, n);
+        return cudaErrorInvalidValue;
+    }
+    int n_sm = 0, optin = 0;
+    cudaError_t e = cudaDeviceGetAttribute(&n_sm, cudaDevAttrMultiProcessorCount, device);
+    if (e == cudaSuccess) e = cudaDeviceGetAttribute(&optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, device);
+    if (e != cudaSuccess) {
+        say(msg, len, "cudaDeviceGetAttribute(device %d): %s", device, cudaGetErrorString(e));
+        return e;
+    }
+    p->n = n;
+    p->d = d;
+    p->D = (int)gmm_cuda_padded_dim((size_t)d);
+    p->k = k;
+    p->use_double = use_double ? 1 : 0;
+    p->elem_size = use_double ? sizeof(double) : sizeof(float);
+    p->stats_len = (size_t)k * gmm_cuda_entries((size_t)p->D) + 1;
+    p->params_len = (size_t)k * gmm_cuda_param_stride((size_t)p->D, p->use_double);
+    p->reduce_blocks = (int)ceil_div((long long)p->stats_len, kReduceCols);
+
+    const char *what = "";
+    int occ = 0;
+    const int kmax = reg_kmax(p->D, k, p->use_double);
+    if (kmax) {
+        p->path = GMM_CUDA_PATH_REG;
+        p->kmax = kmax;
+        p->threads = kRegThreads;
+        p->smem = 0;
+        what = "register stats kernel";
+        e = with_type_reg(p->use_double, p->D, kmax, [&](auto tag) -> cudaError_t {
+            using Tg = decltype(tag);
+            using T = typename Tg::type;
+            const void *fn = (const void *)stats_reg_kernel<T, Tg::dim, Tg::kmax>;
+            return cudaOccupancyMaxActiveBlocksPerMultiprocessor(&occ, fn, kRegThreads, 0);
+        });
+    } else {
+        p->path = GMM_CUDA_PATH_TILE;
+        what = "tile stats kernel";
+        e = with_type_dim(p->use_double, p->D, [&](auto tag) -> cudaError_t {
+            using Tg = decltype(tag);
+            using T = typename Tg::type;
+            using S = TileShape<T, Tg::dim>;
+            const void *fn = (const void *)stats_tile_kernel<T, Tg::dim>;
+            size_t max_dyn = 0;
+            cudaError_t e2 = allow_smem(fn, optin, &max_dyn);
+            if (e2 != cudaSuccess) return e2;
+            for (int bt = kMaxThreads; bt >= 64; bt /= 2) {
+                const TileGeom g = tile_geom(Tg::dim, S::R, S::EI, S::P, (int)sizeof(T), bt, k);
+                if (g.bytes <= max_dyn) {
+                    p->threads = bt;
+                    p->smem = g.bytes;
+                    break;
+                }
+            }
+            if (!p->threads) {
+                say(msg, len, "the tile stats kernel for d = %d, k = %d needs more shared memory than the %zu bytes "
+                    "a block may have on this device", d, k, max_dyn);
+                return cudaErrorInvalidValue;
+            }
+            return cudaOccupancyMaxActiveBlocksPerMultiprocessor(&occ, fn, p->threads, p->smem);
+        });
+    }
+    if (e == cudaSuccess && occ < 1) {
+        say(msg, len, "the %s (d = %d, k = %d, %d threads, %zu bytes of shared memory) cannot run on this device",
+            what, d, k, p->threads, p->smem);
+        return cudaErrorInvalidConfiguration;
+    }
+    if (e != cudaSuccess) {
+        if (msg && !msg[0]) say(msg, len, "setting up the %s: %s", what, cudaGetErrorString(e));
+        return e;
+    }
+    long long want = ceil_div(n, p->threads);
+    const long long cap = (long long)n_sm * occ;
+    p->blocks = (int)(want < 1 ? 1 : (want < cap ? want : cap));
+
+    occ = 0;
+    e = with_type_dim(p->use_double, p->D, [&](auto tag) -> cudaError_t {
+        using Tg = decltype(tag);
+        using T = typename Tg::type;
+        constexpr int P = TileShape<T, Tg::dim>::P;
+        const void *fn = (const void *)predict_kernel<T, Tg::dim>;
+        size_t max_dyn = 0;
+        cudaError_t e2 = allow_smem(fn, optin, &max_dyn);
+        if (e2 != cudaSuccess) return e2;
+        for (int bt = kMaxThreads; bt >= 64; bt /= 2)
+            if (predict_smem(k, P, (int)sizeof(T), bt) <= max_dyn) {
+                p->predict_threads = bt;
+                p->predict_smem = predict_smem(k, P, (int)sizeof(T), bt);
+                break;
+            }
+        if (!p->predict_threads) {
+            say(msg, len, "the predict kernel for d = %d, k = %d needs more shared memory than the %zu bytes a block "
+                "may have on this device", d, k, max_dyn);
+            return cudaErrorInvalidValue;
+        }
+        return cudaOccupancyMaxActiveBlocksPerMultiprocessor(&occ, fn, p->predict_threads, p->predict_smem);
+    });
+    if (e == cudaSuccess && occ < 1) {
+        say(msg, len, "the predict kernel (d = %d, k = %d) cannot run on this device", d, k);
+        return cudaErrorInvalidConfiguration;
+    }
+    if (e != cudaSuccess) {
+        if (msg && !msg[0]) say(msg, len, "setting up the predict kernel: %s", cudaGetErrorString(e));
+        return e;
+    }
+    p->predict_max_blocks = n_sm * occ;
+    return cudaSuccess;
+}
+
+extern "C" cudaError_t gmm_cuda_probe(void)
+{
+    cudaFuncAttributes fa;
+    return cudaFuncGetAttributes(&fa, (const void *)reduce_partials_kernel);
+}
+
+/* ------------------------------------------------------------------------------------------ passes */
+
+extern "C" cudaError_t gmm_cuda_stats(const gmm_cuda_plan *p, const void *x_dev, const void *params_host,
+                                      void *params_dev, double *partials_dev, double *stats_dev, double *stats_host,
+                                      cudaStream_t s)
+{
+    if (p->n < 1) return cudaErrorInvalidValue;
+    cudaError_t e;
+    if (p->path == GMM_CUDA_PATH_REG) {
+        e = with_type_reg(p->use_double, p->D, p->kmax, [&](auto tag) -> cudaError_t {
+            using Tg = decltype(tag);
+            using T = typename Tg::type;
+            RegParams<T, Tg::dim, Tg::kmax> prm = {};
+            memcpy(prm.v, params_host, p->params_len * sizeof(T));
+            prm.k = p->k;
+            auto fn = stats_reg_kernel<T, Tg::dim, Tg::kmax>;
+            GMM_LAUNCH(fn, p->blocks, kRegThreads, 0, s, static_cast<const T *>(x_dev), p->n, prm,
+                       (int)p->stats_len, partials_dev);
+            return cudaGetLastError();
+        });
+    } else {
+        e = cudaMemcpyAsync(params_dev, params_host, p->params_len * p->elem_size, cudaMemcpyHostToDevice, s);
+        if (e != cudaSuccess) return e;
+        e = with_type_dim(p->use_double, p->D, [&](auto tag) -> cudaError_t {
+            using Tg = decltype(tag);
+            using T = typename Tg::type;
+            auto fn = stats_tile_kernel<T, Tg::dim>;
+            GMM_LAUNCH(fn, p->blocks, p->threads, p->smem, s, static_cast<const T *>(x_dev), p->n, p->d, p->k,
+                       static_cast<const T *>(params_dev), (int)p->stats_len, partials_dev);
+            return cudaGetLastError();
+        });
+    }
+    if (e != cudaSuccess) return e;
+    GMM_LAUNCH(reduce_partials_kernel, p->reduce_blocks, kReduceCols * kReduceRows, 0, s,
+               static_cast<const double *>(partials_dev), p->blocks, (int)p->stats_len, stats_dev);
+    e = cudaGetLastError();
+    if (e != cudaSuccess) return e;
+    return cudaMemcpyAsync(stats_host, stats_dev, p->stats_len * sizeof(double), cudaMemcpyDeviceToHost, s);
+}
+
+extern "C" cudaError_t gmm_cuda_predict(const gmm_cuda_plan *p, const void *x_dev, long long n, const void *params_dev,
+                                        double *logp_dev, int *labels_dev, double *resp_dev, cudaStream_t s)
+{
+    if (n < 1) return cudaErrorInvalidValue;
+    const long long want = ceil_div(n, p->predict_threads);
+    const int blocks = (int)(want < p->predict_max_blocks ? want : p->predict_max_blocks);
+    return with_type_dim(p->use_double, p->D, [&](auto tag) -> cudaError_t {
+        using Tg = decltype(tag);
+        using T = typename Tg::type;
+        auto fn = predict_kernel<T, Tg::dim>;
+        GMM_LAUNCH(fn, blocks, p->predict_threads, p->predict_smem, s, static_cast<const T *>(x_dev), n, p->d, p->k,
+                   static_cast<const T *>(params_dev), logp_dev, labels_dev, resp_dev);
+        return cudaGetLastError();
+    });
+}

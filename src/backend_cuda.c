@@ -1,0 +1,497 @@
+/*
+ * backend_cuda.c — the CUDA backend's host side: the same backend table as the CPU reference (stats,
+ * predict, release) over data that live on the GPU for the backend's whole life.
+ *
+ * Open: the column means of x are computed in double; x - colmean is converted to float32 (or kept float64)
+ * and copied to the device once, in chunks through a pinned staging buffer. Centering keeps data far from
+ * the origin precise in float32; the backend translates every mean by the same colmean when it uploads
+ * parameters, and the statistics S_k, T_k (taken around the current means) and the log-likelihood are
+ * unchanged by the shift, so nothing is translated back.
+ *
+ * Stats pass (one per EM iteration): pack the k parameter blocks (translated means, precision Cholesky
+ * factors scaled to log2 units, log2 of weight x normalizer) into a pinned buffer, then one call of
+ * gmm_cuda_stats enqueues at most: parameter upload, stats kernel, fixed-order reduction kernel, download of
+ * the k (1 + D + D(D+1)/2) + 1 reduced doubles; one stream synchronization; the upper triangle of T is
+ * mirrored into the full (k, d, d) the M-step expects, as the CPU backend does.
+ *
+ * Every CUDA call is checked: CUDA_CHECK turns a failure into GMM_ERR_CUDA with file:line, the call's text
+ * and CUDA's error string; a device allocation that fails says how many bytes it needed and how many were
+ * free. Without CUDA (GMM_HAVE_CUDA undefined) the entry points are stubs that say so.
+ */
+#include "backend_cuda.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#ifdef GMM_HAVE_CUDA
+
+#include <cuda_runtime_api.h>
+#include <float.h>
+#include <math.h>
+
+#include "gmm_cuda.h"
+
+static const double LN2 = 0.69314718055994530941723212145818;
+static const double LOG_2PI = 1.8378770664093454835606594728112;
+
+#define STAGING_BYTES ((size_t)8 << 20)  /* pinned staging buffer for the data upload */
+#define PREDICT_BYTES ((size_t)64 << 20) /* device memory for one chunk of predict outputs */
+
+typedef struct cuda_impl {
+    int device;
+    char device_name[256];
+    int cc_major, cc_minor;
+    int use_double;
+    size_t elem;         /* bytes of one element of data / parameters: 4 or 8 */
+    size_t D;            /* the padded dimension the kernels run at */
+    double *colmean;     /* (d) column means the device data are centered by */
+    void *x_dev;         /* (n, d) centered data on the device */
+    cudaStream_t stream;
+    int have_stream;
+    /* per number of components, rebuilt when k changes */
+    size_t plan_k;       /* 0: no plan yet */
+    gmm_cuda_plan plan;
+    void *params_host;   /* pinned, plan.params_len elements */
+    void *params_dev;
+    double *partials_dev; /* (plan.blocks, plan.stats_len) */
+    double *stats_dev;   /* (plan.stats_len) */
+    double *stats_host;  /* pinned, (plan.stats_len) */
+    /* predict outputs for one chunk of points */
+    size_t cap_logp, cap_labels, cap_resp; /* bytes allocated */
+    double *logp_dev;
+    int *labels_dev;
+    double *resp_dev;
+} cuda_impl;
+
+/* Records a failed CUDA call as the thread's error and returns GMM_ERR_CUDA. */
+static gmm_status cuda_fail(cudaError_t e, const char *call, const char *file, int line)
+{
+    return gmm_fail(GMM_ERR_CUDA, "%s:%d: %s failed: %s (%s)", file, line, call, cudaGetErrorString(e),
+                    cudaGetErrorName(e));
+}
+
+/* Checks a CUDA call; on failure returns GMM_ERR_CUDA from the enclosing function. */
+#define CUDA_CHECK(call)                                                                                    \
+    do {                                                                                                    \
+        cudaError_t e_ = (call);                                                                            \
+        if (e_ != cudaSuccess) return cuda_fail(e_, #call, __FILE__, __LINE__);                             \
+    } while (0)
+
+/* cudaMalloc of bytes into *p; on failure *p is NULL and the error says what it was for, how many bytes it
+ * needed and how many were free (GMM_ERR_NOMEM for an out-of-memory, GMM_ERR_CUDA otherwise). */
+static gmm_status dev_alloc(void **p, size_t bytes, const char *what)
+{
+    *p = NULL;
+    cudaError_t e = cudaMalloc(p, bytes ? bytes : 1);
+    if (e == cudaSuccess) return GMM_OK;
+    *p = NULL;
+    (void)cudaGetLastError(); /* an out-of-memory is not sticky: clear it */
+    size_t free_b = 0, total_b = 0;
+    if (cudaMemGetInfo(&free_b, &total_b) != cudaSuccess) (void)cudaGetLastError();
+    return gmm_fail(e == cudaErrorMemoryAllocation ? GMM_ERR_NOMEM : GMM_ERR_CUDA,
+                    "cudaMalloc for %s failed: %s: %zu bytes needed, %zu of %zu bytes free on the device", what,
+                    cudaGetErrorString(e), bytes, free_b, total_b);
+}
+
+/* cudaMallocHost (pinned host memory) of bytes into *p, with the same reporting as dev_alloc. */
+static gmm_status host_alloc(void **p, size_t bytes, const char *what)
+{
+    *p = NULL;
+    cudaError_t e = cudaMallocHost(p, bytes ? bytes : 1);
+    if (e == cudaSuccess) return GMM_OK;
+    *p = NULL;
+    (void)cudaGetLastError();
+    return gmm_fail(e == cudaErrorMemoryAllocation ? GMM_ERR_NOMEM : GMM_ERR_CUDA,
+                    "cudaMallocHost for %s failed: %s: %zu bytes of pinned host memory needed", what,
+                    cudaGetErrorString(e), bytes);
+}
+
+/* Frees the buffers that depend on the number of components. Errors of cudaFree are ignored (they can
+ * only repeat an earlier, already reported, failure). */
+static void free_plan_buffers(cuda_impl *c)
+{
+    if (c->params_host) cudaFreeHost(c->params_host);
+    if (c->stats_host) cudaFreeHost(c->stats_host);
+    if (c->params_dev) cudaFree(c->params_dev);
+    if (c->partials_dev) cudaFree(c->partials_dev);
+    if (c->stats_dev) cudaFree(c->stats_dev);
+    if (c->logp_dev) cudaFree(c->logp_dev);
+    if (c->labels_dev) cudaFree(c->labels_dev);
+    if (c->resp_dev) cudaFree(c->resp_dev);
+    c->params_host = c->params_dev = NULL;
+    c->stats_host = c->partials_dev = c->stats_dev = NULL;
+    c->logp_dev = c->resp_dev = NULL;
+    c->labels_dev = NULL;
+    c->cap_logp = c->cap_labels = c->cap_resp = 0;
+    c->plan_k = 0;
+}
+
+/* The table's release: waits for the stream, frees every device and pinned buffer and the stream; b->impl
+ * becomes NULL. Safe on a half-opened backend. */
+static void cuda_release(gmm_backend *b)
+{
+    cuda_impl *c = b->impl;
+    if (c) {
+        (void)cudaSetDevice(c->device);
+        if (c->have_stream) (void)cudaStreamSynchronize(c->stream);
+        free_plan_buffers(c);
+        if (c->x_dev) cudaFree(c->x_dev);
+        if (c->have_stream) cudaStreamDestroy(c->stream);
+        (void)cudaGetLastError();
+        free(c->colmean);
+        free(c);
+    }
+    b->impl = NULL;
+}
+
+/* Makes sure the launch plan and its buffers fit k components (built once per k, not per iteration). */
+static gmm_status ensure_plan(gmm_backend *b, size_t k)
+{
+    cuda_impl *c = b->impl;
+    if (c->plan_k == k) return GMM_OK;
+    free_plan_buffers(c);
+    char msg[256] = "";
+    cudaError_t e = gmm_cuda_plan_make(&c->plan, c->device, (long long)b->n, (int)b->d, (int)k, c->use_double, msg,
+                                       sizeof msg);
+    if (e != cudaSuccess) {
+        (void)cudaGetLastError();
+        return gmm_fail(GMM_ERR_CUDA, "planning the CUDA kernels for d = %zu, k = %zu: %s (%s)", b->d, k,
+                        msg[0] ? msg : cudaGetErrorString(e), cudaGetErrorName(e));
+    }
+    const gmm_cuda_plan *p = &c->plan;
+    gmm_status st = host_alloc(&c->params_host, p->params_len * p->elem_size, "the parameters (host)");
+    if (st == GMM_OK) st = dev_alloc(&c->params_dev, p->params_len * p->elem_size, "the parameters");
+    if (st == GMM_OK)
+        st = dev_alloc((void **)&c->partials_dev, (size_t)p->blocks * p->stats_len * sizeof(double),
+                       "the per-block partial statistics");
+    if (st == GMM_OK) st = dev_alloc((void **)&c->stats_dev, p->stats_len * sizeof(double), "the statistics");
+    if (st == GMM_OK) st = host_alloc((void **)&c->stats_host, p->stats_len * sizeof(double), "the statistics (host)");
+    if (st != GMM_OK) {
+        free_plan_buffers(c);
+        return st;
+    }
+    c->plan_k = k;
+    return GMM_OK;
+}
+
+/* Writes v into element idx of the pinned parameter buffer, in the data type. */
+static void put_param(cuda_impl *c, size_t idx, double v)
+{
+    if (c->use_double)
+        ((double *)c->params_host)[idx] = v;
+    else
+        ((float *)c->params_host)[idx] = (float)v;
+}
+
+/* Packs model m into the parameter layout of gmm_cuda.h: means translated by -colmean, U scaled by
+ * sqrt(1 / (2 ln 2)), base = (log w + log_det_chol - d/2 log 2pi) / ln 2; padding zero. */
+static void pack_params(cuda_impl *c, const gmm_model *m)
+{
+    const size_t k = m->k, d = m->d, D = c->D, P = gmm_cuda_param_stride(D, c->use_double);
+    const double su = sqrt(0.5 / LN2);
+    memset(c->params_host, 0, k * P * c->elem);
+    for (size_t q = 0; q < k; q++) {
+        const size_t o = q * P;
+        const double *mu = m->means + q * d, *u = m->prec_chol + q * d * d;
+        for (size_t i = 0; i < d; i++) put_param(c, o + gmm_cuda_param_mean(i), mu[i] - c->colmean[i]);
+        for (size_t j = 0; j < d; j++)
+            for (size_t i = 0; i <= j; i++) put_param(c, o + gmm_cuda_param_u(D, i, j), u[i * d + j] * su);
+        put_param(c, o + gmm_cuda_param_base(D),
+                  (log(m->weights[q]) + m->log_det_chol[q] - 0.5 * (double)d * LOG_2PI) / LN2);
+    }
+}
+
+/* Checks that model m (and stats out, when given) fit this backend. */
+static gmm_status check_model(const gmm_backend *b, const gmm_model *m, const gmm_stats *out)
+{
+    if (!m || m->d != b->d)
+        return gmm_fail(GMM_ERR_INVALID_ARG, "the model has %zu features, the data %zu", m ? m->d : 0, b->d);
+    if (m->k < 1 || m->k > GMM_CUDA_MAX_K)
+        return gmm_fail(GMM_ERR_INVALID_ARG,
+                        "the CUDA backend handles 1 to %d components (the model has %zu); use the CPU backend",
+                        GMM_CUDA_MAX_K, m->k);
+    if (out && (out->k != m->k || out->d != m->d))
+        return gmm_fail(GMM_ERR_INVALID_ARG, "statistics for k = %zu, d = %zu do not fit a model with k = %zu, d = %zu",
+                        out->k, out->d, m->k, m->d);
+    return GMM_OK;
+}
+
+/* The table's stats: one E-step pass over the device data with m's parameters into out (k, d as m), the
+ * same quantities as the CPU backend (T full and symmetric, loglik the natural-log total). Blocks until the
+ * statistics are on the host. */
+static gmm_status cuda_stats(gmm_backend *b, const gmm_model *m, gmm_stats *out)
+{
+    cuda_impl *c = b->impl;
+    gmm_status st = check_model(b, m, out);
+    if (st != GMM_OK) return st;
+    const size_t k = m->k, d = m->d, D = c->D;
+    CUDA_CHECK(cudaSetDevice(c->device));
+    st = ensure_plan(b, k);
+    if (st != GMM_OK) return st;
+    if (b->n == 0) {
+        gmm_stats_zero(out);
+        return GMM_OK;
+    }
+    pack_params(c, m);
+    CUDA_CHECK(gmm_cuda_stats(&c->plan, c->x_dev, c->params_host, c->params_dev, c->partials_dev, c->stats_dev,
+                              c->stats_host, c->stream));
+    CUDA_CHECK(cudaStreamSynchronize(c->stream));
+    const double *v = c->stats_host;
+    const size_t E = gmm_cuda_entries(D);
+    for (size_t q = 0; q < k; q++) {
+        const double *s = v + q * E;
+        double *t = out->tk + q * d * d;
+        out->nk[q] = s[0];
+        for (size_t i = 0; i < d; i++) out->sk[q * d + i] = s[1 + i];
+        for (size_t i = 0; i < d; i++)
+            for (size_t j = i; j < d; j++) t[i * d + j] = t[j * d + i] = s[gmm_cuda_stat_t(D, i, j)];
+    }
+    out->loglik = v[k * E] * LN2;
+    return GMM_OK;
+}
+
+/* Makes sure the device buffer *p holds at least bytes (grows it, dropping the old contents). */
+static gmm_status ensure_dev(void **p, size_t *cap, size_t bytes, const char *what)
+{
+    if (*cap >= bytes) return GMM_OK;
+    if (*p) cudaFree(*p);
+    *p = NULL;
+    *cap = 0;
+    gmm_status st = dev_alloc(p, bytes, what);
+    if (st == GMM_OK) *cap = bytes;
+    return st;
+}
+
+/* The table's predict: per-point outputs into host arrays, each optional: logp (n), labels (n), resp (n, k).
+ * Computed on the device in chunks of at most PREDICT_BYTES of outputs and copied back chunk by chunk. */
+static gmm_status cuda_predict(gmm_backend *b, const gmm_model *m, double *logp, int *labels, double *resp)
+{
+    cuda_impl *c = b->impl;
+    gmm_status st = check_model(b, m, NULL);
+    if (st != GMM_OK) return st;
+    if (b->n == 0 || (!logp && !labels && !resp)) return GMM_OK;
+    const size_t k = m->k, d = b->d, n = b->n;
+    CUDA_CHECK(cudaSetDevice(c->device));
+    st = ensure_plan(b, k);
+    if (st != GMM_OK) return st;
+    const gmm_cuda_plan *p = &c->plan;
+    pack_params(c, m);
+    CUDA_CHECK(cudaMemcpyAsync(c->params_dev, c->params_host, p->params_len * p->elem_size, cudaMemcpyHostToDevice,
+                               c->stream));
+    const size_t per_point = (logp ? sizeof(double) : 0) + (labels ? sizeof(int) : 0) + (resp ? k * sizeof(double) : 0);
+    size_t chunk = PREDICT_BYTES / per_point;
+    if (chunk < 1) chunk = 1;
+    if (chunk > n) chunk = n;
+    if (logp) st = ensure_dev((void **)&c->logp_dev, &c->cap_logp, chunk * sizeof(double), "log-densities");
+    if (st == GMM_OK && labels)
+        st = ensure_dev((void **)&c->labels_dev, &c->cap_labels, chunk * sizeof(int), "labels");
+    if (st == GMM_OK && resp)
+        st = ensure_dev((void **)&c->resp_dev, &c->cap_resp, chunk * k * sizeof(double), "responsibilities");
+    if (st != GMM_OK) return st;
+    for (size_t i0 = 0; i0 < n; i0 += chunk) {
+        const size_t cn = n - i0 < chunk ? n - i0 : chunk;
+        const char *xc = (const char *)c->x_dev + i0 * d * c->elem;
+        CUDA_CHECK(gmm_cuda_predict(p, xc, (long long)cn, c->params_dev, logp ? c->logp_dev : NULL,
+                                    labels ? c->labels_dev : NULL, resp ? c->resp_dev : NULL, c->stream));
+        if (logp)
+            CUDA_CHECK(cudaMemcpyAsync(logp + i0, c->logp_dev, cn * sizeof(double), cudaMemcpyDeviceToHost, c->stream));
+        if (labels)
+            CUDA_CHECK(
+                cudaMemcpyAsync(labels + i0, c->labels_dev, cn * sizeof(int), cudaMemcpyDeviceToHost, c->stream));
+        if (resp)
+            CUDA_CHECK(cudaMemcpyAsync(resp + i0 * k, c->resp_dev, cn * k * sizeof(double), cudaMemcpyDeviceToHost,
+                                       c->stream));
+        CUDA_CHECK(cudaStreamSynchronize(c->stream));
+    }
+    return GMM_OK;
+}
+
+/* Computes the column means in double, then copies x - colmean to the device (float32 or float64) in
+ * chunks of whole rows through a pinned staging buffer. */
+static gmm_status upload_centered(cuda_impl *c, const double *x, size_t n, size_t d)
+{
+    c->colmean = gmm_xcalloc(d, sizeof(double));
+    if (!c->colmean) return GMM_ERR_NOMEM;
+    for (size_t i = 0; i < n; i++)
+        for (size_t j = 0; j < d; j++) c->colmean[j] += x[i * d + j];
+    for (size_t j = 0; j < d; j++) c->colmean[j] = n ? c->colmean[j] / (double)n : 0.0;
+    if (n == 0) return GMM_OK;
+    gmm_status st = dev_alloc(&c->x_dev, n * d * c->elem, "the data");
+    if (st != GMM_OK) return st;
+    size_t rows = STAGING_BYTES / (d * c->elem);
+    if (rows < 1) rows = 1;
+    if (rows > n) rows = n;
+    void *stage = NULL;
+    st = host_alloc(&stage, rows * d * c->elem, "the upload staging buffer");
+    if (st != GMM_OK) return st;
+    for (size_t r0 = 0; r0 < n && st == GMM_OK; r0 += rows) {
+        const size_t nr = n - r0 < rows ? n - r0 : rows;
+        for (size_t i = 0; i < nr && st == GMM_OK; i++)
+            for (size_t j = 0; j < d; j++) {
+                const double v = x[(r0 + i) * d + j] - c->colmean[j];
+                if (!isfinite(v) || (!c->use_double && !(fabs(v) <= FLT_MAX))) {
+                    st = gmm_fail(GMM_ERR_INVALID_ARG,
+                                  "data row %zu, column %zu (%g) is not finite%s", r0 + i, j, x[(r0 + i) * d + j],
+                                  isfinite(v) ? " in float32 once centered; use float64 on the GPU or the CPU backend"
+                                              : "");
+                    break;
+                }
+                if (c->use_double)
+                    ((double *)stage)[i * d + j] = v;
+                else
+                    ((float *)stage)[i * d + j] = (float)v;
+            }
+        if (st != GMM_OK) break;
+        cudaError_t e = cudaMemcpyAsync((char *)c->x_dev + r0 * d * c->elem, stage, nr * d * c->elem,
+                                        cudaMemcpyHostToDevice, c->stream);
+        if (e == cudaSuccess) e = cudaStreamSynchronize(c->stream);
+        if (e != cudaSuccess)
+            st = cuda_fail(e, "cudaMemcpyAsync(data chunk) + cudaStreamSynchronize", __FILE__, __LINE__);
+    }
+    cudaFreeHost(stage);
+    return st;
+}
+
+gmm_status gmm_backend_cuda_open(gmm_backend *b, const double *x, size_t n, size_t d, int use_double)
+{
+    memset(b, 0, sizeof *b);
+    if (!x && n) return gmm_fail(GMM_ERR_INVALID_ARG, "gmm_backend_cuda_open: x must not be NULL");
+    if (d < 1 || d > GMM_CUDA_MAX_D)
+        return gmm_fail(GMM_ERR_INVALID_ARG, "the CUDA backend handles 1 to %d features (the data have %zu); use the "
+                        "CPU backend", GMM_CUDA_MAX_D, d);
+    if (n > (size_t)0x3fffffffffffffffULL / (d * sizeof(double)))
+        return gmm_fail(GMM_ERR_INVALID_ARG, "%zu points of %zu features are too many", n, d);
+    int count = 0;
+    cudaError_t e = cudaGetDeviceCount(&count);
+    if (e != cudaSuccess || count < 1) {
+        (void)cudaGetLastError();
+        return gmm_fail(GMM_ERR_NO_DEVICE, "no CUDA device: %s",
+                        e != cudaSuccess ? cudaGetErrorString(e) : "cudaGetDeviceCount found none");
+    }
+    cuda_impl *c = gmm_xcalloc(1, sizeof *c);
+    if (!c) return GMM_ERR_NOMEM;
+    b->name = "cuda";
+    b->stats = cuda_stats;
+    b->predict = cuda_predict;
+    b->release = cuda_release;
+    b->x = x;
+    b->n = n;
+    b->d = d;
+    b->impl = c;
+    c->use_double = use_double ? 1 : 0;
+    c->elem = use_double ? sizeof(double) : sizeof(float);
+    c->D = gmm_cuda_padded_dim(d);
+    gmm_status st = GMM_OK;
+    struct cudaDeviceProp prop;
+    if ((e = cudaGetDevice(&c->device)) != cudaSuccess || (e = cudaSetDevice(c->device)) != cudaSuccess ||
+        (e = cudaGetDeviceProperties(&prop, c->device)) != cudaSuccess) {
+        st = cuda_fail(e, "cudaGetDevice / cudaSetDevice / cudaGetDeviceProperties", __FILE__, __LINE__);
+        goto fail;
+    }
+    snprintf(c->device_name, sizeof c->device_name, "%s", prop.name);
+    c->cc_major = prop.major;
+    c->cc_minor = prop.minor;
+    if ((e = gmm_cuda_probe()) != cudaSuccess) {
+        (void)cudaGetLastError();
+        st = gmm_fail(GMM_ERR_NO_DEVICE,
+                      "CUDA device %d (%s, compute capability %d.%d) cannot run the kernels of this build: %s; "
+                      "rebuild with -DCMAKE_CUDA_ARCHITECTURES=%d%d",
+                      c->device, c->device_name, c->cc_major, c->cc_minor, cudaGetErrorString(e), c->cc_major,
+                      c->cc_minor);
+        goto fail;
+    }
+    if ((e = cudaStreamCreateWithFlags(&c->stream, cudaStreamNonBlocking)) != cudaSuccess) {
+        st = cuda_fail(e, "cudaStreamCreateWithFlags(&c->stream, cudaStreamNonBlocking)", __FILE__, __LINE__);
+        goto fail;
+    }
+    c->have_stream = 1;
+    st = upload_centered(c, x, n, d);
+    if (st != GMM_OK) goto fail;
+    return GMM_OK;
+fail:
+    cuda_release(b);
+    memset(b, 0, sizeof *b);
+    return st;
+}
+
+int gmm_cuda_available(char *name, size_t len)
+{
+    if (name && len) name[0] = '\0';
+    int count = 0, prev = 0, usable = 0;
+    if (cudaGetDeviceCount(&count) != cudaSuccess || count < 1) {
+        (void)cudaGetLastError();
+        return 0;
+    }
+    if (cudaGetDevice(&prev) != cudaSuccess) prev = 0;
+    for (int dev = 0; dev < count; dev++) {
+        if (cudaSetDevice(dev) != cudaSuccess || gmm_cuda_probe() != cudaSuccess) {
+            (void)cudaGetLastError();
+            continue;
+        }
+        if (usable++ == 0 && name && len) {
+            struct cudaDeviceProp prop;
+            if (cudaGetDeviceProperties(&prop, dev) == cudaSuccess)
+                snprintf(name, len, "%s", prop.name);
+            else
+                (void)cudaGetLastError();
+        }
+    }
+    if (cudaSetDevice(prev) != cudaSuccess) (void)cudaGetLastError();
+    return usable;
+}
+
+void *gmm_backend_cuda_stream(const gmm_backend *b)
+{
+    if (!b || !b->impl || b->release != cuda_release) return NULL;
+    return (void *)((const cuda_impl *)b->impl)->stream;
+}
+
+const char *gmm_backend_cuda_describe(const gmm_backend *b, char *buf, size_t len)
+{
+    if (!buf || !len) return buf;
+    buf[0] = '\0';
+    if (!b || !b->impl || b->release != cuda_release) return buf;
+    const cuda_impl *c = b->impl;
+    int w = snprintf(buf, len, "%s (device %d, sm_%d%d), %s", c->device_name, c->device, c->cc_major, c->cc_minor,
+                     c->use_double ? "float64" : "float32");
+    if (c->plan_k && w >= 0 && (size_t)w < len) {
+        const gmm_cuda_plan *p = &c->plan;
+        snprintf(buf + w, len - (size_t)w, ", %s kernel for d = %d (as %d), k = %d: %d blocks x %d threads",
+                 p->path == GMM_CUDA_PATH_REG ? "register" : "tile", p->d, p->D, p->k, p->blocks, p->threads);
+    }
+    return buf;
+}
+
+#else /* !GMM_HAVE_CUDA: stubs */
+
+gmm_status gmm_backend_cuda_open(gmm_backend *b, const double *x, size_t n, size_t d, int use_double)
+{
+    (void)x;
+    (void)n;
+    (void)d;
+    (void)use_double;
+    memset(b, 0, sizeof *b);
+    return gmm_fail(GMM_ERR_NO_DEVICE, "this gmm was built without CUDA");
+}
+
+int gmm_cuda_available(char *name, size_t len)
+{
+    if (name && len) name[0] = '\0';
+    return 0;
+}
+
+void *gmm_backend_cuda_stream(const gmm_backend *b)
+{
+    (void)b;
+    return NULL;
+}
+
+const char *gmm_backend_cuda_describe(const gmm_backend *b, char *buf, size_t len)
+{
+    (void)b;
+    if (buf && len) buf[0] = '\0';
+    return buf;
+}
+
+#endif /* GMM_HAVE_CUDA */

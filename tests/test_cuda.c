@@ -1,0 +1,597 @@
+/*
+ * test_cuda.c — the CUDA backend against the CPU reference backend, with the tolerances of DESIGN.md
+ * ("Tolerances for GPU float32 against the CPU double reference"): one E-step + M-step from identical
+ * parameters for every d in {1, 2, 3, 5, 8, 16}, k in {1, 4, 17, 64} and n in {1, 100, 1037, 100003} (no n a
+ * multiple of a block size; both stats kernels and the padded dimensions are covered), the predict pass
+ * (log p, responsibilities, labels), float64 on the device, whole EM runs from the same initial model, the
+ * log-likelihood at n = 10^7, data offset by 10^4, run-to-run bit identity, and argument errors.
+ *
+ * Returns 77 (ctest: skipped) with the reason when the build has no CUDA or no usable device is present.
+ * GMM_TEST_CUDA_QUICK=1 keeps only small sizes (compute-sanitizer memcheck), GMM_TEST_CUDA_QUICK=2 a few small
+ * cases that still run every kernel (racecheck, synccheck); see bench/gpu-check.sh.
+ */
+#include "backend_cuda.h"
+#include "check.h"
+#include "gmm_internal.h"
+
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static int quick = 0;
+static long mstep_components_checked = 0;
+
+/* ------------------------------------------------------------------------------------------------ data */
+
+/* A random model: weights in [0.5, 1.5), means 4 * N(0, 1) per coordinate plus `offset`, covariances
+ * A A^T / d + 0.3 I (A standard normal) scaled by a per-component factor in [0.5, 2). */
+static gmm_model *random_model(gmm_rng *r, size_t k, size_t d, double offset)
+{
+    double *w = malloc(k * sizeof *w), *mu = malloc(k * d * sizeof *mu);
+    double *cov = malloc(k * d * d * sizeof *cov), *a = malloc(d * d * sizeof *a);
+    gmm_model *m = NULL;
+    if (!w || !mu || !cov || !a) goto done;
+    for (size_t c = 0; c < k; c++) {
+        w[c] = 0.5 + gmm_rng_uniform(r);
+        for (size_t j = 0; j < d; j++) mu[c * d + j] = offset + 4.0 * gmm_rng_normal(r);
+        for (size_t i = 0; i < d * d; i++) a[i] = gmm_rng_normal(r);
+        const double scale = 0.5 + 1.5 * gmm_rng_uniform(r);
+        double *s = cov + c * d * d;
+        for (size_t i = 0; i < d; i++)
+            for (size_t j = 0; j < d; j++) {
+                double v = 0.0;
+                for (size_t p = 0; p < d; p++) v += a[i * d + p] * a[j * d + p];
+                s[i * d + j] = scale * (v / (double)d + (i == j ? 0.3 : 0.0));
+            }
+    }
+    if (gmm_model_from_params(k, d, GMM_COV_FULL, w, mu, cov, &m) != GMM_OK) m = NULL;
+done:
+    free(w);
+    free(mu);
+    free(cov);
+    free(a);
+    return m;
+}
+
+/* The model the passes run with: `truth` with its means moved by `shift` standard deviations (random
+ * directions), its covariances scaled by cov_scale and its weights perturbed, so that the shifted first
+ * moments S_k are far from zero. */
+static gmm_model *perturbed_model(gmm_rng *r, const gmm_model *truth, double shift, double cov_scale)
+{
+    const size_t k = truth->k, d = truth->d;
+    double *w = malloc(k * sizeof *w), *mu = malloc(k * d * sizeof *mu), *cov = malloc(k * d * d * sizeof *cov);
+    gmm_model *m = NULL;
+    if (w && mu && cov) {
+        for (size_t c = 0; c < k; c++) {
+            w[c] = truth->weights[c] * (0.7 + 0.6 * gmm_rng_uniform(r));
+            for (size_t j = 0; j < d; j++)
+                mu[c * d + j] = truth->means[c * d + j] +
+                                shift * sqrt(truth->covariances[c * d * d + j * d + j]) * gmm_rng_normal(r);
+        }
+        for (size_t i = 0; i < k * d * d; i++) cov[i] = cov_scale * truth->covariances[i];
+        if (gmm_model_from_params(k, d, GMM_COV_FULL, w, mu, cov, &m) != GMM_OK) m = NULL;
+    }
+    free(w);
+    free(mu);
+    free(cov);
+    return m;
+}
+
+/* n points drawn from a fresh random model (k, d) whose means sit around `offset`; the model to run with
+ * (perturbed_model with shift and cov_scale) goes into *model. */
+static double *make_case(uint64_t seed, size_t n, size_t k, size_t d, double offset, double shift, double cov_scale,
+                         gmm_model **model)
+{
+    gmm_rng r;
+    gmm_rng_seed(&r, seed);
+    gmm_model *truth = random_model(&r, k, d, offset);
+    double *x = NULL;
+    *model = NULL;
+    if (!truth) return NULL;
+    if (gmm_sample(truth, n, seed + 1, &x, NULL) == GMM_OK) *model = perturbed_model(&r, truth, shift, cov_scale);
+    gmm_model_free(truth);
+    if (!*model) {
+        free(x);
+        return NULL;
+    }
+    return x;
+}
+
+/* -------------------------------------------------------------------------------------------- checks */
+
+/* Counts elementwise violations of |a - b| <= atol + rtol |b| (NaN fails) and reports the worst. */
+static void check_array(const char *what, const double *a, const double *b, size_t len, double atol, double rtol,
+                        const char *where)
+{
+    size_t bad = 0, worst = 0;
+    double worst_excess = -1.0;
+    for (size_t i = 0; i < len; i++) {
+        const double tol = atol + rtol * fabs(b[i]);
+        const double diff = fabs(a[i] - b[i]);
+        if (!(diff <= tol) || !isfinite(a[i]) || !isfinite(b[i])) {
+            bad++;
+            const double excess = isfinite(diff) ? diff / (tol > 0 ? tol : 1e-300) : INFINITY;
+            if (!(excess <= worst_excess)) {
+                worst_excess = excess;
+                worst = i;
+            }
+        }
+    }
+    CHECK(bad == 0);
+    if (bad)
+        fprintf(stderr, "  %s (%s): %zu of %zu outside |diff| <= %g + %g |ref|; worst [%zu]: %.17g vs ref %.17g\n",
+                what, where, bad, len, atol, rtol, worst, a[worst], b[worst]);
+}
+
+/* One M-step on clones of m from each backend's statistics, compared on the components with at least 20
+ * points' worth of responsibility (a near-empty component's moments are legitimately float noise). */
+static void compare_mstep(const gmm_model *m, const gmm_stats *sg, const gmm_stats *sc, size_t n, double mean_rtol,
+                          double cov_rtol, double w_rtol, const char *where)
+{
+    const size_t k = m->k, d = m->d;
+    gmm_model *mg = gmm_model_clone(m), *mc = gmm_model_clone(m);
+    CHECK(mg && mc);
+    if (!mg || !mc) goto done;
+    /* reg_covar 1e-3 and init = 1 (no collapse check): the comparison is of the arithmetic, not of EM's
+     * policy for degenerate components */
+    if (gmm_mstep(mc, sc, n, 1e-3, 1) != GMM_OK) {
+        fprintf(stderr, "  (%s: the CPU M-step fails here: %s; M-step not compared)\n", where, gmm_last_error());
+        goto done;
+    }
+    gmm_status st = gmm_mstep(mg, sg, n, 1e-3, 1);
+    CHECK(st == GMM_OK);
+    if (st != GMM_OK) {
+        fprintf(stderr, "  %s: the M-step on the GPU statistics fails: %s\n", where, gmm_last_error());
+        goto done;
+    }
+    for (size_t c = 0; c < k; c++) {
+        if (!(sc->nk[c] >= 20.0 && sc->nk[c] >= 2.0 * (double)d)) continue;
+        mstep_components_checked++;
+        CHECK_NEAR(mg->weights[c], mc->weights[c], 0, w_rtol);
+        for (size_t i = 0; i < d; i++) {
+            const double ref = mc->means[c * d + i], sigma = sqrt(mc->covariances[c * d * d + i * d + i]);
+            CHECK_NEAR(mg->means[c * d + i], ref, mean_rtol * (fabs(ref) + sigma), 0);
+        }
+        for (size_t i = 0; i < d; i++)
+            for (size_t j = 0; j < d; j++) {
+                const double *sc_ = mc->covariances + c * d * d;
+                const double tol = cov_rtol * sqrt(sc_[i * d + i] * sc_[j * d + j]);
+                CHECK_NEAR(mg->covariances[c * d * d + i * d + j], sc_[i * d + j], tol, 0);
+            }
+    }
+done:
+    gmm_model_free(mg);
+    gmm_model_free(mc);
+}
+
+/* Predict outputs of both backends: log p, responsibilities (and their row sums), labels except near ties.
+ * Also checks that asking for one output alone gives the same values as asking for all three. */
+static void compare_predict(gmm_backend *g, gmm_backend *cpu, const gmm_model *m, double logp_atol, double logp_rtol,
+                            double resp_atol, const char *where)
+{
+    const size_t n = g->n, k = m->k;
+    double *lg = malloc(n * sizeof *lg), *lc = malloc(n * sizeof *lc), *l1 = malloc(n * sizeof *l1);
+    double *rg = malloc(n * k * sizeof *rg), *rc = malloc(n * k * sizeof *rc);
+    int *bg = malloc(n * sizeof *bg), *bc = malloc(n * sizeof *bc), *b1 = malloc(n * sizeof *b1);
+    CHECK(lg && lc && l1 && rg && rc && bg && bc && b1);
+    if (!(lg && lc && l1 && rg && rc && bg && bc && b1)) goto done;
+    gmm_status st = g->predict(g, m, lg, bg, rg);
+    CHECK(st == GMM_OK);
+    if (st != GMM_OK) fprintf(stderr, "  %s: GPU predict: %s\n", where, gmm_last_error());
+    CHECK(cpu->predict(cpu, m, lc, bc, rc) == GMM_OK);
+    if (st != GMM_OK) goto done;
+    check_array("log p", lg, lc, n, logp_atol, logp_rtol, where);
+    check_array("responsibilities", rg, rc, n * k, resp_atol, 0, where);
+    size_t bad_sum = 0, bad_label = 0;
+    for (size_t i = 0; i < n; i++) {
+        double s = 0.0, top = -1.0, second = -1.0;
+        for (size_t c = 0; c < k; c++) {
+            const double v = rc[i * k + c];
+            s += rg[i * k + c];
+            if (v > top) {
+                second = top;
+                top = v;
+            } else if (v > second) {
+                second = v;
+            }
+        }
+        if (!(fabs(s - 1.0) <= 1e-5)) bad_sum++;
+        if (bg[i] != bc[i] && !(top - second < 1e-4)) bad_label++;
+    }
+    CHECK(bad_sum == 0);
+    CHECK(bad_label == 0);
+    if (bad_sum || bad_label)
+        fprintf(stderr, "  %s: %zu rows not summing to 1 within 1e-5, %zu labels differ away from ties\n", where,
+                bad_sum, bad_label);
+    /* each output alone */
+    CHECK(g->predict(g, m, l1, NULL, NULL) == GMM_OK);
+    CHECK(g->predict(g, m, NULL, b1, NULL) == GMM_OK);
+    CHECK(memcmp(l1, lg, n * sizeof *l1) == 0);
+    CHECK(memcmp(b1, bg, n * sizeof *b1) == 0);
+done:
+    free(lg);
+    free(lc);
+    free(l1);
+    free(rg);
+    free(rc);
+    free(bg);
+    free(bc);
+    free(b1);
+}
+
+/* One stats pass + M-step + predict, GPU (float32, or float64 with use_double) against the CPU reference.
+ * tight: the float64 device path, held to near double precision instead of DESIGN.md's float32 tolerances. */
+static void compare_case(size_t d, size_t k, size_t n, int use_double, uint64_t seed)
+{
+    char where[96];
+    snprintf(where, sizeof where, "d=%zu k=%zu n=%zu %s", d, k, n, use_double ? "float64" : "float32");
+    gmm_model *m = NULL;
+    double *x = make_case(seed, n, k, d, 5.0, 0.3, 1.0, &m);
+    CHECK(x && m);
+    if (!x || !m) {
+        free(x);
+        gmm_model_free(m);
+        return;
+    }
+    gmm_backend g, cpu;
+    gmm_status st = gmm_backend_cuda_open(&g, x, n, d, use_double);
+    CHECK(st == GMM_OK);
+    if (st != GMM_OK) {
+        fprintf(stderr, "  %s: gmm_backend_cuda_open: %s\n", where, gmm_last_error());
+        free(x);
+        gmm_model_free(m);
+        return;
+    }
+    CHECK(strcmp(g.name, "cuda") == 0);
+    CHECK(gmm_backend_cpu_open(&cpu, x, n, d, 0) == GMM_OK);
+    gmm_stats sg, sc;
+    CHECK(gmm_stats_alloc(&sg, k, d) == GMM_OK);
+    CHECK(gmm_stats_alloc(&sc, k, d) == GMM_OK);
+    st = g.stats(&g, m, &sg);
+    CHECK(st == GMM_OK);
+    if (st != GMM_OK) fprintf(stderr, "  %s: GPU stats: %s\n", where, gmm_last_error());
+    CHECK(cpu.stats(&cpu, m, &sc) == GMM_OK);
+    if (st == GMM_OK) {
+        const double t = use_double ? 1e-6 : 1.0; /* float64: every tolerance a million times tighter */
+        check_array("N_k", sg.nk, sc.nk, k, 1e-7 * (double)n * t, 1e-5 * t, where);
+        CHECK_NEAR(sg.loglik, sc.loglik, 1e-4 * t, 1e-6 * t);
+        if (!(fabs(sg.loglik - sc.loglik) <= 1e-4 * t + 1e-6 * t * fabs(sc.loglik)))
+            fprintf(stderr, "  (%s: log-likelihood)\n", where);
+        compare_mstep(m, &sg, &sc, n, 1e-5 * t, 1e-4 * t, 1e-5 * t, where);
+        compare_predict(&g, &cpu, m, 1e-4 * t, 1e-5 * t, 1e-4 * t, where);
+        if (use_double) { /* and the raw statistics, which float32 cannot promise elementwise */
+            check_array("S_k", sg.sk, sc.sk, k * d, 1e-9 * (double)n, 1e-9, where);
+            check_array("T_k", sg.tk, sc.tk, k * d * d, 1e-9 * (double)n, 1e-9, where);
+        }
+    }
+    gmm_stats_free(&sg);
+    gmm_stats_free(&sc);
+    g.release(&g);
+    cpu.release(&cpu);
+    free(x);
+    gmm_model_free(m);
+}
+
+/* compare_case over every (d, k, n) of DESIGN.md's list (float32), and a float64 set. */
+static void test_sweep(void)
+{
+    /* full; quick = 1 (memcheck); quick = 2 (racecheck: a few cases that cover every kernel) */
+    static const size_t ds_full[] = {1, 2, 3, 5, 8, 16}, ks_full[] = {1, 4, 17, 64};
+    static const size_t ns_full[] = {1, 100, 1037, 100003}, ns_quick[] = {1, 1037}, ns_tiny[] = {1037};
+    static const size_t ds_tiny[] = {2, 3, 16}, ks_tiny[] = {4, 17, 64};
+    const size_t *ds = quick == 2 ? ds_tiny : ds_full, *ks = quick == 2 ? ks_tiny : ks_full;
+    const size_t *ns = quick == 2 ? ns_tiny : quick ? ns_quick : ns_full;
+    const size_t n_ds = quick == 2 ? 3 : 6, n_ks = quick == 2 ? 3 : 4, n_ns = quick == 2 ? 1 : quick ? 2 : 4;
+    uint64_t seed = 1000;
+    for (size_t a = 0; a < n_ds; a++)
+        for (size_t b = 0; b < n_ks; b++)
+            for (size_t c = 0; c < n_ns; c++) compare_case(ds[a], ks[b], ns[c], 0, seed++);
+    /* float64 on the device: both stats kernels, padded and unpadded dimensions; (16, 64) needs the tile
+     * kernel's smallest block (64 threads) to fit its shared memory */
+    static const size_t dd[] = {1, 2, 3, 5, 16}, kd[] = {1, 4, 17, 64};
+    for (size_t a = 0; a < (quick == 2 ? 1 : sizeof dd / sizeof *dd); a++)
+        for (size_t b = 0; b < (quick == 2 ? 1 : sizeof kd / sizeof *kd); b++)
+            compare_case(dd[quick == 2 ? 3 : a], kd[quick == 2 ? 1 : b], quick ? 100 : 1037, 1, seed++);
+    CHECK(mstep_components_checked > (quick == 2 ? 20 : 100));
+    fprintf(stderr, "sweep: M-step compared on %ld well-populated components\n", mstep_components_checked);
+}
+
+/* ------------------------------------------------------------------------------------------- EM runs */
+
+/* EM from m (updated in place) with the driver's convergence rule; returns the iteration count and fills
+ * trace (max_iter) with the total log-likelihoods; -1 on error. */
+static int em_run(gmm_backend *b, gmm_model *m, int max_iter, double tol, double *trace)
+{
+    gmm_stats s;
+    if (gmm_stats_alloc(&s, m->k, m->d) != GMM_OK) return -1;
+    double prev = -INFINITY;
+    int it = 0;
+    while (it < max_iter) {
+        if (b->stats(b, m, &s) != GMM_OK) {
+            fprintf(stderr, "  em_run (%s): %s\n", b->name, gmm_last_error());
+            it = -1;
+            break;
+        }
+        const double lb = s.loglik / (double)b->n;
+        if (gmm_mstep(m, &s, b->n, 1e-6, 0) != GMM_OK) {
+            fprintf(stderr, "  em_run (%s) M-step: %s\n", b->name, gmm_last_error());
+            it = -1;
+            break;
+        }
+        trace[it++] = s.loglik;
+        if (fabs(lb - prev) < tol) break;
+        prev = lb;
+    }
+    gmm_stats_free(&s);
+    return it;
+}
+
+/* Whole EM runs from the same initial model on well-separated data: log-likelihood rtol 1e-5, iteration
+ * counts within 1, labels equal except near ties. */
+static void test_em_runs(void)
+{
+    static const size_t cases[][3] = {{2, 4, 20011}, {5, 8, 30011}, {16, 3, 8009}};
+    for (size_t t = 0; t < (quick == 2 ? 1 : sizeof cases / sizeof *cases); t++) {
+        const size_t d = cases[t][0], k = cases[t][1], n = quick ? 2003 : cases[t][2];
+        gmm_model *m0 = NULL;
+        double *x = make_case(500 + t, n, k, d, -3.0, 1.0, 2.0, &m0);
+        CHECK(x && m0);
+        if (!x || !m0) {
+            free(x);
+            gmm_model_free(m0);
+            continue;
+        }
+        gmm_backend g, cpu;
+        CHECK(gmm_backend_cuda_open(&g, x, n, d, 0) == GMM_OK);
+        CHECK(gmm_backend_cpu_open(&cpu, x, n, d, 0) == GMM_OK);
+        gmm_model *mg = gmm_model_clone(m0), *mc = gmm_model_clone(m0);
+        double tg[200], tc[200];
+        const int ig = em_run(&g, mg, 200, 1e-3, tg), ic = em_run(&cpu, mc, 200, 1e-3, tc);
+        CHECK(ig > 0 && ic > 0);
+        if (ig > 0 && ic > 0) {
+            CHECK(abs(ig - ic) <= 1);
+            const int last = (ig < ic ? ig : ic) - 1;
+            CHECK_NEAR(tg[last], tc[last], 0, 1e-5);
+            int *lg = malloc(n * sizeof *lg), *lc = malloc(n * sizeof *lc);
+            double *rc = malloc(n * k * sizeof *rc);
+            if (lg && lc && rc && g.predict(&g, mg, NULL, lg, NULL) == GMM_OK &&
+                cpu.predict(&cpu, mc, NULL, lc, rc) == GMM_OK) {
+                size_t bad = 0;
+                for (size_t i = 0; i < n; i++) {
+                    double top = -1.0, second = -1.0;
+                    for (size_t c = 0; c < k; c++) {
+                        const double v = rc[i * k + c];
+                        if (v > top) {
+                            second = top;
+                            top = v;
+                        } else if (v > second) {
+                            second = v;
+                        }
+                    }
+                    if (lg[i] != lc[i] && !(top - second < 1e-4)) bad++;
+                }
+                CHECK(bad == 0);
+                if (bad) fprintf(stderr, "  EM d=%zu k=%zu: %zu labels differ away from ties\n", d, k, bad);
+            } else {
+                CHECK(!"predict after EM");
+            }
+            free(lg);
+            free(lc);
+            free(rc);
+            fprintf(stderr, "EM d=%zu k=%zu n=%zu: %d iterations on the GPU, %d on the CPU\n", d, k, n, ig, ic);
+        }
+        gmm_model_free(mg);
+        gmm_model_free(mc);
+        gmm_model_free(m0);
+        g.release(&g);
+        cpu.release(&cpu);
+        free(x);
+    }
+}
+
+/* ----------------------------------------------------------------------- precision, identity, errors */
+
+/* n = 10^7, d = 2, k = 4: the total log-likelihood within rtol 1e-6 (a float32 running sum would be off by
+ * about 0.6 in ~3e7). */
+static void test_big_loglik(void)
+{
+    if (quick) return;
+    const size_t n = 10000000, d = 2, k = 4;
+    gmm_model *m = NULL;
+    double *x = make_case(77, n, k, d, 0.0, 0.3, 1.0, &m);
+    CHECK(x && m);
+    if (!x || !m) {
+        free(x);
+        gmm_model_free(m);
+        return;
+    }
+    gmm_backend g, cpu;
+    gmm_stats sg, sc;
+    CHECK(gmm_backend_cuda_open(&g, x, n, d, 0) == GMM_OK);
+    CHECK(gmm_backend_cpu_open(&cpu, x, n, d, 0) == GMM_OK);
+    CHECK(gmm_stats_alloc(&sg, k, d) == GMM_OK);
+    CHECK(gmm_stats_alloc(&sc, k, d) == GMM_OK);
+    CHECK(g.stats(&g, m, &sg) == GMM_OK);
+    CHECK(cpu.stats(&cpu, m, &sc) == GMM_OK);
+    CHECK_NEAR(sg.loglik, sc.loglik, 0, 1e-6);
+    check_array("N_k at n = 1e7", sg.nk, sc.nk, k, 0, 1e-5, "big");
+    fprintf(stderr, "n = 1e7: log-likelihood GPU %.10g, CPU %.10g (relative difference %.2g)\n", sg.loglik, sc.loglik,
+            fabs(sg.loglik - sc.loglik) / fabs(sc.loglik));
+    gmm_stats_free(&sg);
+    gmm_stats_free(&sc);
+    g.release(&g);
+    cpu.release(&cpu);
+    gmm_model_free(m);
+    free(x);
+}
+
+/* Data at 10^4 with unit variance: centering on the host keeps the variance to 1e-3 in float32. */
+static void test_offset(void)
+{
+    const size_t n = quick ? 1037 : 200003, d = 2, k = 2;
+    gmm_rng r;
+    gmm_rng_seed(&r, 4242);
+    double *x = malloc(n * d * sizeof *x);
+    CHECK(x != NULL);
+    if (!x) return;
+    for (size_t i = 0; i < n; i++)
+        for (size_t j = 0; j < d; j++) x[i * d + j] = 1e4 + (i % 2 ? 6.0 : 0.0) + gmm_rng_normal(&r);
+    const double w[2] = {0.5, 0.5}, mu[4] = {1e4, 1e4, 1e4 + 6.0, 1e4 + 6.0};
+    const double cov[8] = {1, 0, 0, 1, 1, 0, 0, 1};
+    gmm_model *m = NULL;
+    CHECK(gmm_model_from_params(k, d, GMM_COV_FULL, w, mu, cov, &m) == GMM_OK);
+    gmm_backend g, cpu;
+    gmm_stats sg, sc;
+    CHECK(gmm_backend_cuda_open(&g, x, n, d, 0) == GMM_OK);
+    CHECK(gmm_backend_cpu_open(&cpu, x, n, d, 0) == GMM_OK);
+    CHECK(gmm_stats_alloc(&sg, k, d) == GMM_OK);
+    CHECK(gmm_stats_alloc(&sc, k, d) == GMM_OK);
+    if (m && g.stats(&g, m, &sg) == GMM_OK && cpu.stats(&cpu, m, &sc) == GMM_OK) {
+        gmm_model *mg = gmm_model_clone(m), *mc = gmm_model_clone(m);
+        CHECK(gmm_mstep(mg, &sg, n, 0.0, 0) == GMM_OK);
+        CHECK(gmm_mstep(mc, &sc, n, 0.0, 0) == GMM_OK);
+        for (size_t c = 0; c < k; c++)
+            for (size_t j = 0; j < d; j++) {
+                const double vg = mg->covariances[c * d * d + j * d + j], vc = mc->covariances[c * d * d + j * d + j];
+                CHECK_NEAR(vg, vc, 0, 1e-3);
+                CHECK_NEAR(vc, 1.0, 0.1, 0); /* and the reference is the unit variance it should be */
+                CHECK_NEAR(mg->means[c * d + j], mc->means[c * d + j], 1e-5 * (1e4 + 1.0), 0);
+            }
+        fprintf(stderr, "offset 1e4: variance GPU %.9f, CPU %.9f\n", mg->covariances[0], mc->covariances[0]);
+        gmm_model_free(mg);
+        gmm_model_free(mc);
+    } else {
+        CHECK(!"stats at offset 1e4");
+    }
+    gmm_stats_free(&sg);
+    gmm_stats_free(&sc);
+    g.release(&g);
+    cpu.release(&cpu);
+    gmm_model_free(m);
+    free(x);
+}
+
+/* Two passes, and two backends on the same data, give bit-identical statistics (both stats kernels). */
+static void test_determinism(void)
+{
+    static const size_t cases[][3] = {{2, 4, 100003}, {3, 17, 100003}, {16, 16, 50021}};
+    for (size_t t = quick == 2 ? 1 : 0; t < (quick == 2 ? 2 : sizeof cases / sizeof *cases); t++) {
+        const size_t d = cases[t][0], k = cases[t][1], n = quick ? 1037 : cases[t][2];
+        gmm_model *m = NULL;
+        double *x = make_case(900 + t, n, k, d, 1.0, 0.3, 1.0, &m);
+        CHECK(x && m);
+        if (!x || !m) {
+            free(x);
+            gmm_model_free(m);
+            continue;
+        }
+        gmm_backend g1, g2;
+        gmm_stats s1, s2, s3;
+        CHECK(gmm_backend_cuda_open(&g1, x, n, d, 0) == GMM_OK);
+        CHECK(gmm_backend_cuda_open(&g2, x, n, d, 0) == GMM_OK);
+        CHECK(gmm_stats_alloc(&s1, k, d) == GMM_OK && gmm_stats_alloc(&s2, k, d) == GMM_OK &&
+              gmm_stats_alloc(&s3, k, d) == GMM_OK);
+        CHECK(g1.stats(&g1, m, &s1) == GMM_OK);
+        CHECK(g1.stats(&g1, m, &s2) == GMM_OK);
+        CHECK(g2.stats(&g2, m, &s3) == GMM_OK);
+        const gmm_stats *o[2] = {&s2, &s3};
+        for (int i = 0; i < 2; i++) {
+            CHECK(memcmp(s1.nk, o[i]->nk, k * sizeof(double)) == 0);
+            CHECK(memcmp(s1.sk, o[i]->sk, k * d * sizeof(double)) == 0);
+            CHECK(memcmp(s1.tk, o[i]->tk, k * d * d * sizeof(double)) == 0);
+            CHECK(memcmp(&s1.loglik, &o[i]->loglik, sizeof(double)) == 0);
+        }
+        gmm_stats_free(&s1);
+        gmm_stats_free(&s2);
+        gmm_stats_free(&s3);
+        g1.release(&g1);
+        g2.release(&g2);
+        gmm_model_free(m);
+        free(x);
+    }
+}
+
+/* Shapes and values the backend refuses, the empty data set, and the helper entry points. */
+static void test_errors(void)
+{
+    double x[34] = {0};
+    gmm_backend g;
+    CHECK(gmm_backend_cuda_open(&g, x, 2, 17, 0) == GMM_ERR_INVALID_ARG);
+    CHECK_STR_CONTAINS(gmm_last_error(), "1 to 16 features");
+    CHECK(gmm_backend_cuda_open(&g, NULL, 2, 2, 0) == GMM_ERR_INVALID_ARG);
+    double bad[4] = {0, 1e39, 0, -1e39}; /* column mean 0: +-1e39 does not fit float32 */
+    CHECK(gmm_backend_cuda_open(&g, bad, 2, 2, 0) == GMM_ERR_INVALID_ARG);
+    CHECK_STR_CONTAINS(gmm_last_error(), "float32");
+    CHECK(gmm_backend_cuda_open(&g, bad, 2, 2, 1) == GMM_OK); /* float64 holds it */
+    if (g.release) g.release(&g);
+
+    /* 65 components: more than the kernels handle */
+    gmm_rng r;
+    gmm_rng_seed(&r, 5);
+    gmm_model *m = random_model(&r, 65, 2, 0.0);
+    double pts[8] = {0, 0, 1, 1, 2, 2, 3, 3};
+    gmm_stats s;
+    CHECK(m != NULL);
+    CHECK(gmm_backend_cuda_open(&g, pts, 4, 2, 0) == GMM_OK);
+    CHECK(gmm_stats_alloc(&s, 65, 2) == GMM_OK);
+    if (m && g.stats) {
+        CHECK(g.stats(&g, m, &s) == GMM_ERR_INVALID_ARG);
+        CHECK_STR_CONTAINS(gmm_last_error(), "components");
+    }
+    gmm_stats_free(&s);
+    gmm_model_free(m);
+
+    /* no points: statistics are zeros, predict does nothing */
+    m = random_model(&r, 3, 2, 0.0);
+    gmm_backend e;
+    CHECK(gmm_backend_cuda_open(&e, pts, 0, 2, 0) == GMM_OK);
+    CHECK(gmm_stats_alloc(&s, 3, 2) == GMM_OK);
+    s.nk[0] = 1.0;
+    if (m && e.stats) {
+        CHECK(e.stats(&e, m, &s) == GMM_OK);
+        CHECK(s.nk[0] == 0.0 && s.loglik == 0.0);
+        CHECK(e.predict(&e, m, NULL, NULL, NULL) == GMM_OK);
+    }
+    char buf[256];
+    CHECK_STR_CONTAINS(gmm_backend_cuda_describe(&g, buf, sizeof buf), "float32");
+    CHECK(gmm_backend_cuda_stream(&g) != NULL);
+    gmm_backend cpu;
+    CHECK(gmm_backend_cpu_open(&cpu, pts, 4, 2, 0) == GMM_OK);
+    CHECK(gmm_backend_cuda_stream(&cpu) == NULL);
+    cpu.release(&cpu);
+    gmm_stats_free(&s);
+    gmm_model_free(m);
+    if (e.release) e.release(&e);
+    if (g.release) g.release(&g);
+}
+
+int main(void)
+{
+    char name[256];
+    const int n_dev = gmm_cuda_available(name, sizeof name);
+    if (n_dev < 1) {
+        gmm_backend b;
+        double x = 0.0;
+        char reason[600];
+        if (gmm_backend_cuda_open(&b, &x, 1, 1, 0) == GMM_OK) {
+            b.release(&b);
+            snprintf(reason, sizeof reason, "no usable CUDA device");
+        } else {
+            snprintf(reason, sizeof reason, "%s", gmm_last_error()); /* "no CUDA device: ..." or "built without" */
+        }
+        CHECK_SKIP(reason);
+    }
+    const char *q = getenv("GMM_TEST_CUDA_QUICK");
+    quick = q ? atoi(q) : 0;
+    if (quick < 0 || quick > 2) quick = 1;
+    fprintf(stderr, "CUDA device: %s (%d usable)%s\n", name, n_dev, quick ? ", quick sizes" : "");
+    test_errors();
+    test_determinism();
+    test_offset();
+    test_sweep();
+    test_em_runs();
+    test_big_loglik();
+    return check_exit();
+}
