@@ -71,8 +71,15 @@ typedef enum gmm_init_method {
                                       identity covariances, equal weights */
 } gmm_init_method;
 
+/* Where the pass over the data runs. Initialization, the M-step and the convergence test run on the host
+ * in double whatever the backend. */
 typedef enum gmm_backend_kind {
-    GMM_BACKEND_CPU = 0 /* the double-precision CPU reference (OpenMP) */
+    GMM_BACKEND_CPU = 0,  /* the double-precision CPU reference (OpenMP) */
+    GMM_BACKEND_CUDA = 1, /* an NVIDIA GPU: the data go to the device once, centered, as float32 (float64 with
+                             options.gpu_float64); GMM_ERR_NO_DEVICE when no GPU is usable or the build has
+                             no CUDA; the kernels handle d <= 16 and k <= 64 */
+    GMM_BACKEND_AUTO = 2  /* CUDA when a usable GPU is present and the problem fits the kernels, else the CPU;
+                             gmm_model_device() says which ran */
 } gmm_backend_kind;
 
 typedef struct gmm_model gmm_model;
@@ -101,7 +108,8 @@ typedef struct gmm_options {
     const double *precisions_init; /* shape of covariance_type, symmetric positive definite */
     uint64_t seed;             /* every random choice derives from it; default 0 */
     int n_threads;             /* CPU threads; 0 = OpenMP's default. Results do not depend on it. */
-    gmm_backend_kind backend;  /* default GMM_BACKEND_CPU */
+    gmm_backend_kind backend;  /* default GMM_BACKEND_CPU, the reference; GMM_BACKEND_AUTO uses a GPU if any */
+    int gpu_float64;           /* 1: keep the data in float64 on the GPU (default 0: float32) */
     int verbose;               /* 1: one line per EM iteration on stderr when on_iter is NULL; default 0 */
     gmm_iter_callback on_iter; /* optional progress callback, NULL by default */
     void *on_iter_user;        /* passed to on_iter */
@@ -178,6 +186,8 @@ const double *gmm_model_loglik_trace(const gmm_model *model, int *len);
 /* Seconds of wall time per iteration of the best run (*len entries), borrowed. */
 const double *gmm_model_iter_seconds(const gmm_model *model, int *len);
 int gmm_model_best_run(const gmm_model *model);   /* which of the n_init runs won (0-based) */
+/* Where the fit's passes ran, e.g. "CPU (16 threads)" or "CUDA: NVIDIA H100 ... float32"; "" if not fitted. */
+const char *gmm_model_device(const gmm_model *model);
 
 /* ---------------------------------------------------------------------------------------------------- io */
 

@@ -15,6 +15,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/types.h>
+#include <unistd.h>
 
 #define EXIT_USAGE 2
 
@@ -65,6 +66,9 @@ static const char *FIT_USAGE =
     "  --reg-covar R        added to every covariance diagonal (default 1e-6)\n"
     "  --seed S             seed of every random choice (default 0)\n"
     "  --threads N          CPU threads (default: all); results do not depend on it\n"
+    "  --device DEV         auto (default: a GPU when one is usable, else the CPU), cpu, or cuda (fails\n"
+    "                       when no GPU is usable); the device used is printed and in report.md\n"
+    "  --dtype TYPE         float32 (default) or float64: the precision of the data on the GPU\n"
     "  --out DIR            output folder, created if missing (default gmm-out)\n"
     "  --init-study M       also fit M times from different seeds with each init method and report\n"
     "                       how the initialization changes the converged log-likelihood\n"
@@ -84,8 +88,8 @@ static const char *SELECT_USAGE =
     "options:\n"
     "  --k A..B | --k K     the numbers of components to try (required)\n"
     "  --covariance LIST    all (default), or a comma-separated list of full, tied, diag, spherical\n"
-    "  --init METHOD, --n-init N, --max-iter N, --tol T, --reg-covar R, --seed S, --threads N\n"
-    "                       as for gmm fit\n"
+    "  --init METHOD, --n-init N, --max-iter N, --tol T, --reg-covar R, --seed S, --threads N,\n"
+    "  --device DEV, --dtype TYPE   as for gmm fit\n"
     "  --out DIR            output folder, created if missing (default gmm-select)\n"
     "  --quiet              no progress on stderr\n"
     "  -h, --help           this help\n";
@@ -175,8 +179,8 @@ static int parse_init(const char *s, gmm_init_method *m)
     return -1;
 }
 
-/* The EM options that fit and select share: --init, --n-init, --max-iter, --tol, --reg-covar, --seed and
- * --threads (getopt codes i, N, m, t, r, s, T). Returns -1 when c is not one of them, 0 when it was parsed
+/* The EM options that fit and select share: --init, --n-init, --max-iter, --tol, --reg-covar, --seed,
+ * --threads, --device and --dtype (getopt codes i, N, m, t, r, s, T, D, P). Returns -1 when c is not one of them, 0 when it was parsed
  * into o, EXIT_USAGE (after the message) when its value is bad. */
 static int parse_em_option(const char *cmd, int c, const char *arg, gmm_options *o)
 {
@@ -207,6 +211,22 @@ static int parse_em_option(const char *cmd, int c, const char *arg, gmm_options 
         if (parse_long(arg, 1, 4096, &v)) return usage_error(cmd, "--threads expects a whole number >= 1, got '%s'", arg);
         o->n_threads = (int)v;
         return 0;
+    case 'D':
+        if (!strcmp(arg, "auto"))
+            o->backend = GMM_BACKEND_AUTO;
+        else if (!strcmp(arg, "cpu"))
+            o->backend = GMM_BACKEND_CPU;
+        else if (!strcmp(arg, "cuda"))
+            o->backend = GMM_BACKEND_CUDA;
+        else
+            return usage_error(cmd, "--device expects auto, cpu or cuda, got '%s'", arg);
+        return 0;
+    case 'P':
+        if (!strcmp(arg, "float32") || !strcmp(arg, "float64")) {
+            o->gpu_float64 = arg[5] == '6';
+            return 0;
+        }
+        return usage_error(cmd, "--dtype expects float32 or float64, got '%s'", arg);
     }
     return -1;
 }
@@ -347,10 +367,12 @@ static int cmd_fit(int argc, char **argv)
         {"threads", required_argument, 0, 'T'},    {"out", required_argument, 0, 'o'},
         {"init-study", required_argument, 0, 'S'}, {"quiet", no_argument, 0, 'q'},
         {"verbose", no_argument, 0, 'v'},          {"help", no_argument, 0, 'h'},
+        {"device", required_argument, 0, 'D'},     {"dtype", required_argument, 0, 'P'},
         {0, 0, 0, 0}};
     gmm_options o;
     gmm_options_init(&o);
     o.n_components = 0;
+    o.backend = GMM_BACKEND_AUTO;
     const char *out_dir = "gmm-out", *init_model_path = NULL, *warm_path = NULL;
     long study_runs = 0, v = 0;
     int init_given = 0, cov_given = 0, n_init_given = 0;
@@ -437,18 +459,17 @@ static int cmd_fit(int argc, char **argv)
         o.precisions_init = init.precisions;
         if (warm_path) o.n_init = 1;
     }
+    struct stat out_st;
+    int out_existed = stat(out_dir, &out_st) == 0;
     if (make_dirs(out_dir) != 0) {
         fprintf(stderr, "gmm fit: cannot create output folder %s: %s\n", out_dir, strerror(errno));
         free(x);
         gmm_init_file_free(&init);
         return 1;
     }
-    int threads = o.n_threads > 0 ? o.n_threads : omp_get_max_threads();
-    char device[64];
-    snprintf(device, sizeof device, "CPU (%d thread%s)", threads, threads == 1 ? "" : "s");
     if (!prog.quiet)
-        fprintf(stderr, "gmm fit: %zu points x %zu features from %s; k = %d, init %s, device %s\n", n, d, data_path,
-                o.n_components, gmm_init_name(o.init), device);
+        fprintf(stderr, "gmm fit: %zu points x %zu features from %s; k = %d, %s covariances, init %s\n", n, d,
+                data_path, o.n_components, gmm_covariance_name(o.covariance_type), gmm_init_name(o.init));
 
     o.on_iter = on_iter;
     o.on_iter_user = &prog;
@@ -461,6 +482,7 @@ static int cmd_fit(int argc, char **argv)
     memset(study, 0, sizeof study);
     int rc = 0;
     if (st != GMM_OK) goto failed;
+    if (!prog.quiet) fprintf(stderr, "gmm fit: device: %s\n", gmm_model_device(m));
     if (!gmm_model_converged(m))
         fprintf(stderr, "gmm fit: warning: did not converge within %d iterations (best run %d); try a larger "
                         "--max-iter or --tol\n", o.max_iter, gmm_model_best_run(m) + 1);
@@ -498,7 +520,7 @@ static int cmd_fit(int argc, char **argv)
     r.model = m;
     r.labels = labels;
     r.options = &o;
-    r.device = device;
+    r.device = gmm_model_device(m);
     r.fit_seconds = fit_seconds;
     r.study = study_runs > 0 ? study : NULL;
     r.n_study = study_runs > 0 ? N_STUDY_METHODS : 0;
@@ -523,6 +545,7 @@ static int cmd_fit(int argc, char **argv)
     goto done;
 failed:
     rc = fail("fit", st);
+    if (!out_existed) rmdir(out_dir); /* a folder this run created and left empty goes again */
 done:
     study_free(study, N_STUDY_METHODS);
     free(labels);
@@ -741,9 +764,11 @@ static int cmd_select(int argc, char **argv)
         {"reg-covar", required_argument, 0, 'r'},  {"seed", required_argument, 0, 's'},
         {"threads", required_argument, 0, 'T'},    {"out", required_argument, 0, 'o'},
         {"quiet", no_argument, 0, 'q'},            {"help", no_argument, 0, 'h'},
+        {"device", required_argument, 0, 'D'},     {"dtype", required_argument, 0, 'P'},
         {0, 0, 0, 0}};
     gmm_options o;
     gmm_options_init(&o);
+    o.backend = GMM_BACKEND_AUTO;
     const char *out_dir = "gmm-select";
     long klo = 0, khi = 0;
     int types[4] = {1, 1, 1, 1}, quiet = 0, c;

@@ -4,8 +4,10 @@
  * of the best run. The pass over the data is the backend's; the M-step is mstep.c's.
  */
 #include "gmm_internal.h"
+#include "backend_cuda.h"
 
 #include <math.h>
+#include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,6 +28,7 @@ void gmm_options_init(gmm_options *o)
     o->seed = 0;
     o->n_threads = 0;
     o->backend = GMM_BACKEND_CPU;
+    o->gpu_float64 = 0;
     o->verbose = 0;
     o->on_iter = NULL;
     o->on_iter_user = NULL;
@@ -56,8 +59,7 @@ static gmm_status validate(const double *x, size_t n, size_t d, const gmm_option
     if (o->max_iter < 1) return gmm_fail(GMM_ERR_INVALID_ARG, "max_iter must be >= 1 (got %d)", o->max_iter);
     if (o->n_init < 1) return gmm_fail(GMM_ERR_INVALID_ARG, "n_init must be >= 1 (got %d)", o->n_init);
     if (o->n_threads < 0) return gmm_fail(GMM_ERR_INVALID_ARG, "n_threads must be >= 0 (got %d)", o->n_threads);
-    if (o->backend != GMM_BACKEND_CPU)
-        return gmm_fail(GMM_ERR_NO_DEVICE, "backend %d is not available in this build", (int)o->backend);
+    if ((unsigned)o->backend > GMM_BACKEND_AUTO) return gmm_fail(GMM_ERR_INVALID_ARG, "unknown backend %d", (int)o->backend);
     if ((unsigned)o->init > GMM_INIT_BINARY) return gmm_fail(GMM_ERR_INVALID_ARG, "unknown init method %d", (int)o->init);
     const size_t k = (size_t)o->n_components;
     if (o->weights_init) {
@@ -85,6 +87,34 @@ static gmm_status validate(const double *x, size_t n, size_t d, const gmm_option
         if (!isfinite(x[i]))
             return gmm_fail(GMM_ERR_INVALID_ARG, "data row %zu, column %zu is not finite", i / d, i % d);
     return GMM_OK;
+}
+
+/* Opens the backend the options ask for and describes it in device. AUTO takes CUDA when a device is
+ * usable and the problem fits the kernels (d <= 16, k <= 64), and falls back to the CPU when the GPU
+ * cannot hold the data. */
+static gmm_status open_backend(gmm_backend *b, const double *x, size_t n, size_t d, const gmm_options *o,
+                               char *device, size_t len)
+{
+    const int nt = o->n_threads > 0 ? o->n_threads : omp_get_max_threads();
+    gmm_status st = GMM_ERR_NO_DEVICE;
+    char note[96] = "";
+    int want_cuda = o->backend == GMM_BACKEND_CUDA ||
+                    (o->backend == GMM_BACKEND_AUTO && d <= 16 && o->n_components <= 64 && gmm_cuda_available(NULL, 0) > 0);
+    if (want_cuda) {
+        st = gmm_backend_cuda_open(b, x, n, d, o->gpu_float64);
+        if (st == GMM_OK) {
+            b->n_threads = o->n_threads; /* the host-side initialization reads b->x with these threads */
+            char desc[160];
+            snprintf(device, len, "CUDA: %s", gmm_backend_cuda_describe(b, desc, sizeof desc));
+            return GMM_OK;
+        }
+        if (o->backend == GMM_BACKEND_CUDA || (st != GMM_ERR_NOMEM && st != GMM_ERR_NO_DEVICE)) return st;
+        snprintf(note, sizeof note, "; the GPU could not take the data (%s)", gmm_strerror(st));
+        gmm_clear_error();
+    }
+    st = gmm_backend_cpu_open(b, x, n, d, o->n_threads);
+    if (st == GMM_OK) snprintf(device, len, "CPU (%d thread%s)%s", nt, nt == 1 ? "" : "s", note);
+    return st;
 }
 
 /* One EM run from the initialization of `run` into *out. */
@@ -154,7 +184,8 @@ gmm_status gmm_fit(const double *x, size_t n, size_t d, const gmm_options *o, gm
     gmm_status st = validate(x, n, d, o);
     if (st != GMM_OK) return st;
     gmm_backend b;
-    st = gmm_backend_cpu_open(&b, x, n, d, o->n_threads);
+    char device[192];
+    st = open_backend(&b, x, n, d, o, device, sizeof device);
     if (st != GMM_OK) return st;
     gmm_stats s;
     st = gmm_stats_alloc(&s, (size_t)o->n_components, d);
@@ -181,6 +212,7 @@ gmm_status gmm_fit(const double *x, size_t n, size_t d, const gmm_options *o, gm
         gmm_model_free(best);
         return st;
     }
+    snprintf(best->device, sizeof best->device, "%s", device);
     *out = best;
     return GMM_OK;
 }

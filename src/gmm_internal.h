@@ -51,6 +51,7 @@ struct gmm_model {
     double *loglik_trace; /* (n_iter) total log-likelihood per iteration */
     double *iter_seconds; /* (n_iter) */
     size_t n_train;      /* points the model was fitted on, 0 if not fitted */
+    char device[192];    /* where the fit's passes ran ("" if not fitted) */
 };
 
 /* Allocates a model with k components in d dimensions, all arrays zeroed; NULL when out of memory

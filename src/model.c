@@ -68,6 +68,7 @@ gmm_model *gmm_model_clone(const gmm_model *src)
     m->best_run = src->best_run;
     m->lower_bound = src->lower_bound;
     m->n_train = src->n_train;
+    memcpy(m->device, src->device, sizeof m->device);
     int failed = 0;
     m->loglik_trace = dup_array(src->loglik_trace, (size_t)src->n_iter, &failed);
     m->iter_seconds = dup_array(src->iter_seconds, (size_t)src->n_iter, &failed);
@@ -239,6 +240,7 @@ int gmm_model_converged(const gmm_model *m) { return m->converged; }
 int gmm_model_n_iter(const gmm_model *m) { return m->n_iter; }
 double gmm_model_lower_bound(const gmm_model *m) { return m->lower_bound; }
 int gmm_model_best_run(const gmm_model *m) { return m->best_run; }
+const char *gmm_model_device(const gmm_model *m) { return m->device; }
 
 const double *gmm_model_loglik_trace(const gmm_model *m, int *len)
 {

@@ -91,7 +91,7 @@ def main():
                                       precisions_init=p0, tol=1e-3, reg_covar=1e-6, max_iter=300).fit(x)
                 out = os.path.join(tmp, f"out-{name}-{t}")
                 cmd = [gmm, "fit", data, "-k", str(k), "--covariance", t, "--init-model", init,
-                       "--max-iter", "300", "--quiet", "--out", out]
+                       "--max-iter", "300", "--device", "cpu", "--quiet", "--out", out]
                 run = subprocess.run(cmd, capture_output=True, text=True)
                 problems = []
                 if run.returncode != 0:

@@ -5,6 +5,7 @@
  * the same seed gives the same results; predict / score / sample work; bad input and bad usage give the
  * documented messages and exit status (1 failure, 2 usage).
  */
+#include "backend_cuda.h"
 #include "check.h"
 #include "gmm_internal.h"
 #include "report.h"
@@ -399,6 +400,18 @@ static void test_errors(void)
     snprintf(args, sizeof args, "fit '%s/data/TrainingData_GMM.csv' -k 4 --bogus", GMM_SOURCE_DIR);
     expect_failure(args, 2, "unknown option '--bogus'");
     expect_failure("sample", 2, "expected one MODEL file");
+    snprintf(args, sizeof args, "fit '%s/data/TrainingData_GMM.csv' -k 4 --device gpu", GMM_SOURCE_DIR);
+    expect_failure(args, 2, "--device expects auto, cpu or cuda, got 'gpu'");
+    /* --device cuda: fails with exit 1 and no output where no GPU is usable, works where one is */
+    snprintf(args, sizeof args, "fit '%s/data/TrainingData_GMM.csv' -k 4 --device cuda --quiet --out '%s'", GMM_SOURCE_DIR,
+             tmp_file("cuda-out"));
+    if (gmm_cuda_available(NULL, 0) == 0) {
+        expect_failure(args, 1, "gmm fit: ");
+        CHECK(!file_exists(tmp_file("cuda-out")));
+    } else {
+        CHECK_INT_EQ(run_gmm(args), 0);
+        check_assignment_fit(tmp_file("cuda-out"));
+    }
 
     /* every kind of bad data: exit 1 with file:line:column and what was expected; nothing is written */
     static const struct {
