@@ -18,6 +18,7 @@
  * says so and exits 0, so that benchmark runners do not fail.
  */
 #include "backend_cuda.h"
+#include "bench_common.h"
 #include "gmm.h"
 #include "gmm_internal.h"
 
@@ -32,14 +33,8 @@
 #include <cuda_runtime_api.h>
 #endif
 
-#define MAX_CASES 64
-
-typedef struct bench_case {
-    size_t d, k, n;
-} bench_case;
-
 typedef struct bench_args {
-    bench_case cases[MAX_CASES];
+    bench_case cases[BENCH_MAX_CASES];
     int n_cases;
     int repeats, warmup;
     double max_n, cpu_max_n;
@@ -60,48 +55,7 @@ static void usage(FILE *f)
                "  --csv FILE    also write the results as CSV\n");
 }
 
-/* Parses a count such as "100000" or "1e6"; 0 on error. */
-static size_t parse_count(const char *s, const char **end)
-{
-    char *e = NULL;
-    errno = 0;
-    double v = strtod(s, &e);
-    if (e == s || errno || !(v >= 1.0) || v > 1e12 || v != floor(v)) return 0;
-    *end = e;
-    return (size_t)v;
-}
 
-/* Adds the cases of one SPEC ("DxK:N1,N2,..."); 0 on success, -1 with a message. */
-static int parse_spec(bench_args *a, const char *spec)
-{
-    unsigned long d = 0, k = 0;
-    int used = 0;
-    if (sscanf(spec, "%lux%lu:%n", &d, &k, &used) != 2 || used == 0 || d < 1 || k < 1 || d > 4096 || k > 65536) {
-        fprintf(stderr, "bench_gpu: bad case spec '%s' (expected DxK:N1,N2,... e.g. 2x4:5000,1e6)\n", spec);
-        return -1;
-    }
-    const char *p = spec + used;
-    for (;;) {
-        const char *e = NULL;
-        size_t n = parse_count(p, &e);
-        if (!n) {
-            fprintf(stderr, "bench_gpu: bad point count in '%s' at '%s'\n", spec, p);
-            return -1;
-        }
-        if (a->n_cases == MAX_CASES) {
-            fprintf(stderr, "bench_gpu: at most %d cases\n", MAX_CASES);
-            return -1;
-        }
-        a->cases[a->n_cases++] = (bench_case){(size_t)d, (size_t)k, n};
-        if (*e == '\0') break;
-        if (*e != ',') {
-            fprintf(stderr, "bench_gpu: unexpected '%c' in case spec '%s'\n", *e, spec);
-            return -1;
-        }
-        p = e + 1;
-    }
-    return 0;
-}
 
 static int parse_args(int argc, char **argv, bench_args *a)
 {
@@ -126,7 +80,7 @@ static int parse_args(int argc, char **argv, bench_args *a)
             if (!have_cases) a->n_cases = 0;
             have_cases = 1;
             while (i + 1 < argc && strncmp(argv[i + 1], "--", 2))
-                if (parse_spec(a, argv[++i])) return -1;
+                if (bench_parse_spec("bench_gpu", argv[++i], a->cases, &a->n_cases)) return -1;
             continue;
         }
         if (!v) {
@@ -168,7 +122,7 @@ static int parse_args(int argc, char **argv, bench_args *a)
     if (!have_cases) {
         const char *defaults[] = {"2x4:5e3,1e5,1e6,1e7,1e8", "8x8:1e6,1e7", "16x16:1e6,1e7"};
         for (size_t i = 0; i < sizeof defaults / sizeof *defaults; i++)
-            if (parse_spec(a, defaults[i])) return -1;
+            if (bench_parse_spec("bench_gpu", defaults[i], a->cases, &a->n_cases)) return -1;
     }
     return 0;
 }
@@ -177,51 +131,13 @@ static int parse_args(int argc, char **argv, bench_args *a)
 
 /* ------------------------------------------------------------------------------------------- the data */
 
-/* The true model of a (d, k) case: weights in [0.5, 1.5) normalized; means uniform in [-10, 10]^d, at least
- * 8 apart where the box allows (the spacing shrinks when it gets crowded); covariances 0.5 A A^T / d + 0.1 I
- * with A standard normal. Deterministic in seed. */
+/* The generating model (bench_common.h's), NULL on failure. */
 static gmm_model *true_model(size_t d, size_t k, uint64_t seed)
 {
-    gmm_rng rng;
-    gmm_rng_seed(&rng, seed);
-    double *w = malloc(k * sizeof *w), *mu = malloc(k * d * sizeof *mu);
-    double *cov = malloc(k * d * d * sizeof *cov), *a = malloc(d * d * sizeof *a);
     gmm_model *m = NULL;
-    if (!w || !mu || !cov || !a) goto done;
-    for (size_t c = 0; c < k; c++) w[c] = 0.5 + gmm_rng_uniform(&rng);
-    double min_dist = 8.0;
-    for (size_t c = 0; c < k; c++) {
-        for (int tries = 0;; tries++) {
-            if (tries > 0 && tries % 1000 == 0) min_dist *= 0.9;
-            double *m_ = mu + c * d;
-            for (size_t j = 0; j < d; j++) m_[j] = -10.0 + 20.0 * gmm_rng_uniform(&rng);
-            int ok = 1;
-            for (size_t o = 0; o < c && ok; o++) {
-                double s = 0.0;
-                for (size_t j = 0; j < d; j++) s += (m_[j] - mu[o * d + j]) * (m_[j] - mu[o * d + j]);
-                ok = s >= min_dist * min_dist;
-            }
-            if (ok) break;
-        }
-    }
-    for (size_t c = 0; c < k; c++) {
-        for (size_t i = 0; i < d * d; i++) a[i] = gmm_rng_normal(&rng);
-        double *s = cov + c * d * d;
-        for (size_t i = 0; i < d; i++)
-            for (size_t j = 0; j < d; j++) {
-                double v = 0.0;
-                for (size_t l = 0; l < d; l++) v += a[i * d + l] * a[j * d + l];
-                s[i * d + j] = 0.5 * v / (double)d + (i == j ? 0.1 : 0.0);
-            }
-    }
-    if (gmm_model_from_params(k, d, GMM_COV_FULL, w, mu, cov, &m) != GMM_OK) m = NULL;
-done:
-    free(w);
-    free(mu);
-    free(cov);
-    free(a);
-    return m;
+    return bench_true_model(d, k, seed, &m) == GMM_OK ? m : NULL;
 }
+
 
 /* n points from model m into a new (n, d) array, in parallel: chunk c of 65536 rows uses its own generator
  * seeded from (seed, c), so the data do not depend on the thread count. NULL when out of memory. */
@@ -276,18 +192,7 @@ static gmm_model *start_model(const gmm_model *m)
 
 /* ------------------------------------------------------------------------------------------- timing */
 
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
 
-/* Median of v (n >= 1), which it sorts. */
-static double median(double *v, size_t n)
-{
-    qsort(v, n, sizeof *v, cmp_double);
-    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
-}
 
 #define CK(call)                                                                                              \
     do {                                                                                                      \
@@ -324,8 +229,8 @@ static double copy_bandwidth(void)
         CK(cudaEventElapsedTime(&ms, e0, e1));
         t[i] = ms * 1e-3;
     }
-    bw = 2.0 * (double)bytes / median(t, 10);
-    printf("device-to-device copy: %zu MiB in %.3f ms: %.1f GB/s (read + write)\n", bytes >> 20, median(t, 10) * 1e3,
+    bw = 2.0 * (double)bytes / bench_median(t, 10);
+    printf("device-to-device copy: %zu MiB in %.3f ms: %.1f GB/s (read + write)\n", bytes >> 20, bench_median(t, 10) * 1e3,
            bw * 1e-9);
 fail:
     if (e0) cudaEventDestroy(e0);
@@ -388,9 +293,9 @@ static int run_case(const bench_args *a, const bench_case *bc, case_result *res)
         }
     }
     gmm_backend_cuda_describe(&g, res->kernel, sizeof res->kernel);
-    res->t_stats = median(ts, (size_t)a->repeats);
+    res->t_stats = bench_median(ts, (size_t)a->repeats);
     res->t_stats_min = ts[0];
-    res->t_iter = median(ti, (size_t)a->repeats);
+    res->t_iter = bench_median(ti, (size_t)a->repeats);
     res->t_iter_min = ti[0];
     res->t_cpu = NAN;
     if ((double)n <= a->cpu_max_n) {
@@ -406,7 +311,7 @@ static int run_case(const bench_args *a, const bench_case *bc, case_result *res)
             }
             if (it >= 0) ti[it] = gmm_now() - c0;
         }
-        res->t_cpu = median(ti, (size_t)reps);
+        res->t_cpu = bench_median(ti, (size_t)reps);
     }
     rc = 0;
 fail:

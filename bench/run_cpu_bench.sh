@@ -1,0 +1,115 @@
+#!/usr/bin/env bash
+# run_cpu_bench.sh — the CPU benchmark end to end: builds bench_cpu (Release) if needed, times gmm_fit on
+# deterministic synthetic cases (bench_cpu), times scikit-learn's GaussianMixture on the same files with
+# the same initial model, iteration count and threads (bench_sklearn.py; skipped with a note when it cannot
+# be imported), case by case, and joins both into OUTDIR/cpu_bench.csv and OUTDIR/cpu_bench.md. Also kept
+# in OUTDIR: gmm_cpu.csv, sklearn_cpu.csv (each tool's own columns), work/ (initial and fitted models).
+#
+# Usage: bench/run_cpu_bench.sh [OUTDIR]        (default OUTDIR: build-bench/cpu_bench)
+# Environment (all optional):
+#   GMM_BENCH_BUILD      build folder (default build-bench)
+#   GMM_BENCH_CASES      bench_cpu case specs (default below); DxK:N1,N2@R,...
+#   GMM_BENCH_MAX_N      skip cases with more points (default 1e7)
+#   GMM_BENCH_ITERS      EM iterations per fit where a case does not say (default 10)
+#   GMM_BENCH_THREADS    threads for gmm and for sklearn's BLAS/OpenMP (default: nproc)
+#   GMM_BENCH_REPEATS    fits per case, gmm and sklearn (default 3; sklearn stops repeating a case after 30 s)
+#   GMM_BENCH_KEEP_DATA  1 keeps the .npy files in OUTDIR/work (default: removed at the end)
+# About 3-6 minutes on a 2-core machine; the largest case (1e7 points, d = 2) runs 6 iterations.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+OUT=${1:-$ROOT/build-bench/cpu_bench}
+BUILD=${GMM_BENCH_BUILD:-$ROOT/build-bench}
+# 2x4:1e6@40 is the 1e6 case run on to convergence: late iterations cost gmm more (see bench/RESULTS.md).
+CASES=${GMM_BENCH_CASES:-"2x4:5000,100000,1000000,10000000@6,1000000@40 16x16:100000,1000000"}
+MAX_N=${GMM_BENCH_MAX_N:-1e7}
+ITERS=${GMM_BENCH_ITERS:-10}
+THREADS=${GMM_BENCH_THREADS:-$(nproc)}
+REPEATS=${GMM_BENCH_REPEATS:-3}
+PY=${PYTHON:-python3}
+start=$(date +%s)
+load_before=$(cut -d' ' -f1-3 /proc/loadavg 2> /dev/null || echo "?")
+
+mkdir -p "$OUT/work"
+OUT=$(cd "$OUT" && pwd)
+
+# ------------------------------------------------------------------------------------------------ build
+build_type=""
+if [ -f "$BUILD/CMakeCache.txt" ]; then
+    build_type=$(sed -n 's/^CMAKE_BUILD_TYPE:[A-Z]*=//p' "$BUILD/CMakeCache.txt")
+fi
+if [ ! -f "$BUILD/CMakeCache.txt" ] || [ "$build_type" != "Release" ]; then
+    gen=()
+    if [ ! -f "$BUILD/CMakeCache.txt" ] && command -v ninja > /dev/null; then gen=(-G Ninja); fi
+    echo "== configuring $BUILD (Release)"
+    cmake -S "$ROOT" -B "$BUILD" "${gen[@]}" -DCMAKE_BUILD_TYPE=Release > "$OUT/cmake.log" \
+        || { cat "$OUT/cmake.log"; exit 1; }
+fi
+echo "== building bench_cpu"
+cmake --build "$BUILD" --target bench_cpu > "$OUT/build.log" 2>&1 || { tail -40 "$OUT/build.log"; exit 1; }
+
+# ------------------------------------------------------------------------------------- gmm and sklearn
+# Case by case, gmm then sklearn on the same files, so that both see the same load on a shared machine.
+# OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE may be set on this workplace's machines for old OpenBLAS builds; they
+# slow a current numpy, so they are unset for sklearn's command alone. bench_sklearn.py reports the kernel
+# that then runs (threadpoolctl).
+sk_env=(env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE OMP_NUM_THREADS="$THREADS" OPENBLAS_NUM_THREADS="$THREADS"
+        MKL_NUM_THREADS="$THREADS")
+run_sklearn=1
+if ! command -v "$PY" > /dev/null; then
+    echo "== sklearn: skipped ($PY not found)"
+    run_sklearn=0
+elif ! "${sk_env[@]}" "$PY" -c 'import numpy, sklearn, threadpoolctl' 2> /dev/null; then
+    echo "== sklearn: skipped (numpy, scikit-learn or threadpoolctl is not importable by $PY)"
+    run_sklearn=0
+fi
+rm -f "$OUT/gmm_cpu.csv" "$OUT/sklearn_cpu.csv" "$OUT"/work/case_*.csv
+i=0
+for spec in $CASES; do
+    dk=${spec%%:*}
+    IFS=',' read -r -a ns <<< "${spec#*:}"
+    for n in "${ns[@]}"; do
+        if awk -v n="${n%@*}" -v m="$MAX_N" 'BEGIN { exit !(n + 0 > m + 0) }'; then
+            echo "== case $dk:$n — skipped (more than GMM_BENCH_MAX_N = $MAX_N points)"
+            continue
+        fi
+        i=$((i + 1))
+        one="$OUT/work/case_${i}"
+        echo "== case $dk:$n — gmm (bench_cpu, $THREADS threads)"
+        "$BUILD/bench_cpu" --cases "$dk:$n" --max-n "$MAX_N" --iters "$ITERS" --threads "$THREADS" \
+            --repeats "$REPEATS" --work "$OUT/work" --csv "$one.gmm.csv" || { echo "bench_cpu failed"; exit 1; }
+        if [ -f "$OUT/gmm_cpu.csv" ]; then tail -n +2 "$one.gmm.csv" >> "$OUT/gmm_cpu.csv"
+        else cp "$one.gmm.csv" "$OUT/gmm_cpu.csv"; fi
+        if [ "$run_sklearn" = 1 ]; then
+            echo "== case $dk:$n — sklearn (bench_sklearn.py, $THREADS threads)"
+            if "${sk_env[@]}" "$PY" "$ROOT/bench/bench_sklearn.py" --gmm-csv "$one.gmm.csv" --csv "$one.sk.csv" \
+                --threads "$THREADS" --repeats "$REPEATS"; then
+                if [ -f "$OUT/sklearn_cpu.csv" ]; then tail -n +2 "$one.sk.csv" >> "$OUT/sklearn_cpu.csv"
+                else cp "$one.sk.csv" "$OUT/sklearn_cpu.csv"; fi
+            else
+                echo "== sklearn failed on this case (status $?); its row will read n/a"
+            fi
+        fi
+    done
+done
+[ -f "$OUT/gmm_cpu.csv" ] || { echo "no case ran (check GMM_BENCH_CASES / GMM_BENCH_MAX_N)"; exit 1; }
+
+# ------------------------------------------------------------------------------------------------ join
+cpu=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo 2> /dev/null | head -1)
+cores=$(grep -c '^processor' /proc/cpuinfo 2> /dev/null || echo "?")
+header=(--header="# CPU benchmark: gmm vs scikit-learn"
+        --header=""
+        --header="- machine: ${cpu:-unknown CPU}, $cores logical CPUs, nproc $(nproc); threads used: $THREADS"
+        --header="- date: $(date -u); load average (1, 5, 15 min) before: $load_before, after: $(cut -d' ' -f1-3 /proc/loadavg 2> /dev/null || echo "?") (this run's own load is about $THREADS; more means other work shared the cores)"
+        --header="- command: bench/run_cpu_bench.sh $*  (cases: $CASES; default R: $ITERS; repeats: $REPEATS)")
+if command -v "$PY" > /dev/null; then
+    "$PY" "$ROOT/bench/join_cpu_bench.py" --gmm-csv "$OUT/gmm_cpu.csv" --sk-csv "$OUT/sklearn_cpu.csv" \
+        --csv "$OUT/cpu_bench.csv" --md "$OUT/cpu_bench.md" "${header[@]}"
+else
+    cp "$OUT/gmm_cpu.csv" "$OUT/cpu_bench.csv"
+    { printf '%s\n' "# CPU benchmark (gmm only: no $PY to join sklearn's results)" ""; cat "$OUT/gmm_cpu.csv"; } \
+        > "$OUT/cpu_bench.md"
+fi
+
+if [ "${GMM_BENCH_KEEP_DATA:-0}" != 1 ]; then rm -f "$OUT"/work/*.npy; fi
+echo "== wrote $OUT/cpu_bench.csv and $OUT/cpu_bench.md in $(( $(date +%s) - start )) s"
