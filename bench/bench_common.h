@@ -13,6 +13,7 @@
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #define BENCH_MAX_CASES 64
 
@@ -73,6 +74,23 @@ static int bench_parse_spec(const char *prog, const char *spec, bench_case *case
         }
         p = e + 1;
     }
+    return 0;
+}
+
+/* Handles "--cases SPEC..." at argv[*i]: parses every following argument up to the next "--option" as a
+ * SPEC, replacing the default list on the first --cases (*have_cases tracks that); advances *i past them.
+ * 0 on success, -1 with a message. */
+static int bench_parse_cases_option(const char *prog, int argc, char **argv, int *i, bench_case *cases,
+                                    int *n_cases, int *have_cases)
+{
+    if (*i + 1 >= argc || !strncmp(argv[*i + 1], "--", 2)) {
+        fprintf(stderr, "%s: --cases needs at least one SPEC\n", prog);
+        return -1;
+    }
+    if (!*have_cases) *n_cases = 0;
+    *have_cases = 1;
+    while (*i + 1 < argc && strncmp(argv[*i + 1], "--", 2))
+        if (bench_parse_spec(prog, argv[++*i], cases, n_cases)) return -1;
     return 0;
 }
 

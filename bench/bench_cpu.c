@@ -62,8 +62,6 @@ static void usage(FILE *f)
             "  --csv FILE    also write the results as CSV\n");
 }
 
-
-
 static int parse_args(int argc, char **argv, bench_args *a)
 {
     memset(a, 0, sizeof *a);
@@ -80,14 +78,7 @@ static int parse_args(int argc, char **argv, bench_args *a)
             usage(stdout);
             exit(0);
         } else if (!strcmp(o, "--cases")) {
-            if (!v || !strncmp(v, "--", 2)) {
-                fprintf(stderr, "bench_cpu: --cases needs at least one SPEC\n");
-                return -1;
-            }
-            if (!have_cases) a->n_cases = 0;
-            have_cases = 1;
-            while (i + 1 < argc && strncmp(argv[i + 1], "--", 2))
-                if (bench_parse_spec("bench_cpu", argv[++i], a->cases, &a->n_cases)) return -1;
+            if (bench_parse_cases_option("bench_cpu", argc, argv, &i, a->cases, &a->n_cases, &have_cases)) return -1;
             continue;
         }
         if (!v) {
