@@ -567,6 +567,97 @@ static void test_errors(void)
     if (g.release) g.release(&g);
 }
 
+/* Whole fits through gmm_fit for every covariance type, GPU (float32) against the CPU reference from the
+ * same initial parameters, with DESIGN.md's whole-fit tolerances: lower bound rtol 1e-5, iteration counts
+ * within 1, labels equal except near ties; weights, means and covariances as in the one-step comparison. */
+static void test_fit_covariance_types(void)
+{
+    static const gmm_covariance_type types[4] = {GMM_COV_FULL, GMM_COV_TIED, GMM_COV_DIAG, GMM_COV_SPHERICAL};
+    const size_t n = quick ? 3001 : 40009, d = 3, k = 4;
+    gmm_rng r;
+    gmm_rng_seed(&r, 777);
+    gmm_model *truth = random_model(&r, k, d, 0.0);
+    double *x = NULL;
+    CHECK(truth && gmm_sample(truth, n, 778, &x, NULL) == GMM_OK);
+    if (!truth || !x) {
+        gmm_model_free(truth);
+        return;
+    }
+    /* a shared start: the truth's weights, means moved a little, identity precisions in each type's shape */
+    double w[4], mu[12], prec[4 * 3 * 3];
+    for (size_t c = 0; c < k; c++) {
+        w[c] = 0.25;
+        for (size_t j = 0; j < d; j++) mu[c * d + j] = truth->means[c * d + j] + 0.3;
+    }
+    for (int t = 0; t < 4; t++) {
+        size_t np = gmm_covariance_size(types[t], k, d);
+        if (types[t] == GMM_COV_FULL || types[t] == GMM_COV_TIED) {
+            for (size_t q = 0; q < np / (d * d); q++)
+                for (size_t i = 0; i < d; i++)
+                    for (size_t j = 0; j < d; j++) prec[q * d * d + i * d + j] = i == j ? 1.0 : 0.0;
+        } else {
+            for (size_t q = 0; q < np; q++) prec[q] = 1.0;
+        }
+        gmm_options o;
+        gmm_options_init(&o);
+        o.n_components = (int)k;
+        o.covariance_type = types[t];
+        o.weights_init = w;
+        o.means_init = mu;
+        o.precisions_init = prec;
+        o.tol = 1e-6;
+        o.max_iter = 200;
+        gmm_model *mc = NULL, *mg = NULL;
+        o.backend = GMM_BACKEND_CPU;
+        CHECK(gmm_fit(x, n, d, &o, &mc) == GMM_OK);
+        o.backend = GMM_BACKEND_CUDA;
+        gmm_status st = gmm_fit(x, n, d, &o, &mg);
+        CHECK(st == GMM_OK);
+        if (st != GMM_OK) fprintf(stderr, "  %s: %s\n", gmm_covariance_name(types[t]), gmm_last_error());
+        if (mc && mg) {
+            const char *where = gmm_covariance_name(types[t]);
+            CHECK(strncmp(gmm_model_device(mg), "CUDA", 4) == 0);
+            CHECK(mg->cov_type == types[t]);
+            CHECK_NEAR(mg->lower_bound, mc->lower_bound, 0, 1e-5);
+            CHECK(abs(mg->n_iter - mc->n_iter) <= 1);
+            check_array("weights", mg->weights, mc->weights, k, 1e-7, 1e-5, where);
+            for (size_t c = 0; c < k; c++)
+                for (size_t j = 0; j < d; j++) {
+                    double sigma = sqrt(mc->covariances[c * d * d + j * d + j]);
+                    double ref = mc->means[c * d + j];
+                    CHECK_NEAR(mg->means[c * d + j], ref, 1e-5 * (fabs(ref) + sigma), 0);
+                    for (size_t i = 0; i < d; i++) {
+                        double sii = mc->covariances[c * d * d + i * d + i], sjj = mc->covariances[c * d * d + j * d + j];
+                        CHECK_NEAR(mg->covariances[c * d * d + i * d + j], mc->covariances[c * d * d + i * d + j],
+                                   1e-4 * sqrt(sii * sjj), 0);
+                    }
+                }
+            /* labels: equal except where the CPU's two best responsibilities are within 1e-4 */
+            int *lc = malloc(n * sizeof *lc), *lg = malloc(n * sizeof *lg);
+            double *pc = malloc(n * k * sizeof *pc);
+            CHECK(lc && lg && pc);
+            if (lc && lg && pc && gmm_predict(mc, x, n, lc) == GMM_OK && gmm_predict(mg, x, n, lg) == GMM_OK &&
+                gmm_predict_proba(mc, x, n, pc) == GMM_OK) {
+                size_t bad = 0;
+                for (size_t i = 0; i < n; i++) {
+                    if (lc[i] == lg[i]) continue;
+                    double a = pc[i * k + (size_t)lc[i]], b = pc[i * k + (size_t)lg[i]];
+                    if (!(fabs(a - b) <= 1e-4)) bad++;
+                }
+                if (bad) fprintf(stderr, "  %s: %zu labels differ away from ties\n", where, bad);
+                CHECK_INT_EQ(bad, 0);
+            }
+            free(lc);
+            free(lg);
+            free(pc);
+        }
+        gmm_model_free(mc);
+        gmm_model_free(mg);
+    }
+    free(x);
+    gmm_model_free(truth);
+}
+
 int main(void)
 {
     char name[256];
@@ -593,5 +684,6 @@ int main(void)
     test_sweep();
     test_em_runs();
     test_big_loglik();
+    test_fit_covariance_types();
     return check_exit();
 }
