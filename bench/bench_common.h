@@ -1,7 +1,8 @@
 /*
  * bench_common.h — what the CPU and GPU benchmarks share: the case list syntax ("DxK:N1,N2@R,..."), the
  * generating model of the synthetic data (k well-separated Gaussians with random full covariances), and
- * the median. Header-only (static functions); included by bench_cpu.c and bench_gpu.c.
+ * the median. Header-only (static inline, so a file that uses only some of them builds warning-free);
+ * included by bench_cpu.c and bench_gpu.c.
  */
 #ifndef GMM_BENCH_COMMON_H
 #define GMM_BENCH_COMMON_H
@@ -23,7 +24,7 @@ typedef struct bench_case {
 } bench_case;
 
 /* Parses a count such as "100000" or "1e6"; 0 on error. */
-static size_t bench_parse_count(const char *s, const char **end)
+static inline size_t bench_parse_count(const char *s, const char **end)
 {
     char *e = NULL;
     errno = 0;
@@ -35,7 +36,7 @@ static size_t bench_parse_count(const char *s, const char **end)
 
 /* Appends the cases of one SPEC ("DxK:N1,N2@R,...") to cases[*n_cases]; 0 on success, -1 with a message
  * naming prog on stderr. */
-static int bench_parse_spec(const char *prog, const char *spec, bench_case *cases, int *n_cases)
+static inline int bench_parse_spec(const char *prog, const char *spec, bench_case *cases, int *n_cases)
 {
     unsigned long d = 0, k = 0;
     int used = 0;
@@ -80,7 +81,7 @@ static int bench_parse_spec(const char *prog, const char *spec, bench_case *case
 /* Handles "--cases SPEC..." at argv[*i]: parses every following argument up to the next "--option" as a
  * SPEC, replacing the default list on the first --cases (*have_cases tracks that); advances *i past them.
  * 0 on success, -1 with a message. */
-static int bench_parse_cases_option(const char *prog, int argc, char **argv, int *i, bench_case *cases,
+static inline int bench_parse_cases_option(const char *prog, int argc, char **argv, int *i, bench_case *cases,
                                     int *n_cases, int *have_cases)
 {
     if (*i + 1 >= argc || !strncmp(argv[*i + 1], "--", 2)) {
@@ -97,7 +98,7 @@ static int bench_parse_cases_option(const char *prog, int argc, char **argv, int
 /* The generating model of the synthetic data: weights in [0.5, 1.5) (normalized), means uniform in
  * [-10, 10]^d at least 8 apart (the distance relaxed by 10% every 1000 tries), covariances A A^T / (2d) +
  * 0.1 I with A standard normal. Deterministic in seed. */
-static gmm_status bench_true_model(size_t d, size_t k, uint64_t seed, gmm_model **out)
+static inline gmm_status bench_true_model(size_t d, size_t k, uint64_t seed, gmm_model **out)
 {
     gmm_rng rng;
     gmm_rng_seed(&rng, seed);
@@ -141,14 +142,14 @@ done:
     return st;
 }
 
-static int bench_cmp_double(const void *a, const void *b)
+static inline int bench_cmp_double(const void *a, const void *b)
 {
     double x = *(const double *)a, y = *(const double *)b;
     return (x > y) - (x < y);
 }
 
 /* Median of v (n >= 1), which it sorts ascending. */
-static double bench_median(double *v, size_t n)
+static inline double bench_median(double *v, size_t n)
 {
     qsort(v, n, sizeof *v, bench_cmp_double);
     return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
