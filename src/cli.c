@@ -22,7 +22,7 @@
 static const char *MAIN_USAGE =
     "usage: gmm <command> [options]\n"
     "\n"
-    "Gaussian mixture models trained by expectation maximization (full covariances).\n"
+    "Gaussian mixture models trained by expectation maximization, with scikit-learn's semantics.\n"
     "\n"
     "commands:\n"
     "  fit DATA -k K [options]       fit a model; write model, labels, log-likelihood trace, plots, report\n"
@@ -39,8 +39,8 @@ static const char *MAIN_USAGE =
 static const char *FIT_USAGE =
     "usage: gmm fit DATA -k K [options]\n"
     "\n"
-    "Fits a K-component Gaussian mixture (full covariances) to DATA by EM, as scikit-learn's\n"
-    "GaussianMixture does, and writes into --out DIR:\n"
+    "Fits a K-component Gaussian mixture (full covariances unless --covariance says otherwise) to DATA by\n"
+    "EM, as scikit-learn's GaussianMixture does, and writes into --out DIR:\n"
     "  model.json   weights, means, covariances and the fit record\n"
     "  labels.csv   the component (0-based) of every input row, in input order\n"
     "  loglik.csv   iteration, total log-likelihood, change, seconds\n"

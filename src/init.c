@@ -2,7 +2,8 @@
  * init.c — initial parameters of an EM run, scikit-learn's way: responsibilities from k-means labels
  * ("kmeans"), from k-means++ seeds or random points ("k-means++", "random_from_data": one point per
  * component), or random ("random"), turned into parameters by the M-step formulas; plus the assignment's
- * own scheme ("binary") and a user model. Also k-means++ seeding and Lloyd's k-means themselves.
+ * own scheme ("binary"), and given initial weights, means or precisions (scikit-learn's weights_init,
+ * means_init, precisions_init). Also k-means++ seeding and Lloyd's k-means themselves.
  *
  * Every pass over the points is cut into chunks that depend only on n, with per-chunk partial sums added in
  * chunk order, so results do not depend on the thread count.
