@@ -5,6 +5,7 @@
  * read block, errors past the first block, and a bit-exact write_csv -> read_data round trip.
  */
 #include "check.h"
+#include "test_support.h"
 #include "gmm_internal.h"
 
 #include <errno.h>
@@ -255,17 +256,6 @@ static void test_decimal_agreement(void)
     free(texts);
 }
 
-/* A random finite double from raw bits: every exponent, subnormals and signs included. */
-static double random_finite(gmm_rng *rng)
-{
-    for (;;) {
-        uint64_t bits = gmm_rng_next(rng);
-        double v;
-        memcpy(&v, &bits, sizeof v);
-        if (isfinite(v)) return v;
-    }
-}
-
 static void test_round_trip(void)
 {
     /* small matrix, exact file text */
@@ -286,7 +276,7 @@ static void test_round_trip(void)
     double *x = malloc(n * d * sizeof *x);
     gmm_rng rng;
     gmm_rng_seed(&rng, 7);
-    for (size_t i = 0; i < n * d; i++) x[i] = random_finite(&rng);
+    for (size_t i = 0; i < n * d; i++) x[i] = test_random_finite(&rng);
     const double special[] = {0.0, -0.0, DBL_MAX, -DBL_MAX, DBL_MIN, -DBL_MIN, 4.9406564584124654e-324,
                               -4.9406564584124654e-324, 1.0, 0.1, 1e22, 1e23, 123456.789};
     memcpy(x, special, sizeof special);
@@ -345,10 +335,7 @@ int main(int argc, char **argv)
 {
     (void)argc;
     (void)argv;
-    if (mkdir(GMM_TEST_TMP, 0777) != 0 && errno != EEXIST) {
-        fprintf(stderr, "cannot create %s: %s\n", GMM_TEST_TMP, strerror(errno));
-        return 1;
-    }
+    if (test_make_tmp_dir()) return 1;
     test_errors();
     test_accepted();
     test_decimal_agreement();

@@ -7,6 +7,7 @@
  * json -> gmm_model_load. Files whose names start with '.' are skipped. Fails when no file was found.
  */
 #include "check.h"
+#include "test_support.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -123,10 +124,7 @@ static size_t replay_dir(const char *dir, fuzz_kind kind)
 
 int main(void)
 {
-    if (mkdir(GMM_TEST_TMP, 0777) != 0 && errno != EEXIST) {
-        fprintf(stderr, "cannot create %s: %s\n", GMM_TEST_TMP, strerror(errno));
-        return 1;
-    }
+    if (test_make_tmp_dir()) return 1;
     fuzz_init(GMM_TEST_TMP);
     fuzz_skip_printable = 0; /* every invariant, whatever GMM_FUZZ_SKIP_PRINTABLE says */
 

@@ -6,6 +6,7 @@
  * initial parameters, covariances turned into precisions, a saved model read as an init file, and errors.
  */
 #include "check.h"
+#include "test_support.h"
 #include "gmm.h"
 #include "gmm_internal.h"
 
@@ -945,10 +946,7 @@ int main(int argc, char **argv)
 {
     (void)argc;
     (void)argv;
-    if (mkdir(GMM_TEST_TMP, 0777) != 0 && errno != EEXIST) {
-        fprintf(stderr, "cannot create %s: %s\n", GMM_TEST_TMP, strerror(errno));
-        return 1;
-    }
+    if (test_make_tmp_dir()) return 1;
     test_round_trip();
     test_round_trip_unfitted();
     test_assignment_model();

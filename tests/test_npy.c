@@ -5,6 +5,7 @@
  * files written here loaded by NumPy.
  */
 #include "check.h"
+#include "test_support.h"
 #include "gmm_internal.h"
 
 #include <errno.h>
@@ -78,24 +79,13 @@ static void check_read_fails(const char *path, gmm_status status, const char *wh
     gmm_free(x);
 }
 
-/* A random finite double from raw bits: every exponent, subnormals and signs included. */
-static double random_finite(gmm_rng *rng)
-{
-    for (;;) {
-        uint64_t bits = gmm_rng_next(rng);
-        double v;
-        memcpy(&v, &bits, sizeof v);
-        if (isfinite(v)) return v;
-    }
-}
-
 static void test_round_trip_and_header(void)
 {
     const size_t n = 1000, d = 5;
     double *x = malloc(n * d * sizeof *x);
     gmm_rng rng;
     gmm_rng_seed(&rng, 3);
-    for (size_t i = 0; i < n * d; i++) x[i] = random_finite(&rng);
+    for (size_t i = 0; i < n * d; i++) x[i] = test_random_finite(&rng);
     x[0] = -0.0;
     x[1] = DBL_MAX;
     x[2] = 4.9406564584124654e-324;
@@ -329,10 +319,7 @@ int main(int argc, char **argv)
 {
     (void)argc;
     (void)argv;
-    if (mkdir(GMM_TEST_TMP, 0777) != 0 && errno != EEXIST) {
-        fprintf(stderr, "cannot create %s: %s\n", GMM_TEST_TMP, strerror(errno));
-        return 1;
-    }
+    if (test_make_tmp_dir()) return 1;
     test_round_trip_and_header();
     test_hand_built();
     test_errors();
