@@ -1,6 +1,7 @@
 /*
  * backend_cpu.c — the CPU reference backend: the E-step with sufficient statistics (one read of the data
- * per EM iteration) and the predict pass, in double precision.
+ * per EM iteration), the predict pass and the initializations' passes (k-means++, Lloyd, initial
+ * responsibilities), in double precision.
  *
  * Layout of the work: the points are cut into fixed chunks whose size depends only on n (never on the
  * thread count); OpenMP threads take chunks, each chunk accumulates its statistics in double and writes
@@ -16,6 +17,7 @@
  * subtracted; second moments around the current means.
  */
 #include "gmm_internal.h"
+#include "gmm_hash.h"
 
 #include <math.h>
 #include <omp.h>
@@ -52,6 +54,13 @@ typedef struct cpu_impl {
     size_t partial_k;  /* k the partials and scratch were sized for */
     int n_scratch;
     cpu_scratch *scratch;
+    /* state of the initialization passes (NULL until used, freed by init_end) */
+    double *pt;        /* (n) k-means++: squared distance to the closest seed; Lloyd: to the own center */
+    double *cumsum;    /* (n) running sums of pt for the k-means++ draw, valid while cumsum_ok */
+    int cumsum_ok;
+    int *labels;       /* (n) Lloyd's labels */
+    double *ipart;     /* per-chunk partial sums of the initialization passes */
+    size_t ipart_len;  /* doubles in ipart */
 } cpu_impl;
 
 static void scratch_free(cpu_impl *c)
@@ -333,10 +342,244 @@ static gmm_status cpu_predict(gmm_backend *b, const gmm_model *m, double *logp, 
     return run_pass(b, m, 0, predict_block, &o);
 }
 
+/* --------------------------------------------------------------------------- initialization passes */
+
+/* These keep their own chunking (INIT_CHUNK points, depending on n only) and add per-chunk partials in
+ * chunk order, so their results do not depend on the thread count either. */
+#define INIT_CHUNK 16384
+
+static size_t init_chunks(size_t n) { return (n + INIT_CHUNK - 1) / INIT_CHUNK; }
+static int init_threads(const gmm_backend *b) { return b->n_threads > 0 ? b->n_threads : omp_get_max_threads(); }
+
+static double sqdist(const double *a, const double *b, size_t d)
+{
+    double s = 0.0;
+    for (size_t j = 0; j < d; j++) {
+        double t = a[j] - b[j];
+        s += t * t;
+    }
+    return s;
+}
+
+/* Makes sure the per-point distance array and `per_chunk` partial doubles per chunk exist. */
+static gmm_status init_buffers(gmm_backend *b, size_t per_chunk)
+{
+    cpu_impl *c = b->impl;
+    if (!c->pt && !(c->pt = gmm_xmalloc((b->n ? b->n : 1) * sizeof *c->pt))) return GMM_ERR_NOMEM;
+    const size_t len = init_chunks(b->n) * per_chunk + 1;
+    if (c->ipart_len < len) {
+        free(c->ipart);
+        c->ipart_len = 0;
+        if (!(c->ipart = gmm_xmalloc(len * sizeof *c->ipart))) return GMM_ERR_NOMEM;
+        c->ipart_len = len;
+    }
+    return GMM_OK;
+}
+
+static gmm_status cpu_pp_potential(gmm_backend *b, const double *cand, int reset, int update, double *potential)
+{
+    cpu_impl *c = b->impl;
+    gmm_status st = init_buffers(b, 1);
+    if (st != GMM_OK) return st;
+    const size_t n = b->n, d = b->d;
+    const double *x = b->x;
+    double *closest = c->pt, *partial = c->ipart;
+    if (reset)
+        for (size_t i = 0; i < n; i++) closest[i] = INFINITY;
+    if (update) c->cumsum_ok = 0;
+    const long nch = (long)init_chunks(n);
+#pragma omp parallel for schedule(static) num_threads(init_threads(b))
+    for (long ch = 0; ch < nch; ch++) {
+        size_t i1 = ((size_t)ch + 1) * INIT_CHUNK;
+        if (i1 > n) i1 = n;
+        double s = 0.0;
+        for (size_t i = (size_t)ch * INIT_CHUNK; i < i1; i++) {
+            double dd = sqdist(x + i * d, cand, d);
+            double v = dd < closest[i] ? dd : closest[i];
+            if (update) closest[i] = v;
+            s += v;
+        }
+        partial[ch] = s;
+    }
+    double total = 0.0;
+    for (long ch = 0; ch < nch; ch++) total += partial[ch];
+    *potential = total;
+    return GMM_OK;
+}
+
+static gmm_status cpu_pp_draw(gmm_backend *b, double target, size_t *index)
+{
+    cpu_impl *c = b->impl;
+    const size_t n = b->n;
+    if (!c->pt) return gmm_fail(GMM_ERR_INVALID_ARG, "pp_draw before pp_potential");
+    if (!c->cumsum && !(c->cumsum = gmm_xmalloc((n ? n : 1) * sizeof *c->cumsum))) return GMM_ERR_NOMEM;
+    if (!c->cumsum_ok) {
+        double run = 0.0;
+        for (size_t i = 0; i < n; i++) c->cumsum[i] = (run += c->pt[i]);
+        c->cumsum_ok = 1;
+    }
+    /* binary search for the first cumsum[i] >= target, clipped to n - 1 */
+    size_t lo = 0, hi = n;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (c->cumsum[mid] < target)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    *index = lo < n ? lo : n - 1;
+    return GMM_OK;
+}
+
+static gmm_status cpu_lloyd_assign(gmm_backend *b, size_t k, const double *centers, int reset, double *means,
+                                   double *counts, size_t *changed)
+{
+    cpu_impl *c = b->impl;
+    const size_t n = b->n, d = b->d, ps = k * d + k + 1;
+    gmm_status st = init_buffers(b, ps);
+    if (st != GMM_OK) return st;
+    if (!c->labels && !(c->labels = gmm_xmalloc((n ? n : 1) * sizeof *c->labels))) return GMM_ERR_NOMEM;
+    int *labels = c->labels;
+    double *dist = c->pt, *partials = c->ipart;
+    const double *x = b->x;
+    if (reset)
+        for (size_t i = 0; i < n; i++) labels[i] = -1;
+    c->cumsum_ok = 0;
+    const long nch = (long)init_chunks(n);
+#pragma omp parallel for schedule(static) num_threads(init_threads(b))
+    for (long ch = 0; ch < nch; ch++) {
+        double *p = partials + (size_t)ch * ps;
+        memset(p, 0, ps * sizeof *p);
+        size_t i1 = ((size_t)ch + 1) * INIT_CHUNK;
+        if (i1 > n) i1 = n;
+        for (size_t i = (size_t)ch * INIT_CHUNK; i < i1; i++) {
+            const double *xi = x + i * d;
+            size_t best = 0;
+            double bd = sqdist(xi, centers, d);
+            for (size_t cc = 1; cc < k; cc++) {
+                double dd = sqdist(xi, centers + cc * d, d);
+                if (dd < bd) {
+                    bd = dd;
+                    best = cc;
+                }
+            }
+            if (labels[i] != (int)best) p[ps - 1] += 1.0;
+            labels[i] = (int)best;
+            dist[i] = bd;
+            for (size_t j = 0; j < d; j++) p[best * d + j] += xi[j];
+            p[k * d + best] += 1.0;
+        }
+    }
+    double *sums = gmm_xcalloc(k * d, sizeof *sums);
+    if (!sums) return GMM_ERR_NOMEM;
+    memset(counts, 0, k * sizeof *counts);
+    double ch_total = 0.0;
+    for (long ch = 0; ch < nch; ch++) {
+        const double *p = partials + (size_t)ch * ps;
+        for (size_t i = 0; i < k * d; i++) sums[i] += p[i];
+        for (size_t cc = 0; cc < k; cc++) counts[cc] += p[k * d + cc];
+        ch_total += p[ps - 1];
+    }
+    for (size_t cc = 0; cc < k; cc++)
+        if (counts[cc] > 0.0)
+            for (size_t j = 0; j < d; j++) means[cc * d + j] = sums[cc * d + j] / counts[cc];
+    free(sums);
+    *changed = (size_t)ch_total;
+    return GMM_OK;
+}
+
+static gmm_status cpu_lloyd_farthest(gmm_backend *b, size_t *index)
+{
+    cpu_impl *c = b->impl;
+    if (!c->labels) return gmm_fail(GMM_ERR_INVALID_ARG, "lloyd_farthest before lloyd_assign");
+    double *dist = c->pt;
+    size_t far = 0;
+    for (size_t i = 1; i < b->n; i++)
+        if (dist[i] > dist[far]) far = i;
+    dist[far] = -1.0;
+    *index = far;
+    return GMM_OK;
+}
+
+static gmm_status cpu_resp_stats(gmm_backend *b, int kind, uint64_t seed, const double *shift, gmm_stats *out)
+{
+    cpu_impl *c = b->impl;
+    const size_t n = b->n, d = b->d, k = out->k;
+    const double *x = b->x;
+    const int *labels = c->labels;
+    if (kind == GMM_RESP_LABELS && !labels) return gmm_fail(GMM_ERR_INVALID_ARG, "resp_stats before lloyd_assign");
+    const long nch = (long)init_chunks(n);
+    const size_t ps = k * (1 + d + d * d);
+    double *partials = gmm_xmalloc((size_t)nch * ps * sizeof *partials);
+    double *rows = gmm_xmalloc((size_t)nch * k * sizeof *rows);
+    if (!partials || !rows) {
+        free(partials);
+        free(rows);
+        return GMM_ERR_NOMEM;
+    }
+#pragma omp parallel for schedule(static) num_threads(init_threads(b))
+    for (long ch = 0; ch < nch; ch++) {
+        double *p = partials + (size_t)ch * ps, *r = rows + (size_t)ch * k;
+        memset(p, 0, ps * sizeof *p);
+        size_t i1 = ((size_t)ch + 1) * INIT_CHUNK;
+        if (i1 > n) i1 = n;
+        for (size_t i = (size_t)ch * INIT_CHUNK; i < i1; i++) {
+            if (kind == GMM_RESP_LABELS) {
+                memset(r, 0, k * sizeof *r);
+                r[labels[i]] = 1.0;
+            } else {
+                double s = 0.0;
+                for (size_t cc = 0; cc < k; cc++) s += (r[cc] = gmm_hash_uniform(seed, i, cc));
+                for (size_t cc = 0; cc < k; cc++) r[cc] /= s;
+            }
+            for (size_t cc = 0; cc < k; cc++) {
+                if (r[cc] == 0.0) continue;
+                const double *mu = shift + cc * d, *xi = x + i * d;
+                double *sk = p + k + cc * d, *tk = p + k + k * d + cc * d * d;
+                p[cc] += r[cc];
+                for (size_t a = 0; a < d; a++) {
+                    double da = xi[a] - mu[a];
+                    sk[a] += r[cc] * da;
+                    for (size_t bb = a; bb < d; bb++) tk[a * d + bb] += r[cc] * da * (xi[bb] - mu[bb]);
+                }
+            }
+        }
+    }
+    gmm_stats_zero(out);
+    for (long ch = 0; ch < nch; ch++) {
+        const double *p = partials + (size_t)ch * ps;
+        for (size_t i = 0; i < k; i++) out->nk[i] += p[i];
+        for (size_t i = 0; i < k * d; i++) out->sk[i] += p[k + i];
+        for (size_t i = 0; i < k * d * d; i++) out->tk[i] += p[k + k * d + i];
+    }
+    for (size_t cc = 0; cc < k; cc++)
+        for (size_t a = 0; a < d; a++)
+            for (size_t bb = 0; bb < a; bb++) out->tk[cc * d * d + a * d + bb] = out->tk[cc * d * d + bb * d + a];
+    free(partials);
+    free(rows);
+    return GMM_OK;
+}
+
+static void cpu_init_end(gmm_backend *b)
+{
+    cpu_impl *c = b->impl;
+    free(c->pt);
+    free(c->cumsum);
+    free(c->labels);
+    free(c->ipart);
+    c->pt = c->cumsum = c->ipart = NULL;
+    c->labels = NULL;
+    c->cumsum_ok = 0;
+    c->ipart_len = 0;
+}
+
+/* ---------------------------------------------------------------------------------------------- table */
+
 static void cpu_release(gmm_backend *b)
 {
     cpu_impl *c = b->impl;
     if (c) {
+        cpu_init_end(b);
         scratch_free(c);
         free(c);
     }
@@ -359,6 +602,12 @@ gmm_status gmm_backend_cpu_open(gmm_backend *b, const double *x, size_t n, size_
     b->stats = cpu_stats;
     b->predict = cpu_predict;
     b->release = cpu_release;
+    b->pp_potential = cpu_pp_potential;
+    b->pp_draw = cpu_pp_draw;
+    b->lloyd_assign = cpu_lloyd_assign;
+    b->lloyd_farthest = cpu_lloyd_farthest;
+    b->resp_stats = cpu_resp_stats;
+    b->init_end = cpu_init_end;
     b->x = x;
     b->n = n;
     b->d = d;

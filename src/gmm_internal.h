@@ -172,11 +172,44 @@ struct gmm_backend {
     /* Per-point outputs, each may be NULL: logp (n), labels (n), resp (n, k). */
     gmm_status (*predict)(gmm_backend *b, const gmm_model *m, double *logp, int *labels, double *resp);
     void (*release)(gmm_backend *b);
+
+    /* The initializations' passes over the data (init.c holds the algorithms: k-means++, Lloyd, the
+     * responsibilities of "kmeans" and "random"; these are their reads of the points). Between calls the
+     * backend keeps per-point state: a squared distance per point (k-means++: to the closest seed chosen
+     * so far; Lloyd: to the point's center) and Lloyd's labels, until init_end frees it. Coordinates passed
+     * in and out are the data's own (the CUDA backend shifts them to its centered copy). */
+    /* k-means++ potential: with reset, every point's closest distance starts at +inf; then
+     * closest_i = min(closest_i, |x_i - cand|^2) is formed for every point, stored only when update is set,
+     * and its sum over the points written to *potential. cand is (d). */
+    gmm_status (*pp_potential)(gmm_backend *b, const double *cand, int reset, int update, double *potential);
+    /* k-means++ draw: the first point i with closest_0 + ... + closest_i >= target (numpy's searchsorted),
+     * n - 1 when there is none. */
+    gmm_status (*pp_draw)(gmm_backend *b, double target, size_t *index);
+    /* Lloyd assignment: labels every point with its nearest center of centers (k, d) (the first on ties) and
+     * keeps its squared distance; writes counts (k) and means (k, d) of the points now in each cluster
+     * (means of an empty cluster are left as they are) and *changed, the number of labels that changed
+     * (with reset, the labels start unset, so every point counts). */
+    gmm_status (*lloyd_assign)(gmm_backend *b, size_t k, const double *centers, int reset, double *means,
+                               double *counts, size_t *changed);
+    /* The point farthest from its center in the last assignment (the first on ties), which is then taken
+     * (its distance becomes -1, so the next call returns another point). */
+    gmm_status (*lloyd_farthest)(gmm_backend *b, size_t *index);
+    /* Statistics (as stats fills them, loglik 0) of initial responsibilities around shift (k, d): one-hot
+     * on the labels of the last lloyd_assign (GMM_RESP_LABELS) or random (GMM_RESP_RANDOM: component c of
+     * point i gets gmm_hash_uniform(seed, i, c), each row normalized to sum 1). */
+    gmm_status (*resp_stats)(gmm_backend *b, int kind, uint64_t seed, const double *shift, gmm_stats *out);
+    /* Frees the per-point state of the passes above (they may be used again afterwards). */
+    void (*init_end)(gmm_backend *b);
+
     const double *x; /* (n, d) borrowed host data */
     size_t n, d;
     int n_threads;
     void *impl;
 };
+
+/* Kinds of initial responsibilities for the backends' resp_stats. */
+#define GMM_RESP_LABELS 0
+#define GMM_RESP_RANDOM 1
 
 /* Opens the CPU backend on borrowed x (n, d). */
 gmm_status gmm_backend_cpu_open(gmm_backend *b, const double *x, size_t n, size_t d, int n_threads);
@@ -192,15 +225,14 @@ double gmm_log_gauss_point(const double *x, const double *mean, const double *pr
  * from rng. k-means style initializations use backend b for their passes over the data. */
 gmm_status gmm_init_params(gmm_model *m, gmm_backend *b, const gmm_options *options, gmm_rng *rng);
 
-/* Chooses k seeds by greedy k-means++ (scikit-learn's: 2 + floor(ln k) local trials); writes their row
- * indices into idx (k). n_threads 0 = OpenMP default. */
-gmm_status gmm_kmeanspp_seeds(const double *x, size_t n, size_t d, size_t k, gmm_rng *rng, size_t *idx,
-                              int n_threads);
+/* Chooses k seeds by greedy k-means++ (scikit-learn's: 2 + floor(ln k) local trials) through backend b's
+ * passes; writes their row indices into idx (k). */
+gmm_status gmm_kmeanspp_seeds(gmm_backend *b, size_t k, gmm_rng *rng, size_t *idx);
 
-/* Lloyd's k-means from the given centers (k, d), updated in place, at most max_iter iterations, stopping
- * when the squared center shift is below tol * mean feature variance (scikit-learn's rule). labels (n). */
-gmm_status gmm_kmeans_lloyd(const double *x, size_t n, size_t d, size_t k, double *centers, int *labels,
-                            int max_iter, double tol, int n_threads);
+/* Lloyd's k-means through backend b's passes from the given centers (k, d), updated in place, at most
+ * max_iter iterations, stopping when no label changes or the squared center shift is below tol * mean
+ * feature variance (scikit-learn's rule). The backend keeps the final labels (for resp_stats). */
+gmm_status gmm_kmeans_lloyd(gmm_backend *b, size_t k, double *centers, int max_iter, double tol);
 
 /* Seconds from a monotonic clock. */
 double gmm_now(void);
