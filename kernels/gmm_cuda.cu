@@ -189,60 +189,111 @@ extern "C" cudaError_t gmm_cuda_plan_make(gmm_cuda_plan *p, int device, long lon
     p->params_len = (size_t)k * gmm_cuda_param_stride((size_t)p->D, p->use_double);
     p->reduce_blocks = (int)ceil_div((long long)p->stats_len, kReduceCols);
 
-    const char *what = "";
+    /* The tile kernel's shape is planned whatever the path: the initializations' resp_stats run on it. */
     int occ = 0;
+    e = with_type_dim(p->use_double, p->D, [&](auto tag) -> cudaError_t {
+        using Tg = decltype(tag);
+        using T = typename Tg::type;
+        using S = TileShape<T, Tg::dim>;
+        const void *fn = (const void *)stats_tile_kernel<T, Tg::dim>;
+        size_t max_dyn = 0;
+        cudaError_t e2 = allow_smem(fn, optin, &max_dyn);
+        if (e2 != cudaSuccess) return e2;
+        for (int bt = kMaxThreads; bt >= 64; bt /= 2) {
+            const TileGeom g = tile_geom(Tg::dim, S::R, S::EI, S::P, (int)sizeof(T), bt, k);
+            if (g.bytes <= max_dyn) {
+                p->tile_threads = bt;
+                p->tile_smem = g.bytes;
+                break;
+            }
+        }
+        if (!p->tile_threads) {
+            say(msg, len, "the tile stats kernel for d = %d, k = %d needs more shared memory than the %zu bytes "
+                "a block may have on this device", d, k, max_dyn);
+            return cudaErrorInvalidValue;
+        }
+        return cudaOccupancyMaxActiveBlocksPerMultiprocessor(&occ, fn, p->tile_threads, p->tile_smem);
+    });
+    if (e == cudaSuccess && occ < 1) {
+        say(msg, len, "the tile stats kernel (d = %d, k = %d, %d threads, %zu bytes of shared memory) cannot run on "
+            "this device", d, k, p->tile_threads, p->tile_smem);
+        return cudaErrorInvalidConfiguration;
+    }
+    if (e != cudaSuccess) {
+        if (msg && !msg[0]) say(msg, len, "setting up the tile stats kernel: %s", cudaGetErrorString(e));
+        return e;
+    }
+    {
+        const long long want = ceil_div(n, p->tile_threads), cap = (long long)n_sm * occ;
+        p->tile_blocks = (int)(want < 1 ? 1 : (want < cap ? want : cap));
+    }
+
     const int kmax = reg_kmax(p->D, k, p->use_double);
     if (kmax) {
         p->path = GMM_CUDA_PATH_REG;
         p->kmax = kmax;
         p->threads = kRegThreads;
         p->smem = 0;
-        what = "register stats kernel";
+        occ = 0;
         e = with_type_reg(p->use_double, p->D, kmax, [&](auto tag) -> cudaError_t {
             using Tg = decltype(tag);
             using T = typename Tg::type;
             const void *fn = (const void *)stats_reg_kernel<T, Tg::dim, Tg::kmax>;
             return cudaOccupancyMaxActiveBlocksPerMultiprocessor(&occ, fn, kRegThreads, 0);
         });
+        if (e == cudaSuccess && occ < 1) {
+            say(msg, len, "the register stats kernel (d = %d, k = %d) cannot run on this device", d, k);
+            return cudaErrorInvalidConfiguration;
+        }
+        if (e != cudaSuccess) {
+            if (msg && !msg[0]) say(msg, len, "setting up the register stats kernel: %s", cudaGetErrorString(e));
+            return e;
+        }
+        const long long want = ceil_div(n, p->threads), cap = (long long)n_sm * occ;
+        p->blocks = (int)(want < 1 ? 1 : (want < cap ? want : cap));
     } else {
         p->path = GMM_CUDA_PATH_TILE;
-        what = "tile stats kernel";
-        e = with_type_dim(p->use_double, p->D, [&](auto tag) -> cudaError_t {
-            using Tg = decltype(tag);
-            using T = typename Tg::type;
-            using S = TileShape<T, Tg::dim>;
-            const void *fn = (const void *)stats_tile_kernel<T, Tg::dim>;
-            size_t max_dyn = 0;
-            cudaError_t e2 = allow_smem(fn, optin, &max_dyn);
-            if (e2 != cudaSuccess) return e2;
-            for (int bt = kMaxThreads; bt >= 64; bt /= 2) {
-                const TileGeom g = tile_geom(Tg::dim, S::R, S::EI, S::P, (int)sizeof(T), bt, k);
-                if (g.bytes <= max_dyn) {
-                    p->threads = bt;
-                    p->smem = g.bytes;
-                    break;
-                }
-            }
-            if (!p->threads) {
-                say(msg, len, "the tile stats kernel for d = %d, k = %d needs more shared memory than the %zu bytes "
-                    "a block may have on this device", d, k, max_dyn);
-                return cudaErrorInvalidValue;
-            }
-            return cudaOccupancyMaxActiveBlocksPerMultiprocessor(&occ, fn, p->threads, p->smem);
-        });
+        p->threads = p->tile_threads;
+        p->smem = p->tile_smem;
+        p->blocks = p->tile_blocks;
     }
+
+    /* the initializations' flat kernels: the assign kernel (parameters in shared memory) bounds them */
+    occ = 0;
+    e = with_type_dim(p->use_double, p->D, [&](auto tag) -> cudaError_t {
+        using Tg = decltype(tag);
+        using T = typename Tg::type;
+        constexpr int P = TileShape<T, Tg::dim>::P;
+        const void *fn = (const void *)assign_kernel<T, Tg::dim>;
+        size_t max_dyn = 0;
+        cudaError_t e2 = allow_smem(fn, optin, &max_dyn);
+        if (e2 != cudaSuccess) return e2;
+        p->assign_smem = predict_rs_offset(k, P, (int)sizeof(T));
+        if (p->assign_smem > max_dyn) {
+            say(msg, len, "the assign kernel for d = %d, k = %d needs more shared memory than the %zu bytes a block "
+                "may have on this device", d, k, max_dyn);
+            return cudaErrorInvalidValue;
+        }
+        return cudaOccupancyMaxActiveBlocksPerMultiprocessor(&occ, fn, kFlatThreads, p->assign_smem);
+    });
     if (e == cudaSuccess && occ < 1) {
-        say(msg, len, "the %s (d = %d, k = %d, %d threads, %zu bytes of shared memory) cannot run on this device",
-            what, d, k, p->threads, p->smem);
+        say(msg, len, "the assign kernel (d = %d, k = %d) cannot run on this device", d, k);
         return cudaErrorInvalidConfiguration;
     }
     if (e != cudaSuccess) {
-        if (msg && !msg[0]) say(msg, len, "setting up the %s: %s", what, cudaGetErrorString(e));
+        if (msg && !msg[0]) say(msg, len, "setting up the assign kernel: %s", cudaGetErrorString(e));
         return e;
     }
-    long long want = ceil_div(n, p->threads);
-    const long long cap = (long long)n_sm * occ;
-    p->blocks = (int)(want < 1 ? 1 : (want < cap ? want : cap));
+    {
+        const long long want = ceil_div(n, kFlatThreads), cap = (long long)n_sm * occ;
+        p->flat_blocks = (int)(want < 1 ? 1 : (want < cap ? want : cap));
+    }
+    {
+        size_t need = (size_t)p->blocks * p->stats_len;
+        if ((size_t)p->tile_blocks * p->stats_len > need) need = (size_t)p->tile_blocks * p->stats_len;
+        if (2 * (size_t)p->flat_blocks > need) need = 2 * (size_t)p->flat_blocks;
+        p->partials_len = need;
+    }
 
     occ = 0;
     e = with_type_dim(p->use_double, p->D, [&](auto tag) -> cudaError_t {
@@ -312,7 +363,8 @@ extern "C" cudaError_t gmm_cuda_stats(const gmm_cuda_plan *p, const void *x_dev,
             using T = typename Tg::type;
             auto fn = stats_tile_kernel<T, Tg::dim>;
             GMM_LAUNCH(fn, p->blocks, p->threads, p->smem, s, static_cast<const T *>(x_dev), p->n, p->d, p->k,
-                       static_cast<const T *>(params_dev), (int)p->stats_len, partials_dev);
+                       static_cast<const T *>(params_dev), (int)p->stats_len, partials_dev, kRespEM,
+                       static_cast<const int *>(nullptr), 0ULL, TileShape<T, Tg::dim>::R);
             return cudaGetLastError();
         });
     }
@@ -338,4 +390,114 @@ extern "C" cudaError_t gmm_cuda_predict(const gmm_cuda_plan *p, const void *x_de
                    static_cast<const T *>(params_dev), logp_dev, labels_dev, resp_dev);
         return cudaGetLastError();
     });
+}
+
+/* ---------------------------------------------------------------------------- initialization passes */
+
+namespace {
+
+/* Sums the first `len` doubles of nblocks partials in fixed order into out_dev and copies them to out_host. */
+cudaError_t reduce_and_fetch(const double *partials_dev, int nblocks, int len, double *out_dev, double *out_host,
+                             cudaStream_t s)
+{
+    GMM_LAUNCH(reduce_partials_kernel, (int)ceil_div(len, kReduceCols), kReduceCols * kReduceRows, 0, s, partials_dev,
+               nblocks, len, out_dev);
+    cudaError_t e = cudaGetLastError();
+    if (e != cudaSuccess) return e;
+    return cudaMemcpyAsync(out_host, out_dev, (size_t)len * sizeof(double), cudaMemcpyDeviceToHost, s);
+}
+
+} // namespace
+
+extern "C" cudaError_t gmm_cuda_pp_potential(const gmm_cuda_plan *p, const void *x_dev, const void *cand_host,
+                                             void *dist_dev, int reset, int update, double *partials_dev,
+                                             double *out_dev, double *out_host, cudaStream_t s)
+{
+    if (p->n < 1) return cudaErrorInvalidValue;
+    cudaError_t e = with_type_dim(p->use_double, p->D, [&](auto tag) -> cudaError_t {
+        using Tg = decltype(tag);
+        using T = typename Tg::type;
+        PointArg<T, Tg::dim> cand;
+        memcpy(cand.v, cand_host, sizeof cand.v);
+        auto fn = pp_potential_kernel<T, Tg::dim>;
+        GMM_LAUNCH(fn, p->flat_blocks, kFlatThreads, 0, s, static_cast<const T *>(x_dev), p->n, p->d, cand,
+                   static_cast<T *>(dist_dev), reset, update, partials_dev);
+        return cudaGetLastError();
+    });
+    if (e != cudaSuccess) return e;
+    return reduce_and_fetch(partials_dev, p->flat_blocks, 1, out_dev, out_host, s);
+}
+
+extern "C" cudaError_t gmm_cuda_chunk_sums(const gmm_cuda_plan *p, const void *dist_dev, double *sums_dev,
+                                           double *sums_host, cudaStream_t s)
+{
+    if (p->n < 1) return cudaErrorInvalidValue;
+    const long long nch = ceil_div(p->n, kDrawChunk);
+    if (p->use_double)
+        GMM_LAUNCH(chunk_sums_kernel<double>, (int)nch, kFlatThreads, 0, s, static_cast<const double *>(dist_dev), p->n,
+                   sums_dev);
+    else
+        GMM_LAUNCH(chunk_sums_kernel<float>, (int)nch, kFlatThreads, 0, s, static_cast<const float *>(dist_dev), p->n,
+                   sums_dev);
+    cudaError_t e = cudaGetLastError();
+    if (e != cudaSuccess) return e;
+    return cudaMemcpyAsync(sums_host, sums_dev, (size_t)nch * sizeof(double), cudaMemcpyDeviceToHost, s);
+}
+
+extern "C" cudaError_t gmm_cuda_assign(const gmm_cuda_plan *p, const void *x_dev, const void *params_host,
+                                       void *params_dev, int reset, int *labels_dev, void *dist_dev,
+                                       double *partials_dev, double *out_dev, double *out_host, cudaStream_t s)
+{
+    if (p->n < 1) return cudaErrorInvalidValue;
+    cudaError_t e = cudaMemcpyAsync(params_dev, params_host, p->params_len * p->elem_size, cudaMemcpyHostToDevice, s);
+    if (e != cudaSuccess) return e;
+    e = with_type_dim(p->use_double, p->D, [&](auto tag) -> cudaError_t {
+        using Tg = decltype(tag);
+        using T = typename Tg::type;
+        auto fn = assign_kernel<T, Tg::dim>;
+        GMM_LAUNCH(fn, p->flat_blocks, kFlatThreads, p->assign_smem, s, static_cast<const T *>(x_dev), p->n, p->d,
+                   p->k, static_cast<const T *>(params_dev), reset, labels_dev, static_cast<T *>(dist_dev),
+                   partials_dev);
+        return cudaGetLastError();
+    });
+    if (e != cudaSuccess) return e;
+    return reduce_and_fetch(partials_dev, p->flat_blocks, 1, out_dev, out_host, s);
+}
+
+extern "C" cudaError_t gmm_cuda_farthest(const gmm_cuda_plan *p, const void *dist_dev, double *partials_dev,
+                                         double *pairs_host, cudaStream_t s)
+{
+    if (p->n < 1) return cudaErrorInvalidValue;
+    if (p->use_double)
+        GMM_LAUNCH(farthest_kernel<double>, p->flat_blocks, kFlatThreads, 0, s, static_cast<const double *>(dist_dev),
+                   p->n, partials_dev);
+    else
+        GMM_LAUNCH(farthest_kernel<float>, p->flat_blocks, kFlatThreads, 0, s, static_cast<const float *>(dist_dev),
+                   p->n, partials_dev);
+    cudaError_t e = cudaGetLastError();
+    if (e != cudaSuccess) return e;
+    return cudaMemcpyAsync(pairs_host, partials_dev, 2 * (size_t)p->flat_blocks * sizeof(double),
+                           cudaMemcpyDeviceToHost, s);
+}
+
+extern "C" cudaError_t gmm_cuda_resp_stats(const gmm_cuda_plan *p, const void *x_dev, int mode, const int *labels_dev,
+                                           unsigned long long seed, int first_moments, const void *params_host,
+                                           void *params_dev, double *partials_dev, double *stats_dev,
+                                           double *stats_host, cudaStream_t s)
+{
+    if (p->n < 1 || (mode != GMM_CUDA_RESP_LABELS && mode != GMM_CUDA_RESP_RANDOM)) return cudaErrorInvalidValue;
+    cudaError_t e = cudaMemcpyAsync(params_dev, params_host, p->params_len * p->elem_size, cudaMemcpyHostToDevice, s);
+    if (e != cudaSuccess) return e;
+    e = with_type_dim(p->use_double, p->D, [&](auto tag) -> cudaError_t {
+        using Tg = decltype(tag);
+        using T = typename Tg::type;
+        auto fn = stats_tile_kernel<T, Tg::dim>;
+        const int groups = first_moments ? 1 : TileShape<T, Tg::dim>::R;
+        GMM_LAUNCH(fn, p->tile_blocks, p->tile_threads, p->tile_smem, s, static_cast<const T *>(x_dev), p->n, p->d,
+                   p->k, static_cast<const T *>(params_dev), (int)p->stats_len, partials_dev,
+                   mode == GMM_CUDA_RESP_LABELS ? kRespLabels : kRespRandom, labels_dev, seed, groups);
+        return cudaGetLastError();
+    });
+    if (e != cudaSuccess) return e;
+    return reduce_and_fetch(partials_dev, p->tile_blocks, (int)p->stats_len, stats_dev, stats_host, s);
 }

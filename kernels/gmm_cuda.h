@@ -35,6 +35,12 @@ extern "C" {
 #define GMM_CUDA_PATH_REG 0  /* one thread per point, every statistic in registers (small d * k) */
 #define GMM_CUDA_PATH_TILE 1 /* tiles of points in shared memory, statistics split over threads */
 
+/* Sources of the responsibilities of gmm_cuda_resp_stats (the initializations'). */
+#define GMM_CUDA_RESP_LABELS 1 /* one-hot on the labels of the last assignment */
+#define GMM_CUDA_RESP_RANDOM 2 /* gmm_hash_uniform(seed, i, c) normalized per point (kernels/gmm_hash.h) */
+
+#define GMM_CUDA_DRAW_CHUNK 4096 /* points per sum of gmm_cuda_chunk_sums */
+
 /* A launch plan: fixed for a given (device, n, d, k, data type), so that the partial sums and their
  * reduction order, hence the results, are the same on every call. Filled by gmm_cuda_plan_make. */
 typedef struct gmm_cuda_plan {
@@ -52,6 +58,12 @@ typedef struct gmm_cuda_plan {
     int predict_threads;  /* predict kernel: threads per block, */
     int predict_max_blocks; /* the most blocks it is launched with, */
     size_t predict_smem;  /* and its dynamic shared memory in bytes */
+    int tile_threads, tile_blocks; /* the tile stats kernel's launch shape (the stats pass's when path is */
+    size_t tile_smem;     /* GMM_CUDA_PATH_TILE; the initializations' resp_stats use it whatever the path) */
+    int flat_blocks;      /* blocks of the initialization kernels (256 threads each; potential, assign, */
+                          /* farthest): their partials are flat_blocks doubles (2 * flat_blocks for farthest) */
+    size_t assign_smem;   /* the assign kernel's dynamic shared memory: the k parameter blocks */
+    size_t partials_len;  /* doubles a partials buffer needs for every kernel of this plan */
 } gmm_cuda_plan;
 
 /* The dimension the kernels are compiled for that holds d features (1, 2, 3, 4, 6, 8, 12 or 16); 0 when
@@ -96,6 +108,42 @@ cudaError_t gmm_cuda_stats(const gmm_cuda_plan *plan, const void *x_dev, const v
  */
 cudaError_t gmm_cuda_predict(const gmm_cuda_plan *plan, const void *x_dev, long long n, const void *params_dev,
                              double *logp_dev, int *labels_dev, double *resp_dev, cudaStream_t s);
+
+/* ------------------------------------------------------------------------ initialization passes
+ * (their meaning is that of the backend table's pp_potential, pp_draw, lloyd_assign, lloyd_farthest and
+ * resp_stats in src/gmm_internal.h; everything is enqueued on s and nothing waits). Per-point state lives in
+ * the caller's device arrays: dist_dev (n elements of the data type) and labels_dev (n ints). */
+
+/* k-means++ potential with candidate cand_host (D elements of the data type, centered like the data):
+ * dist_dev = min(dist_dev (+inf with reset), |x - cand|^2) stored when update is set; the double sum over
+ * the points goes to out_host[0] (through partials_dev and out_dev). */
+cudaError_t gmm_cuda_pp_potential(const gmm_cuda_plan *plan, const void *x_dev, const void *cand_host, void *dist_dev,
+                                  int reset, int update, double *partials_dev, double *out_dev, double *out_host,
+                                  cudaStream_t s);
+
+/* Sums of dist_dev over consecutive chunks of GMM_CUDA_DRAW_CHUNK points (ceil(n / GMM_CUDA_DRAW_CHUNK) of
+ * them, each in a fixed order) into sums_dev, copied to sums_host. */
+cudaError_t gmm_cuda_chunk_sums(const gmm_cuda_plan *plan, const void *dist_dev, double *sums_dev, double *sums_host,
+                                cudaStream_t s);
+
+/* Lloyd assignment to the k centers given as the means of params_host (the parameter layout; uploaded to
+ * params_dev): labels_dev, dist_dev for every point; the number of changed labels to out_host[0]. */
+cudaError_t gmm_cuda_assign(const gmm_cuda_plan *plan, const void *x_dev, const void *params_host, void *params_dev,
+                            int reset, int *labels_dev, void *dist_dev, double *partials_dev, double *out_dev,
+                            double *out_host, cudaStream_t s);
+
+/* Per block of plan->flat_blocks, the largest element of dist_dev and its first index: pairs_host (2 *
+ * flat_blocks doubles: value, index; index -1 for a block without points). The caller merges them. */
+cudaError_t gmm_cuda_farthest(const gmm_cuda_plan *plan, const void *dist_dev, double *partials_dev,
+                              double *pairs_host, cudaStream_t s);
+
+/* Statistics as gmm_cuda_stats computes them (log-likelihood slot 0), of the responsibilities `mode`
+ * (GMM_CUDA_RESP_LABELS with labels_dev, or GMM_CUDA_RESP_RANDOM with seed) around the means of params_host
+ * (uploaded to params_dev). With first_moments set only N and S are guaranteed (the second-moment groups
+ * may be skipped and hold 0). Uses the tile kernel's shape (plan->tile_*). */
+cudaError_t gmm_cuda_resp_stats(const gmm_cuda_plan *plan, const void *x_dev, int mode, const int *labels_dev,
+                                unsigned long long seed, int first_moments, const void *params_host, void *params_dev,
+                                double *partials_dev, double *stats_dev, double *stats_host, cudaStream_t s);
 
 #ifdef __cplusplus
 }

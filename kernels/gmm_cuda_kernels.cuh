@@ -22,6 +22,8 @@
 #include <stddef.h>
 #include <utility>
 
+#include "gmm_hash.h"
+
 /* Declares the kernel's dynamic shared memory (the CPU emulation in kernels/emu/ replaces it). */
 #ifndef GMM_DYNAMIC_SHARED
 #define GMM_DYNAMIC_SHARED(name) extern __shared__ __align__(16) unsigned char name[]
@@ -35,6 +37,13 @@ constexpr int kRegBatch = 4;      /* points a register-path thread loads before 
 constexpr int kMaxThreads = 256;  /* largest block of any kernel here */
 constexpr int kReduceCols = 32;   /* reduction: statistics per block, */
 constexpr int kReduceRows = 8;    /* and threads summing one statistic (kReduceCols * kReduceRows threads) */
+constexpr int kFlatThreads = 256; /* threads per block of the initialization kernels */
+constexpr int kDrawChunk = 4096;  /* points per chunk sum of the k-means++ draw (GMM_CUDA_DRAW_CHUNK) */
+
+/* Where the tile kernel's responsibilities come from (GMM_CUDA_RESP_*). */
+constexpr int kRespEM = 0;     /* the E-step with the parameters */
+constexpr int kRespLabels = 1; /* one-hot on labels[i] */
+constexpr int kRespRandom = 2; /* gmm_hash_uniform(seed, i, c), normalized per point */
 
 /* ------------------------------------------------------------------------------------------- layouts */
 
@@ -445,11 +454,16 @@ __device__ __forceinline__ void tile_group(int grp, const T *__restrict__ rk, co
  * per point, computes the responsibilities into shared memory (and log2 p into a per-thread double);
  * phase 2 spreads the (component, statistics group) items over the threads (see TileGeom). At the end the
  * block writes partials[blockIdx.x] (stats_len doubles) in a fixed order. params (k * P elements) are
- * copied into shared memory once per block. Dynamic shared memory: tile_geom(...).bytes. */
+ * copied into shared memory once per block. Dynamic shared memory: tile_geom(...).bytes.
+ * The initializations use the same kernel with other responsibilities (mode kRespLabels: one-hot on
+ * labels; kRespRandom: hashed from seed; the log-likelihood slot is then 0 and only the means of params
+ * are read, as the shift), and with groups < R to skip the second-moment groups that Lloyd's centers do
+ * not need (group 0 always holds N and S). */
 template <typename T, int D>
 __global__ void __launch_bounds__(kMaxThreads)
     stats_tile_kernel(const T *__restrict__ x, long long n, int d, int k, const T *__restrict__ params,
-                      int stats_len, double *__restrict__ partials)
+                      int stats_len, double *__restrict__ partials, int mode, const int *__restrict__ labels,
+                      unsigned long long seed, int groups)
 {
     using S = TileShape<T, D>;
     using V = typename Vec16<T>::type;
@@ -476,7 +490,17 @@ __global__ void __launch_bounds__(kMaxThreads)
         if (i < n) {
 #pragma unroll
             for (int j = 0; j < D; j++) xv[j] = j < d ? x[i * d + j] : T(0);
-            ll += (double)point_resp<T, D>(xv, par, k, rs + tid, g.rs_stride);
+            if (mode == kRespEM) {
+                ll += (double)point_resp<T, D>(xv, par, k, rs + tid, g.rs_stride);
+            } else if (mode == kRespLabels) {
+                const int lab = labels[i];
+                for (int c = 0; c < k; c++) rs[c * g.rs_stride + tid] = c == lab ? T(1) : T(0);
+            } else { /* as the CPU backend: u_c / sum u in double */
+                double su = 0.0;
+                for (int c = 0; c < k; c++) su += gmm_hash_uniform(seed, (uint64_t)i, (uint64_t)c);
+                for (int c = 0; c < k; c++)
+                    rs[c * g.rs_stride + tid] = (T)(gmm_hash_uniform(seed, (uint64_t)i, (uint64_t)c) / su);
+            }
         } else {
 #pragma unroll
             for (int j = 0; j < D; j++) xv[j] = T(0);
@@ -485,8 +509,9 @@ __global__ void __launch_bounds__(kMaxThreads)
 #pragma unroll
         for (int j = 0; j < D; j++) xs[j * bt + tid] = xv[j];
         __syncthreads();
-        /* phase 2: this thread's items */
-        if (k <= g.tpg) {
+        /* phase 2: this thread's items (statistics groups >= groups are skipped and stay 0) */
+        if (grp >= groups) {
+        } else if (k <= g.tpg) {
             const int c = t / g.lanes, lane = t % g.lanes;
             if (c < k)
                 tile_group<T, D>(grp, rs + c * g.rs_stride, xs, bt, par + c * S::P, lane, g.lanes,
@@ -510,6 +535,131 @@ __global__ void __launch_bounds__(kMaxThreads)
     }
     const double tot = block_sum(ll, red);
     if (tid == 0) out[k * S::E] = tot;
+}
+
+/* ---------------------------------------------------------------------------- initialization passes */
+
+/* A point of D coordinates passed by value (the k-means++ candidate). */
+template <typename T, int D> struct PointArg {
+    T v[D];
+};
+
+/* k-means++ potential: for every point, closest = min(closest (+inf with reset), |x - cand|^2) in T, stored
+ * when update is set; each block writes the double sum of its points' minima to partials[blockIdx.x] (grid
+ * stride, per-thread double sums, block_sum: a fixed order). */
+template <typename T, int D>
+__global__ void __launch_bounds__(kFlatThreads)
+    pp_potential_kernel(const T *__restrict__ x, long long n, int d, const PointArg<T, D> cand, T *__restrict__ closest,
+                        int reset, int update, double *__restrict__ partials)
+{
+    __shared__ double red[kFlatThreads / 32];
+    double s = 0.0;
+    for (long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += (long long)gridDim.x * blockDim.x) {
+        T dd = T(0);
+#pragma unroll
+        for (int j = 0; j < D; j++)
+            if (j < d) {
+                const T t = x[i * d + j] - cand.v[j];
+                dd = fmat(t, t, dd);
+            }
+        const T old = reset ? T(INFINITY) : closest[i];
+        const T v = dd < old ? dd : old;
+        if (update) closest[i] = v;
+        s += (double)v;
+    }
+    const double tot = block_sum(s, red);
+    if (threadIdx.x == 0) partials[blockIdx.x] = tot;
+}
+
+/* sums[b] = the double sum of v[b * kDrawChunk .. (b + 1) * kDrawChunk) (the tail chunk is short): thread t
+ * adds its kDrawChunk / blockDim.x consecutive values in order, then block_sum. One block per chunk of
+ * kFlatThreads threads. */
+template <typename T>
+__global__ void __launch_bounds__(kFlatThreads) chunk_sums_kernel(const T *__restrict__ v, long long n, double *__restrict__ sums)
+{
+    __shared__ double red[kFlatThreads / 32];
+    constexpr int per = kDrawChunk / kFlatThreads;
+    const long long i0 = (long long)blockIdx.x * kDrawChunk + (long long)threadIdx.x * per;
+    double s = 0.0;
+    for (int q = 0; q < per; q++)
+        if (i0 + q < n) s += (double)v[i0 + q];
+    const double tot = block_sum(s, red);
+    if (threadIdx.x == 0) sums[blockIdx.x] = tot;
+}
+
+/* Lloyd assignment: each point gets the nearest of the k centers (the means of the parameter blocks in
+ * params, copied to shared memory; the first on ties) as its label, and its squared distance in dist; each
+ * block writes the number of labels that changed (all, with reset) to partials[blockIdx.x]. Dynamic shared
+ * memory: k * P elements. */
+template <typename T, int D>
+__global__ void __launch_bounds__(kFlatThreads)
+    assign_kernel(const T *__restrict__ x, long long n, int d, int k, const T *__restrict__ params, int reset,
+                  int *__restrict__ labels, T *__restrict__ dist, double *__restrict__ partials)
+{
+    using V = typename Vec16<T>::type;
+    constexpr int P = TileShape<T, D>::P;
+    GMM_DYNAMIC_SHARED(smem);
+    __shared__ double red[kFlatThreads / 32];
+    T *par = reinterpret_cast<T *>(smem);
+    for (int i = threadIdx.x; i < k * P / Vec16<T>::n; i += blockDim.x)
+        reinterpret_cast<V *>(par)[i] = reinterpret_cast<const V *>(params)[i];
+    __syncthreads();
+    double changed = 0.0;
+    for (long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += (long long)gridDim.x * blockDim.x) {
+        T xv[D];
+#pragma unroll
+        for (int j = 0; j < D; j++) xv[j] = j < d ? x[i * d + j] : T(0);
+        int best = 0;
+        T bd = T(0);
+        for (int c = 0; c < k; c++) {
+            const T *mu = par + c * P;
+            T dd = T(0);
+#pragma unroll
+            for (int j = 0; j < D; j++) {
+                const T t = xv[j] - mu[j];
+                dd = fmat(t, t, dd);
+            }
+            if (c == 0 || dd < bd) {
+                bd = dd;
+                best = c;
+            }
+        }
+        if (reset || labels[i] != best) changed += 1.0;
+        labels[i] = best;
+        dist[i] = bd;
+    }
+    const double tot = block_sum(changed, red);
+    if (threadIdx.x == 0) partials[blockIdx.x] = tot;
+}
+
+/* The largest dist and its first index, per block: partials[2 b] = the value, partials[2 b + 1] = the index
+ * (exact in a double below 2^53; -1 when the block saw no point). Each thread scans its points in increasing
+ * order keeping the first maximum; thread 0 merges the threads in order (larger value, or equal value and
+ * smaller index). */
+template <typename T>
+__global__ void __launch_bounds__(kFlatThreads) farthest_kernel(const T *__restrict__ dist, long long n, double *__restrict__ partials)
+{
+    __shared__ double val[kFlatThreads];
+    __shared__ long long idx[kFlatThreads];
+    double best = -INFINITY;
+    long long bi = -1;
+    for (long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += (long long)gridDim.x * blockDim.x)
+        if ((double)dist[i] > best) {
+            best = (double)dist[i];
+            bi = i;
+        }
+    val[threadIdx.x] = best;
+    idx[threadIdx.x] = bi;
+    __syncthreads();
+    if (threadIdx.x == 0) {
+        for (int t = 1; t < (int)blockDim.x; t++)
+            if (idx[t] >= 0 && (bi < 0 || val[t] > best || (val[t] == best && idx[t] < bi))) {
+                best = val[t];
+                bi = idx[t];
+            }
+        partials[2 * blockIdx.x] = best;
+        partials[2 * blockIdx.x + 1] = (double)bi;
+    }
 }
 
 /* --------------------------------------------------------------------------------------- reduction */

@@ -62,6 +62,13 @@ typedef struct cuda_impl {
     double *logp_dev;
     int *labels_dev;
     double *resp_dev;
+    /* per-point state of the initialization passes (NULL until used; freed by init_end) */
+    void *dist_dev;      /* (n) data type: k-means++ closest distance, or Lloyd's distance to the center */
+    int *ilabels_dev;    /* (n) Lloyd's labels */
+    double *chunk_dev;   /* (ceil(n / GMM_CUDA_DRAW_CHUNK)) sums of dist_dev for the k-means++ draw, */
+    double *chunk_host;  /* and their host copy, valid while chunks_ok */
+    int chunks_ok;
+    void *draw_host;     /* GMM_CUDA_DRAW_CHUNK elements: the chunk of dist_dev a draw lands in */
 } cuda_impl;
 
 /* Records a failed CUDA call as the thread's error and returns GMM_ERR_CUDA. */
@@ -127,12 +134,31 @@ static void free_plan_buffers(cuda_impl *c)
     c->plan_k = 0;
 }
 
+/* The table's init_end: frees the per-point state of the initialization passes. */
+static void cuda_init_end(gmm_backend *b)
+{
+    cuda_impl *c = b->impl;
+    if (!c) return;
+    (void)cudaSetDevice(c->device);
+    if (c->have_stream) (void)cudaStreamSynchronize(c->stream);
+    if (c->dist_dev) cudaFree(c->dist_dev);
+    if (c->ilabels_dev) cudaFree(c->ilabels_dev);
+    if (c->chunk_dev) cudaFree(c->chunk_dev);
+    free(c->chunk_host);
+    free(c->draw_host);
+    c->dist_dev = c->draw_host = NULL;
+    c->ilabels_dev = NULL;
+    c->chunk_dev = c->chunk_host = NULL;
+    c->chunks_ok = 0;
+}
+
 /* The table's release: waits for the stream, frees every device and pinned buffer and the stream; b->impl
  * becomes NULL. Safe on a half-opened backend. */
 static void cuda_release(gmm_backend *b)
 {
     cuda_impl *c = b->impl;
     if (c) {
+        cuda_init_end(b);
         (void)cudaSetDevice(c->device);
         if (c->have_stream) (void)cudaStreamSynchronize(c->stream);
         free_plan_buffers(c);
@@ -163,8 +189,7 @@ static gmm_status ensure_plan(gmm_backend *b, size_t k)
     gmm_status st = host_alloc(&c->params_host, p->params_len * p->elem_size, "the parameters (host)");
     if (st == GMM_OK) st = dev_alloc(&c->params_dev, p->params_len * p->elem_size, "the parameters");
     if (st == GMM_OK)
-        st = dev_alloc((void **)&c->partials_dev, (size_t)p->blocks * p->stats_len * sizeof(double),
-                       "the per-block partial statistics");
+        st = dev_alloc((void **)&c->partials_dev, p->partials_len * sizeof(double), "the per-block partial statistics");
     if (st == GMM_OK) st = dev_alloc((void **)&c->stats_dev, p->stats_len * sizeof(double), "the statistics");
     if (st == GMM_OK) st = host_alloc((void **)&c->stats_host, p->stats_len * sizeof(double), "the statistics (host)");
     if (st != GMM_OK) {
@@ -184,17 +209,26 @@ static void put_param(cuda_impl *c, size_t idx, double v)
         ((float *)c->params_host)[idx] = (float)v;
 }
 
+/* Packs k means (k, d) into the parameter layout of gmm_cuda.h, translated by -colmean; everything else
+ * (and the padding) zero. The initialization passes read only these. */
+static void pack_means(cuda_impl *c, size_t k, size_t d, const double *means)
+{
+    const size_t P = gmm_cuda_param_stride(c->D, c->use_double);
+    memset(c->params_host, 0, k * P * c->elem);
+    for (size_t q = 0; q < k; q++)
+        for (size_t i = 0; i < d; i++) put_param(c, q * P + gmm_cuda_param_mean(i), means[q * d + i] - c->colmean[i]);
+}
+
 /* Packs model m into the parameter layout of gmm_cuda.h: means translated by -colmean, U scaled by
  * sqrt(1 / (2 ln 2)), base = (log w + log_det_chol - d/2 log 2pi) / ln 2; padding zero. */
 static void pack_params(cuda_impl *c, const gmm_model *m)
 {
     const size_t k = m->k, d = m->d, D = c->D, P = gmm_cuda_param_stride(D, c->use_double);
     const double su = sqrt(0.5 / LN2);
-    memset(c->params_host, 0, k * P * c->elem);
+    pack_means(c, k, d, m->means);
     for (size_t q = 0; q < k; q++) {
         const size_t o = q * P;
-        const double *mu = m->means + q * d, *u = m->prec_chol + q * d * d;
-        for (size_t i = 0; i < d; i++) put_param(c, o + gmm_cuda_param_mean(i), mu[i] - c->colmean[i]);
+        const double *u = m->prec_chol + q * d * d;
         for (size_t j = 0; j < d; j++)
             for (size_t i = 0; i <= j; i++) put_param(c, o + gmm_cuda_param_u(D, i, j), u[i * d + j] * su);
         put_param(c, o + gmm_cuda_param_base(D),
@@ -202,19 +236,43 @@ static void pack_params(cuda_impl *c, const gmm_model *m)
     }
 }
 
+/* Checks that the kernels handle k components. */
+static gmm_status check_k(size_t k)
+{
+    if (k < 1 || k > GMM_CUDA_MAX_K)
+        return gmm_fail(GMM_ERR_INVALID_ARG,
+                        "the CUDA backend handles 1 to %d components (got %zu); use the CPU backend", GMM_CUDA_MAX_K, k);
+    return GMM_OK;
+}
+
 /* Checks that model m (and stats out, when given) fit this backend. */
 static gmm_status check_model(const gmm_backend *b, const gmm_model *m, const gmm_stats *out)
 {
     if (!m || m->d != b->d)
         return gmm_fail(GMM_ERR_INVALID_ARG, "the model has %zu features, the data %zu", m ? m->d : 0, b->d);
-    if (m->k < 1 || m->k > GMM_CUDA_MAX_K)
-        return gmm_fail(GMM_ERR_INVALID_ARG,
-                        "the CUDA backend handles 1 to %d components (the model has %zu); use the CPU backend",
-                        GMM_CUDA_MAX_K, m->k);
+    gmm_status st = check_k(m->k);
+    if (st != GMM_OK) return st;
     if (out && (out->k != m->k || out->d != m->d))
         return gmm_fail(GMM_ERR_INVALID_ARG, "statistics for k = %zu, d = %zu do not fit a model with k = %zu, d = %zu",
                         out->k, out->d, m->k, m->d);
     return GMM_OK;
+}
+
+/* Unpacks the reduced statistics in c->stats_host (gmm_cuda.h's layout) into out (k, d): T's upper
+ * triangle mirrored into the full matrix, the log2 log-likelihood converted to natural log. */
+static void unpack_stats(const cuda_impl *c, size_t k, size_t d, gmm_stats *out)
+{
+    const size_t D = c->D, E = gmm_cuda_entries(D);
+    const double *v = c->stats_host;
+    for (size_t q = 0; q < k; q++) {
+        const double *s = v + q * E;
+        double *t = out->tk + q * d * d;
+        out->nk[q] = s[0];
+        for (size_t i = 0; i < d; i++) out->sk[q * d + i] = s[1 + i];
+        for (size_t i = 0; i < d; i++)
+            for (size_t j = i; j < d; j++) t[i * d + j] = t[j * d + i] = s[gmm_cuda_stat_t(D, i, j)];
+    }
+    out->loglik = v[k * E] * LN2;
 }
 
 /* The table's stats: one E-step pass over the device data with m's parameters into out (k, d as m), the
@@ -225,7 +283,7 @@ static gmm_status cuda_stats(gmm_backend *b, const gmm_model *m, gmm_stats *out)
     cuda_impl *c = b->impl;
     gmm_status st = check_model(b, m, out);
     if (st != GMM_OK) return st;
-    const size_t k = m->k, d = m->d, D = c->D;
+    const size_t k = m->k, d = m->d;
     CUDA_CHECK(cudaSetDevice(c->device));
     st = ensure_plan(b, k);
     if (st != GMM_OK) return st;
@@ -237,17 +295,7 @@ static gmm_status cuda_stats(gmm_backend *b, const gmm_model *m, gmm_stats *out)
     CUDA_CHECK(gmm_cuda_stats(&c->plan, c->x_dev, c->params_host, c->params_dev, c->partials_dev, c->stats_dev,
                               c->stats_host, c->stream));
     CUDA_CHECK(cudaStreamSynchronize(c->stream));
-    const double *v = c->stats_host;
-    const size_t E = gmm_cuda_entries(D);
-    for (size_t q = 0; q < k; q++) {
-        const double *s = v + q * E;
-        double *t = out->tk + q * d * d;
-        out->nk[q] = s[0];
-        for (size_t i = 0; i < d; i++) out->sk[q * d + i] = s[1 + i];
-        for (size_t i = 0; i < d; i++)
-            for (size_t j = i; j < d; j++) t[i * d + j] = t[j * d + i] = s[gmm_cuda_stat_t(D, i, j)];
-    }
-    out->loglik = v[k * E] * LN2;
+    unpack_stats(c, k, d, out);
     return GMM_OK;
 }
 
@@ -304,6 +352,165 @@ static gmm_status cuda_predict(gmm_backend *b, const gmm_model *m, double *logp,
                                        c->stream));
         CUDA_CHECK(cudaStreamSynchronize(c->stream));
     }
+    return GMM_OK;
+}
+
+/* ------------------------------------------------------------------------- initialization passes */
+
+/* Makes sure a plan exists (for the passes that do not depend on k, whichever k was planned last, else
+ * k = 1) and the per-point distance array (and the labels when want_labels) are allocated. */
+static gmm_status init_state(gmm_backend *b, size_t k, int want_labels)
+{
+    cuda_impl *c = b->impl;
+    CUDA_CHECK(cudaSetDevice(c->device));
+    gmm_status st = ensure_plan(b, k ? k : (c->plan_k ? c->plan_k : 1));
+    if (st == GMM_OK && !c->dist_dev) st = dev_alloc(&c->dist_dev, b->n * c->elem, "the per-point distances");
+    if (st == GMM_OK && want_labels && !c->ilabels_dev)
+        st = dev_alloc((void **)&c->ilabels_dev, b->n * sizeof(int), "the k-means labels");
+    return st;
+}
+
+static gmm_status cuda_pp_potential(gmm_backend *b, const double *cand, int reset, int update, double *potential)
+{
+    cuda_impl *c = b->impl;
+    gmm_status st = init_state(b, 0, 0);
+    if (st != GMM_OK) return st;
+    if (!reset && !c->dist_dev) return gmm_fail(GMM_ERR_INVALID_ARG, "pp_potential without reset before any reset");
+    double cd[GMM_CUDA_MAX_D] = {0};
+    float cf[GMM_CUDA_MAX_D] = {0};
+    for (size_t j = 0; j < b->d; j++) {
+        cd[j] = cand[j] - c->colmean[j];
+        cf[j] = (float)cd[j];
+    }
+    CUDA_CHECK(gmm_cuda_pp_potential(&c->plan, c->x_dev, c->use_double ? (const void *)cd : (const void *)cf,
+                                     c->dist_dev, reset, update, c->partials_dev, c->stats_dev, c->stats_host,
+                                     c->stream));
+    CUDA_CHECK(cudaStreamSynchronize(c->stream));
+    *potential = c->stats_host[0];
+    if (update) c->chunks_ok = 0;
+    return GMM_OK;
+}
+
+static gmm_status cuda_pp_draw(gmm_backend *b, double target, size_t *index)
+{
+    cuda_impl *c = b->impl;
+    const size_t n = b->n, nch = (n + GMM_CUDA_DRAW_CHUNK - 1) / GMM_CUDA_DRAW_CHUNK;
+    if (!c->dist_dev) return gmm_fail(GMM_ERR_INVALID_ARG, "pp_draw before pp_potential");
+    CUDA_CHECK(cudaSetDevice(c->device));
+    gmm_status st = GMM_OK;
+    if (!c->chunk_dev) st = dev_alloc((void **)&c->chunk_dev, nch * sizeof(double), "the k-means++ chunk sums");
+    if (st == GMM_OK && !c->chunk_host && !(c->chunk_host = gmm_xmalloc(nch * sizeof(double)))) st = GMM_ERR_NOMEM;
+    if (st == GMM_OK && !c->draw_host && !(c->draw_host = gmm_xmalloc(GMM_CUDA_DRAW_CHUNK * c->elem))) st = GMM_ERR_NOMEM;
+    if (st != GMM_OK) return st;
+    if (!c->chunks_ok) {
+        CUDA_CHECK(gmm_cuda_chunk_sums(&c->plan, c->dist_dev, c->chunk_dev, c->chunk_host, c->stream));
+        CUDA_CHECK(cudaStreamSynchronize(c->stream));
+        c->chunks_ok = 1;
+    }
+    /* the first point whose running sum reaches target: first the chunk, then the point within it */
+    double run = 0.0;
+    size_t ch = 0;
+    while (ch < nch && run + c->chunk_host[ch] < target) run += c->chunk_host[ch++];
+    if (ch == nch) {
+        *index = n - 1;
+        return GMM_OK;
+    }
+    const size_t i0 = ch * GMM_CUDA_DRAW_CHUNK, cnt = n - i0 < GMM_CUDA_DRAW_CHUNK ? n - i0 : GMM_CUDA_DRAW_CHUNK;
+    CUDA_CHECK(cudaMemcpyAsync(c->draw_host, (const char *)c->dist_dev + i0 * c->elem, cnt * c->elem,
+                               cudaMemcpyDeviceToHost, c->stream));
+    CUDA_CHECK(cudaStreamSynchronize(c->stream));
+    size_t q = 0;
+    for (; q + 1 < cnt; q++) {
+        run += c->use_double ? ((const double *)c->draw_host)[q] : (double)((const float *)c->draw_host)[q];
+        if (run >= target) break;
+    }
+    *index = i0 + q;
+    return GMM_OK;
+}
+
+static gmm_status cuda_lloyd_assign(gmm_backend *b, size_t k, const double *centers, int reset, double *means,
+                                    double *counts, size_t *changed)
+{
+    cuda_impl *c = b->impl;
+    const size_t d = b->d;
+    gmm_status st = check_k(k);
+    if (st == GMM_OK) st = init_state(b, k, 1);
+    if (st != GMM_OK) return st;
+    if (!reset && !c->ilabels_dev) return gmm_fail(GMM_ERR_INVALID_ARG, "lloyd_assign without reset before any reset");
+    const gmm_cuda_plan *p = &c->plan;
+    pack_means(c, k, d, centers);
+    CUDA_CHECK(gmm_cuda_assign(p, c->x_dev, c->params_host, c->params_dev, reset, c->ilabels_dev, c->dist_dev,
+                               c->partials_dev, c->stats_dev, c->stats_host, c->stream));
+    CUDA_CHECK(cudaStreamSynchronize(c->stream));
+    *changed = (size_t)c->stats_host[0];
+    c->chunks_ok = 0;
+    /* the new means: N and S of the one-hot responsibilities around the current centers */
+    CUDA_CHECK(gmm_cuda_resp_stats(p, c->x_dev, GMM_CUDA_RESP_LABELS, c->ilabels_dev, 0, 1, c->params_host,
+                                   c->params_dev, c->partials_dev, c->stats_dev, c->stats_host, c->stream));
+    CUDA_CHECK(cudaStreamSynchronize(c->stream));
+    const size_t E = gmm_cuda_entries(c->D);
+    for (size_t q = 0; q < k; q++) {
+        const double *v = c->stats_host + q * E;
+        counts[q] = v[0];
+        if (v[0] > 0.0)
+            for (size_t j = 0; j < d; j++) means[q * d + j] = centers[q * d + j] + v[1 + j] / v[0];
+    }
+    return GMM_OK;
+}
+
+static gmm_status cuda_lloyd_farthest(gmm_backend *b, size_t *index)
+{
+    cuda_impl *c = b->impl;
+    if (!c->ilabels_dev || !c->plan_k) return gmm_fail(GMM_ERR_INVALID_ARG, "lloyd_farthest before lloyd_assign");
+    CUDA_CHECK(cudaSetDevice(c->device));
+    const gmm_cuda_plan *p = &c->plan;
+    double *pairs = gmm_xmalloc(2 * (size_t)p->flat_blocks * sizeof *pairs);
+    if (!pairs) return GMM_ERR_NOMEM;
+    cudaError_t e = gmm_cuda_farthest(p, c->dist_dev, c->partials_dev, pairs, c->stream);
+    if (e == cudaSuccess) e = cudaStreamSynchronize(c->stream);
+    if (e != cudaSuccess) {
+        free(pairs);
+        return cuda_fail(e, "gmm_cuda_farthest + cudaStreamSynchronize", __FILE__, __LINE__);
+    }
+    /* the blocks in order: the larger distance, or the smaller index on equal distances */
+    double best = -INFINITY, bi = -1.0;
+    for (int q = 0; q < p->flat_blocks; q++) {
+        const double v = pairs[2 * q], i = pairs[2 * q + 1];
+        if (i >= 0.0 && (bi < 0.0 || v > best || (v == best && i < bi))) {
+            best = v;
+            bi = i;
+        }
+    }
+    free(pairs);
+    if (bi < 0.0) return gmm_fail(GMM_ERR_CUDA, "lloyd_farthest found no point");
+    const size_t far = (size_t)bi;
+    const double taken_d = -1.0;
+    const float taken_f = -1.0f;
+    CUDA_CHECK(cudaMemcpyAsync((char *)c->dist_dev + far * c->elem, c->use_double ? (const void *)&taken_d
+                                                                                   : (const void *)&taken_f,
+                               c->elem, cudaMemcpyHostToDevice, c->stream));
+    CUDA_CHECK(cudaStreamSynchronize(c->stream));
+    c->chunks_ok = 0;
+    *index = far;
+    return GMM_OK;
+}
+
+static gmm_status cuda_resp_stats(gmm_backend *b, int kind, uint64_t seed, const double *shift, gmm_stats *out)
+{
+    cuda_impl *c = b->impl;
+    const size_t k = out->k, d = b->d;
+    if (out->d != d) return gmm_fail(GMM_ERR_INVALID_ARG, "statistics for d = %zu, data d = %zu", out->d, d);
+    gmm_status st = check_k(k);
+    if (st == GMM_OK) st = init_state(b, k, 0);
+    if (st != GMM_OK) return st;
+    if (kind == GMM_RESP_LABELS && !c->ilabels_dev) return gmm_fail(GMM_ERR_INVALID_ARG, "resp_stats before lloyd_assign");
+    pack_means(c, k, d, shift);
+    CUDA_CHECK(gmm_cuda_resp_stats(&c->plan, c->x_dev, kind == GMM_RESP_LABELS ? GMM_CUDA_RESP_LABELS : GMM_CUDA_RESP_RANDOM,
+                                   c->ilabels_dev, (unsigned long long)seed, 0, c->params_host, c->params_dev,
+                                   c->partials_dev, c->stats_dev, c->stats_host, c->stream));
+    CUDA_CHECK(cudaStreamSynchronize(c->stream));
+    unpack_stats(c, k, d, out);
+    out->loglik = 0.0;
     return GMM_OK;
 }
 
@@ -375,6 +582,12 @@ gmm_status gmm_backend_cuda_open(gmm_backend *b, const double *x, size_t n, size
     b->stats = cuda_stats;
     b->predict = cuda_predict;
     b->release = cuda_release;
+    b->pp_potential = cuda_pp_potential;
+    b->pp_draw = cuda_pp_draw;
+    b->lloyd_assign = cuda_lloyd_assign;
+    b->lloyd_farthest = cuda_lloyd_farthest;
+    b->resp_stats = cuda_resp_stats;
+    b->init_end = cuda_init_end;
     b->x = x;
     b->n = n;
     b->d = d;

@@ -658,6 +658,225 @@ static void test_fit_covariance_types(void)
     gmm_model_free(truth);
 }
 
+/* ------------------------------------------------------------------------------ initialization passes */
+
+/* squared distance in double (the test's own reference for the k-means++ state) */
+static double sqdist_ref(const double *a, const double *b, size_t d)
+{
+    double s = 0.0;
+    for (size_t j = 0; j < d; j++) s += (a[j] - b[j]) * (a[j] - b[j]);
+    return s;
+}
+
+/* The initializations' passes of the CUDA backend against the CPU backend's on the same data: k-means++
+ * potentials (rtol 1e-5) and draws (the drawn point's running sum brackets the target within rtol 1e-5, by
+ * the test's own double sums), greedy k-means++ seeds (equal), Lloyd's centers from the same seeds, the
+ * farthest point, and the statistics of one-hot (Lloyd's labels) and random responsibilities (through the
+ * M-step, with the tolerances of DESIGN.md). */
+static void compare_init_case(size_t d, size_t k, size_t n, int use_double, uint64_t seed)
+{
+    char where[96];
+    snprintf(where, sizeof where, "init d=%zu k=%zu n=%zu %s", d, k, n, use_double ? "float64" : "float32");
+    gmm_model *m = NULL;
+    double *x = make_case(seed, n, k, d, 3.0, 0.0, 1.0, &m);
+    double *closest = malloc(n * sizeof *closest);
+    CHECK(x && m && closest);
+    gmm_backend g, cpu;
+    gmm_status st = x && m && closest ? gmm_backend_cuda_open(&g, x, n, d, use_double) : GMM_ERR_NOMEM;
+    CHECK(st == GMM_OK);
+    if (st != GMM_OK) {
+        fprintf(stderr, "  %s: gmm_backend_cuda_open: %s\n", where, gmm_last_error());
+        free(x);
+        free(closest);
+        gmm_model_free(m);
+        return;
+    }
+    CHECK(gmm_backend_cpu_open(&cpu, x, n, d, 0) == GMM_OK);
+    const double t = use_double ? 1e-6 : 1.0;
+
+    /* k-means++ potentials: a reset, then candidates with and without update */
+    double pc = 0, pg = 0;
+    for (size_t i = 0; i < n; i++) closest[i] = sqdist_ref(x + i * d, x, d);
+    CHECK(cpu.pp_potential(&cpu, x, 1, 1, &pc) == GMM_OK);
+    st = g.pp_potential(&g, x, 1, 1, &pg);
+    CHECK(st == GMM_OK);
+    if (st != GMM_OK) fprintf(stderr, "  %s: pp_potential: %s\n", where, gmm_last_error());
+    CHECK_NEAR(pg, pc, 0, 1e-5 * t);
+    for (size_t q = 1; q < 6; q++) {
+        const double *cand = x + ((q * 7919) % n) * d;
+        const int update = q % 2;
+        CHECK(cpu.pp_potential(&cpu, cand, 0, update, &pc) == GMM_OK);
+        CHECK(g.pp_potential(&g, cand, 0, update, &pg) == GMM_OK);
+        CHECK_NEAR(pg, pc, 0, 1e-5 * t);
+        if (update)
+            for (size_t i = 0; i < n; i++) {
+                const double v = sqdist_ref(x + i * d, cand, d);
+                if (v < closest[i]) closest[i] = v;
+            }
+    }
+    /* draws: the GPU's point i must satisfy cum[i - 1] <= target <= cum[i] up to rtol 1e-5 */
+    gmm_rng r;
+    gmm_rng_seed(&r, seed + 17);
+    double total = 0.0;
+    for (size_t i = 0; i < n; i++) total += closest[i];
+    size_t same = 0;
+    for (int q = 0; q < 25; q++) {
+        const double target = gmm_rng_uniform(&r) * pc;
+        size_t ig = n, ic = n;
+        CHECK(g.pp_draw(&g, target, &ig) == GMM_OK);
+        CHECK(cpu.pp_draw(&cpu, target, &ic) == GMM_OK);
+        CHECK(ig < n);
+        if (ig >= n) break;
+        double before = 0.0;
+        for (size_t i = 0; i < ig; i++) before += closest[i];
+        const double at = before + closest[ig];
+        const int ok = before <= target * (1 + 1e-5) + 1e-300 && (at >= target * (1 - 1e-5) || ig == n - 1);
+        CHECK(ok);
+        if (!ok) fprintf(stderr, "  %s: draw %.17g gave %zu (running sums %.17g, %.17g)\n", where, target, ig, before, at);
+        same += ig == ic;
+    }
+    CHECK(same >= 20); /* the CPU draws the same point unless the target sits within 1e-5 of a boundary */
+
+    /* greedy k-means++ from the same random stream */
+    size_t *idc = malloc(k * sizeof *idc), *idg = malloc(k * sizeof *idg);
+    double *cc = malloc(k * d * sizeof *cc), *cg = malloc(k * d * sizeof *cg);
+    CHECK(idc && idg && cc && cg);
+    if (idc && idg && cc && cg) {
+        gmm_rng rc, rg;
+        gmm_rng_seed(&rc, seed + 29);
+        gmm_rng_seed(&rg, seed + 29);
+        CHECK(gmm_kmeanspp_seeds(&cpu, k, &rc, idc) == GMM_OK);
+        st = gmm_kmeanspp_seeds(&g, k, &rg, idg);
+        CHECK(st == GMM_OK);
+        if (st != GMM_OK) fprintf(stderr, "  %s: k-means++ on the GPU: %s\n", where, gmm_last_error());
+        size_t diff = 0;
+        for (size_t c = 0; c < k; c++) diff += idc[c] != idg[c];
+        CHECK_INT_EQ(diff, 0);
+        /* Lloyd from the CPU's seeds on both */
+        for (size_t c = 0; c < k; c++) {
+            memcpy(cc + c * d, x + idc[c] * d, d * sizeof *cc);
+            memcpy(cg + c * d, x + idc[c] * d, d * sizeof *cg);
+        }
+        CHECK(gmm_kmeans_lloyd(&cpu, k, cc, 300, 1e-4) == GMM_OK);
+        st = gmm_kmeans_lloyd(&g, k, cg, 300, 1e-4);
+        CHECK(st == GMM_OK);
+        if (st != GMM_OK) fprintf(stderr, "  %s: Lloyd on the GPU: %s\n", where, gmm_last_error());
+        /* centers: |diff| <= 1e-4 (|ref| + sd of the feature) */
+        size_t bad = 0;
+        for (size_t j = 0; j < d; j++) {
+            double mu = 0.0, v = 0.0;
+            for (size_t i = 0; i < n; i++) mu += x[i * d + j];
+            mu /= (double)n;
+            for (size_t i = 0; i < n; i++) v += (x[i * d + j] - mu) * (x[i * d + j] - mu);
+            const double sd = sqrt(v / (double)n);
+            for (size_t c = 0; c < k; c++) {
+                const double ref = cc[c * d + j];
+                if (!(fabs(cg[c * d + j] - ref) <= 1e-4 * t * (fabs(ref) + sd))) bad++;
+            }
+        }
+        if (bad) fprintf(stderr, "  %s: %zu Lloyd center coordinates differ\n", where, bad);
+        CHECK_INT_EQ(bad, 0);
+        /* the farthest point of the last assignment, twice (the first is taken) */
+        for (int q = 0; q < 2; q++) {
+            size_t fc = n, fg = n;
+            CHECK(cpu.lloyd_farthest(&cpu, &fc) == GMM_OK);
+            CHECK(g.lloyd_farthest(&g, &fg) == GMM_OK);
+            CHECK(fg < n && fc < n);
+            if (fg < n && fc < n) {
+                /* the GPU's point is as far from its CPU center as the CPU's, to float rounding */
+                double dc = INFINITY, dg = INFINITY;
+                for (size_t c = 0; c < k; c++) {
+                    double a = sqdist_ref(x + fc * d, cc + c * d, d), b = sqdist_ref(x + fg * d, cc + c * d, d);
+                    dc = a < dc ? a : dc;
+                    dg = b < dg ? b : dg;
+                }
+                CHECK_NEAR(dg, dc, 0, 1e-4 * t);
+            }
+        }
+        /* one-hot statistics of the final labels, around the CPU's centers, through the M-step */
+        gmm_model *mm = gmm_model_clone(m);
+        gmm_stats sg, sc;
+        CHECK(mm && gmm_stats_alloc(&sg, k, d) == GMM_OK && gmm_stats_alloc(&sc, k, d) == GMM_OK);
+        if (mm) {
+            memcpy(mm->means, cc, k * d * sizeof *cc);
+            CHECK(cpu.resp_stats(&cpu, GMM_RESP_LABELS, 0, mm->means, &sc) == GMM_OK);
+            st = g.resp_stats(&g, GMM_RESP_LABELS, 0, mm->means, &sg);
+            CHECK(st == GMM_OK);
+            if (st != GMM_OK) fprintf(stderr, "  %s: resp_stats(labels): %s\n", where, gmm_last_error());
+            check_array("N_k (labels)", sg.nk, sc.nk, k, 0, 0, where); /* whole points: exact */
+            compare_mstep(mm, &sg, &sc, n, 1e-5 * t, 1e-4 * t, 1e-5 * t, where);
+            /* random responsibilities around the model's own means */
+            memcpy(mm->means, m->means, k * d * sizeof *cc);
+            CHECK(cpu.resp_stats(&cpu, GMM_RESP_RANDOM, seed, mm->means, &sc) == GMM_OK);
+            st = g.resp_stats(&g, GMM_RESP_RANDOM, seed, mm->means, &sg);
+            CHECK(st == GMM_OK);
+            check_array("N_k (random)", sg.nk, sc.nk, k, 1e-7 * (double)n * t, 1e-5 * t, where);
+            compare_mstep(mm, &sg, &sc, n, 1e-5 * t, 1e-4 * t, 1e-5 * t, where);
+            gmm_stats_free(&sg);
+            gmm_stats_free(&sc);
+        }
+        gmm_model_free(mm);
+    }
+    g.init_end(&g);
+    cpu.init_end(&cpu);
+    free(idc);
+    free(idg);
+    free(cc);
+    free(cg);
+    g.release(&g);
+    cpu.release(&cpu);
+    free(x);
+    free(closest);
+    gmm_model_free(m);
+}
+
+/* compare_init_case over shapes that take both stats paths and the padded dimensions, then whole fits with
+ * each data-driven init method on both backends: the GPU's fit must reach the CPU's log-likelihood
+ * (rtol 1e-5) in about as many iterations, its initialization never having read the host data. */
+static void test_init_passes(void)
+{
+    static const size_t shapes[][3] = {{2, 4, 5003}, {5, 8, 4099}, {16, 3, 2003}, {3, 17, 3001}, {1, 2, 777}};
+    const size_t n_shapes = quick == 2 ? 2 : sizeof shapes / sizeof *shapes;
+    for (size_t q = 0; q < n_shapes; q++) compare_init_case(shapes[q][0], shapes[q][1], shapes[q][2], 0, 4000 + q);
+    compare_init_case(3, 5, 1501, 1, 4100);
+
+    const size_t n = quick ? 3001 : 20011, d = 2, k = 4;
+    gmm_rng r;
+    gmm_rng_seed(&r, 4200);
+    gmm_model *truth = random_model(&r, k, d, 10.0);
+    double *x = NULL;
+    CHECK(truth && gmm_sample(truth, n, 4201, &x, NULL) == GMM_OK);
+    static const gmm_init_method inits[] = {GMM_INIT_KMEANS, GMM_INIT_KMEANS_PLUSPLUS, GMM_INIT_RANDOM,
+                                            GMM_INIT_RANDOM_FROM_DATA};
+    for (size_t q = 0; x && q < sizeof inits / sizeof *inits; q++) {
+        gmm_options o;
+        gmm_options_init(&o);
+        o.n_components = (int)k;
+        o.init = inits[q];
+        o.seed = 11;
+        o.tol = 1e-6;
+        o.max_iter = 300;
+        gmm_model *mc = NULL, *mg = NULL;
+        o.backend = GMM_BACKEND_CPU;
+        CHECK(gmm_fit(x, n, d, &o, &mc) == GMM_OK);
+        o.backend = GMM_BACKEND_CUDA;
+        gmm_status st = gmm_fit(x, n, d, &o, &mg);
+        CHECK(st == GMM_OK);
+        if (st != GMM_OK) fprintf(stderr, "  fit with init %s: %s\n", gmm_init_name(inits[q]), gmm_last_error());
+        if (mc && mg) {
+            CHECK_NEAR(mg->lower_bound, mc->lower_bound, 0, 1e-5);
+            if (!(fabs(mg->lower_bound - mc->lower_bound) <= 1e-5 * fabs(mc->lower_bound)) || abs(mg->n_iter - mc->n_iter) > 2)
+                fprintf(stderr, "  init %s: GPU %d iterations to %.10f, CPU %d to %.10f\n", gmm_init_name(inits[q]),
+                        mg->n_iter, mg->lower_bound, mc->n_iter, mc->lower_bound);
+            CHECK(abs(mg->n_iter - mc->n_iter) <= 2);
+        }
+        gmm_model_free(mc);
+        gmm_model_free(mg);
+    }
+    free(x);
+    gmm_model_free(truth);
+}
+
 int main(void)
 {
     char name[256];
@@ -678,12 +897,17 @@ int main(void)
     quick = q ? atoi(q) : 0;
     if (quick < 0 || quick > 2) quick = 1;
     fprintf(stderr, "CUDA device: %s (%d usable)%s\n", name, n_dev, quick ? ", quick sizes" : "");
-    test_errors();
-    test_determinism();
-    test_offset();
-    test_sweep();
-    test_em_runs();
-    test_big_loglik();
-    test_fit_covariance_types();
+    /* each part, with its seconds on stderr (the emulation and compute-sanitizer are slow: this says where) */
+    static const struct {
+        const char *name;
+        void (*fn)(void);
+    } parts[] = {{"errors", test_errors},     {"determinism", test_determinism}, {"offset", test_offset},
+                 {"sweep", test_sweep},       {"em_runs", test_em_runs},         {"big_loglik", test_big_loglik},
+                 {"fit_covariance_types", test_fit_covariance_types},            {"init_passes", test_init_passes}};
+    for (size_t p = 0; p < sizeof parts / sizeof *parts; p++) {
+        const double t0 = gmm_now();
+        parts[p].fn();
+        fprintf(stderr, "[%s: %.2f s]\n", parts[p].name, gmm_now() - t0);
+    }
     return check_exit();
 }

@@ -17,7 +17,7 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 E=$ROOT/kernels/emu
 O=$ROOT/build-emu
 mkdir -p "$O"
-CF=(-std=c11 -O2 -g -fopenmp -Wall -Wextra -Werror -D_POSIX_C_SOURCE=200809L -I"$ROOT/include" -I"$ROOT/src")
+CF=(-std=c11 -O2 -g -fopenmp -Wall -Wextra -Werror -D_POSIX_C_SOURCE=200809L -I"$ROOT/include" -I"$ROOT/src" -I"$ROOT/kernels")
 read -r -a CJ <<< "$(pkg-config --cflags libcjson)"
 objs=()
 for f in "$ROOT"/src/*.c; do
