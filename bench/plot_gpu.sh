@@ -76,7 +76,7 @@ END {
     if (fits != "") print "set label 1 " gpq(fitdesc fits) " at screen 0.02, screen 0.03 left font \"sans,10\""
     # the issue targets: (N, d, K) -> seconds
     print "$targets << EOD"
-    print "1e8 3e-4"; print "1e7 3e-3"; print "1e6 5e-5"
+    print "1e8 3e-4 2x4"; print "1e7 3e-3 16x16"; print "1e6 5e-5 2x4"
     print "EOD"
     for (s = 1; s <= nseries; s++) {
         key = order[s]
@@ -89,7 +89,7 @@ END {
         key = order[s]
         cmd = cmd "$s" s " using 1:2 with linespoints lw 2 dt " sdash[key] " pt " spt[key] " ps 1.2 lc rgb \"" scolor[key] "\" title " gpq(stitle[key]) ", "
     }
-    cmd = cmd "$targets using 1:2 with points pt 8 ps 2 lc rgb \"#d62728\" title \"targets (2x4 1e6, 1e8; 16x16 1e7)\""
+    cmd = cmd "$targets using 1:2 with points pt 8 ps 2 lc rgb \"#d62728\" title \"targets of the issue (d x K)\", $targets using 1:2:3 with labels offset 0,-1.3 tc rgb \"#d62728\" notitle"
     print cmd
 }' "$csv")
 printf '%s\n' "$script" | gnuplot
