@@ -902,8 +902,8 @@ int main(int argc, char **argv)
                    "CPU reference's: %.1e (relative, max); the GPU's (float32) vs the CPU reference's: %.1e\n",
                    r.sk.threads, r.sk.iters, r.sk.iters, r.sk.trace_rel, r.sk.gpu_trace_rel);
         else if (isfinite(r.sk.gpu_trace_rel))
-            printf("    scikit-learn: no figure; the GPU's (float32) log-likelihood trace vs the CPU reference's: %.1e\n",
-                   r.sk.gpu_trace_rel);
+            printf("    scikit-learn: no figure; the GPU's (float32) log-likelihood trace vs the CPU reference's: "
+                   "%.1e\n", r.sk.gpu_trace_rel);
         for (const char *p = r.sk.log; *p;) { /* bench_sklearn.py's own output, indented */
             const size_t len = strcspn(p, "\n");
             printf("      | %.*s\n", (int)len, p);
