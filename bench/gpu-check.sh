@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # gpu-check.sh — every GPU check of gmm in one run, for a machine with an NVIDIA GPU and the CUDA toolkit:
-# builds Release for the card, runs the whole ctest suite (test_cuda verbosely), the GPU benchmark, and
-# compute-sanitizer (memcheck, racecheck + synccheck) on test_cuda at reduced sizes, and writes the logs into
-# OUTDIR. A failing step never stops the run: each step's exit status and seconds go to OUTDIR/summary.txt
-# (a step cut short by the time budget shows rc=124). Designed to finish within 8 minutes on an H100.
+# builds Release for the card, runs the whole ctest suite (test_cuda verbosely), the GPU benchmark (with the
+# CPU reference and scikit-learn on the same data up to N = 1e6, and the whole fit of the assignment's data
+# data/TrainingData_GMM.csv, k = 4, on the GPU and the CPU), and compute-sanitizer (memcheck, racecheck +
+# synccheck) on test_cuda at reduced sizes, and writes the logs into OUTDIR. A failing step never stops the
+# run: each step's exit status and seconds go to OUTDIR/summary.txt (a step cut short by the time budget shows
+# rc=124). Designed to finish within 8 minutes on an H100.
 #
 # Usage: bench/gpu-check.sh OUTDIR
 #        bench/gpu-check.sh --fetch-deps    (on a machine with apt and network) downloads the .deb files of cJSON
@@ -15,9 +17,15 @@
 #   GMM_GPUCHECK_BUILD    build folder (default <repo>/build-gpucheck)
 #   GMM_GPUCHECK_DEPS     folder of carried .deb files (default <repo>/.gpucheck-deps)
 #   GMM_GPUCHECK_BUDGET   seconds for the whole run (default 470); later steps get what is left
-#   GMM_BENCH_ARGS        extra arguments for bench_gpu (default: --cpu-max-n 1e6)
+#   GMM_BENCH_ARGS        further arguments for bench_gpu, after --csv, --fit-csv data/TrainingData_GMM.csv,
+#                         --fit-k 4 and --sklearn-script bench/bench_sklearn.py (later ones win); default:
+#                         --cpu-max-n 1e6 --sklearn-max-n 1e6 --sklearn-iters 5 --sklearn-budget 60
+#                         (scikit-learn runs when python3 imports numpy, scikit-learn and threadpoolctl; its
+#                         figures, and the whole fit's, go into bench_gpu.csv and bench_gpu.log)
 # OUTDIR gets exactly 8 files (the most a device run hands back): device.txt, summary.txt, build.log,
-# ctest.log, memcheck.log, racecheck.log, bench_gpu.csv, bench_gpu.log.
+# ctest.log, memcheck.log, racecheck.log, bench_gpu.csv, bench_gpu.log. bench_gpu's scratch files for
+# scikit-learn go to a temporary folder that it removes. Plot the CSV afterwards, where gnuplot is:
+# bench/plot_gpu.sh OUTDIR/bench_gpu.csv gpu.png.
 set -u
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -30,7 +38,7 @@ if [ "${1:-}" = "--fetch-deps" ]; then
     exit 0
 fi
 if [ $# -ne 1 ]; then
-    sed -n '2,20p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
+    sed -n '2,28p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
     exit 2
 fi
 
@@ -39,7 +47,7 @@ OUT=$(cd "$1" && pwd)
 BUILD=${GMM_GPUCHECK_BUILD:-$ROOT/build-gpucheck}
 ARCH=${GMM_CUDA_ARCH:-90}
 BUDGET=${GMM_GPUCHECK_BUDGET:-470}
-BENCH_ARGS=${GMM_BENCH_ARGS:---cpu-max-n 1e6}
+BENCH_ARGS=${GMM_BENCH_ARGS:---cpu-max-n 1e6 --sklearn-max-n 1e6 --sklearn-iters 5 --sklearn-budget 60}
 JOBS=$(nproc 2>/dev/null || echo 4)
 START=$(date +%s)
 : > "$OUT/summary.txt"
@@ -125,8 +133,11 @@ step ctest "$OUT/ctest.log" 300 ctest --test-dir "$BUILD" --output-on-failure --
 step test_cuda "$OUT/ctest.log" 300 ctest --test-dir "$BUILD" -V -R '^test_cuda$'
 
 # ---------------------------------------------------------------------------------------------- bench
+# At most 60 s of it for scikit-learn (--sklearn-budget: no sklearn case starts after that) and well under a
+# second for the whole fits of the assignment's 5000 points.
 # shellcheck disable=SC2086
-step bench_gpu "$OUT/bench_gpu.log" 240 "$BUILD/bench_gpu" --csv "$OUT/bench_gpu.csv" $BENCH_ARGS
+step bench_gpu "$OUT/bench_gpu.log" 240 "$BUILD/bench_gpu" --csv "$OUT/bench_gpu.csv" \
+    --fit-csv "$ROOT/data/TrainingData_GMM.csv" --fit-k 4 --sklearn-script "$ROOT/bench/bench_sklearn.py" $BENCH_ARGS
 [ -f "$OUT/bench_gpu.csv" ] || echo "bench_gpu wrote no CSV; see bench_gpu.log" > "$OUT/bench_gpu.csv"
 
 # ------------------------------------------------------------------------------------------ sanitizers
@@ -145,6 +156,6 @@ fi
 
 echo "total            $(($(date +%s) - START))s" >> "$OUT/summary.txt"
 cat "$OUT/summary.txt"
-grep -E '^ *(d|[0-9]+) ' "$OUT/bench_gpu.log" 2>/dev/null | head -20
+grep -E '^ *(d|[0-9]+) |^  (backend|cuda|cpu) ' "$OUT/bench_gpu.log" 2>/dev/null | head -30
 grep -E 'checks, [0-9]+ failed|tests passed|log-likelihood GPU' "$OUT/ctest.log" 2>/dev/null
 exit 0

@@ -9,6 +9,11 @@
 #
 # Usage: kernels/emu/run.sh [QUICK]     QUICK = GMM_TEST_CUDA_QUICK: 1 (default, ~1 min on 2 cores), 2, or 0
 #                                       (the full test with n = 1e7, several minutes)
+#        kernels/emu/run.sh --bench-gpu [ARGS...]
+#                                       instead builds bench/bench_gpu.c the same way (build-emu/bench_gpu_emu)
+#                                       and runs it with ARGS: a check of its code paths (sklearn, whole fit,
+#                                       CSV) at tiny sizes, e.g. --cases 2x4:5e3 --repeats 2; its times are
+#                                       the emulation's, meaningless. The copy floor still copies 1 GiB.
 # Environment: GMM_EMU_SMS, GMM_EMU_OCC (multiprocessors and blocks per multiprocessor the fake device
 # reports: the grid is their product; default 2 and 2), GMM_EMU_NO_DEVICE=1 (no device: the test skips).
 # Builds into <repo>/build-emu. Needs g++ with C++20 (std::barrier), OpenMP and cJSON.
@@ -37,6 +42,14 @@ g++ "${CXF[@]}" -c "$E/fake_cudart.cpp" -o "$O/fake_cudart.o"
 gcc "${CF[@]}" -DGMM_HAVE_CUDA=1 -I"$E/include" -I"$ROOT/tests" -DGMM_SOURCE_DIR="\"$ROOT\"" \
     -DGMM_TEST_TMP="\"$O/test-tmp\"" -c "$ROOT/tests/test_cuda.c" -o "$O/test_cuda.o"
 read -r -a CJL <<< "$(pkg-config --libs libcjson)"
+if [ "${1:-}" = --bench-gpu ]; then
+    shift
+    gcc "${CF[@]}" -DGMM_HAVE_CUDA=1 -I"$E/include" -c "$ROOT/bench/bench_gpu.c" -o "$O/bench_gpu.o"
+    g++ -fopenmp -o "$O/bench_gpu_emu" "$O/bench_gpu.o" "${objs[@]}" "$O/gmm_cuda_emu.o" "$O/fake_cudart.o" \
+        "${CJL[@]}" -lm
+    echo "== $O/bench_gpu_emu $*"
+    exec "$O/bench_gpu_emu" "$@"
+fi
 g++ -fopenmp -o "$O/test_cuda_emu" "$O/test_cuda.o" "${objs[@]}" "$O/gmm_cuda_emu.o" "$O/fake_cudart.o" "${CJL[@]}" -lm
 echo "== $O/test_cuda_emu (GMM_TEST_CUDA_QUICK=${1:-1})"
 GMM_TEST_CUDA_QUICK=${1:-1} "$O/test_cuda_emu"
