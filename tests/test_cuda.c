@@ -904,7 +904,9 @@ int main(void)
     } parts[] = {{"errors", test_errors},     {"determinism", test_determinism}, {"offset", test_offset},
                  {"sweep", test_sweep},       {"em_runs", test_em_runs},         {"big_loglik", test_big_loglik},
                  {"fit_covariance_types", test_fit_covariance_types},            {"init_passes", test_init_passes}};
+    const char *only = getenv("GMM_TEST_CUDA_ONLY"); /* one part by name, for debugging */
     for (size_t p = 0; p < sizeof parts / sizeof *parts; p++) {
+        if (only && strcmp(only, parts[p].name) != 0) continue;
         const double t0 = gmm_now();
         parts[p].fn();
         fprintf(stderr, "[%s: %.2f s]\n", parts[p].name, gmm_now() - t0);

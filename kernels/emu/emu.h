@@ -1,14 +1,17 @@
 /*
  * emu.h — runs gmm's CUDA kernels on host threads (force-included when kernels/gmm_cuda.cu is compiled as
- * C++ with -DGMM_CUDA_EMULATE): one std::thread per CUDA thread, blocks one after another, __syncthreads as
- * a std::barrier over the block, warp shuffles through a per-warp exchange, dynamic shared memory filled with
- * 0xff bytes (NaN) so that reading what nobody wrote shows.
+ * C++ with -DGMM_CUDA_EMULATE): one host thread (from a pool) per CUDA thread, blocks one after another,
+ * __syncthreads as a std::barrier over the block, warp shuffles through a per-warp exchange, dynamic shared
+ * memory filled with 0xff bytes (NaN) so that reading what nobody wrote shows.
  */
 #pragma once
 #include <cuda_runtime_api.h>
 
 #include <barrier>
 #include <cmath>
+#include <condition_variable>
+#include <functional>
+#include <mutex>
 #include <cstdlib>
 #include <cstring>
 #include <math.h>
@@ -62,6 +65,53 @@ extern "C" void gmm_emu_set_error(cudaError_t e);
 extern "C" size_t gmm_emu_smem_optin(void);
 extern "C" void gmm_emu_count_launch(const char *what, int grid, int block, size_t smem);
 
+/* The CUDA threads of a block run on a pool of host threads created once (creating 256 std::threads per
+ * block made the emulation spend most of its time in the kernel): run(n, f) has pool threads 0..n-1 call
+ * f(t) and returns when all have. */
+struct gmm_emu_pool {
+    std::mutex mu;
+    std::condition_variable go, done;
+    std::vector<std::thread> threads;
+    std::function<void(int)> job;
+    int active = 0, remaining = 0;
+    unsigned long long gen = 0;
+
+    void worker(int t)
+    {
+        unsigned long long seen = 0;
+        std::unique_lock<std::mutex> lk(mu);
+        for (;;) {
+            go.wait(lk, [&] { return gen != seen; });
+            seen = gen;
+            if (t < active) {
+                lk.unlock();
+                job(t);
+                lk.lock();
+                if (--remaining == 0) done.notify_all();
+            }
+        }
+    }
+    void run(int n, std::function<void(int)> f)
+    {
+        while ((int)threads.size() < n) {
+            const int t = (int)threads.size();
+            threads.emplace_back([this, t] { worker(t); });
+            threads.back().detach(); /* the pool lives until the process exits */
+        }
+        std::unique_lock<std::mutex> lk(mu);
+        job = std::move(f);
+        active = remaining = n;
+        gen++;
+        go.notify_all();
+        done.wait(lk, [&] { return remaining == 0; });
+    }
+};
+inline gmm_emu_pool &gmm_emu_the_pool()
+{
+    static gmm_emu_pool *pool = new gmm_emu_pool; /* never destroyed: its threads wait until exit */
+    return *pool;
+}
+
 template <typename... P, typename... A>
 void gmm_emu_launch(void (*fn)(P...), int grid, int block, size_t smem, cudaStream_t, A &&...args)
 {
@@ -78,18 +128,14 @@ void gmm_emu_launch(void (*fn)(P...), int grid, int block, size_t smem, cudaStre
         std::barrier<> bar(block);
         std::vector<std::unique_ptr<gmm_emu_warp>> warps;
         for (int w = 0; w < block / 32; w++) warps.emplace_back(new gmm_emu_warp);
-        std::vector<std::thread> th;
-        th.reserve(block);
-        for (int t = 0; t < block; t++)
-            th.emplace_back([&, t] {
-                gmm_emu_ctx = gmm_emu_thread_ctx{buf, &bar, warps[t / 32].get()};
-                threadIdx = gmm_emu_dim{(unsigned)t, 0, 0};
-                blockIdx = gmm_emu_dim{(unsigned)b, 0, 0};
-                blockDim = gmm_emu_dim{(unsigned)block, 1, 1};
-                gridDim = gmm_emu_dim{(unsigned)grid, 1, 1};
-                std::apply(fn, targs);
-            });
-        for (auto &x : th) x.join();
+        gmm_emu_the_pool().run(block, [&, b](int t) {
+            gmm_emu_ctx = gmm_emu_thread_ctx{buf, &bar, warps[t / 32].get()};
+            threadIdx = gmm_emu_dim{(unsigned)t, 0, 0};
+            blockIdx = gmm_emu_dim{(unsigned)b, 0, 0};
+            blockDim = gmm_emu_dim{(unsigned)block, 1, 1};
+            gridDim = gmm_emu_dim{(unsigned)grid, 1, 1};
+            std::apply(fn, targs);
+        });
     }
     std::free(buf);
 }
