@@ -126,6 +126,15 @@ void gmm_options_init(gmm_options *options);
  * GMM_ERR_COLLAPSED when a component's total responsibility falls below GMM_COLLAPSE_FLOOR. */
 gmm_status gmm_fit(const double *x, size_t n, size_t d, const gmm_options *options, gmm_model **out);
 
+/* scikit-learn's fit_predict: fits as gmm_fit(x, n, d, options, out) does (same checks, same model bit for
+ * bit), then writes into labels (n) the most responsible component of each training point under the final
+ * model, computed by the fit's own backend on the data it already holds (on CUDA: no second upload, and the
+ * labels can differ from gmm_predict's CPU labels only where two components are within float rounding of a
+ * tie). labels equal gmm_infer(*out, x, n, options, NULL, labels, NULL)'s. On failure *out is NULL and
+ * labels are unspecified. */
+gmm_status gmm_fit_predict(const double *x, size_t n, size_t d, const gmm_options *options, gmm_model **out,
+                           int *labels);
+
 /* A component whose total responsibility N_k falls below this many points' worth stops the fit with
  * GMM_ERR_COLLAPSED (the component explains no data; dividing by N_k would be dividing by ~0). */
 #define GMM_COLLAPSE_FLOOR 1e-6
@@ -144,6 +153,9 @@ void gmm_free(void *p);
 
 /* ------------------------------------------------------------------------------------------- inference */
 
+/* The functions below that take no options (gmm_predict ... gmm_aic) run on the CPU reference backend,
+ * the library's default; gmm_infer runs the same pass on a chosen backend. */
+
 /* labels (n): the most responsible component of each point of x (n, d). */
 gmm_status gmm_predict(const gmm_model *model, const double *x, size_t n, int *labels);
 
@@ -155,6 +167,18 @@ gmm_status gmm_score_samples(const gmm_model *model, const double *x, size_t n, 
 
 /* *mean_logp: mean per-point log-likelihood of x (scikit-learn's score). */
 gmm_status gmm_score(const gmm_model *model, const double *x, size_t n, double *mean_logp);
+
+/* The per-point outputs of predict / predict_proba / score_samples in one pass over x (n, d = the model's),
+ * on the backend that options chooses: options->backend, gpu_float64 and n_threads are used as gmm_fit uses
+ * them (AUTO: CUDA when a GPU is usable, d <= 16 and the model has at most 64 components, else the CPU;
+ * CUDA: GMM_ERR_NO_DEVICE when no GPU is usable), every other field is ignored; options NULL = the CPU
+ * reference with OpenMP's default thread count, whose outputs equal gmm_predict's, gmm_predict_proba's and
+ * gmm_score_samples' bit for bit. Outputs, each may be NULL: logp (n) log p(x_i), labels (n), resp (n, k)
+ * row-major responsibilities. On CUDA the outputs carry the device's float32 (or float64) rounding: log p
+ * within about 1e-4 + 1e-5 |log p| of the CPU's, responsibilities within about 1e-4, labels equal except
+ * near ties. Every value of x must be finite (GMM_ERR_INVALID_ARG names the first that is not). */
+gmm_status gmm_infer(const gmm_model *model, const double *x, size_t n, const gmm_options *options, double *logp,
+                     int *labels, double *resp);
 
 /* Draws n points from the model into *x_out ((n, d), owned by the caller, release with gmm_free) and their
  * components into *labels_out ((n), may be NULL). Deterministic for a given seed. */

@@ -42,7 +42,8 @@ static const char *FIT_USAGE =
     "Fits a K-component Gaussian mixture (full covariances unless --covariance says otherwise) to DATA by\n"
     "EM, as scikit-learn's GaussianMixture does, and writes into --out DIR:\n"
     "  model.json   weights, means, covariances and the fit record\n"
-    "  labels.csv   the component (0-based) of every input row, in input order\n"
+    "  labels.csv   the component (0-based) of every input row, in input order (computed on the fit's\n"
+    "               device)\n"
     "  loglik.csv   iteration, total log-likelihood, change, seconds\n"
     "  loglik.png, clusters.png (500 random points by cluster, means, 1- and 2-sigma ellipses),\n"
     "  init_study.png (with --init-study), their .gp/.dat sources, and report.md\n"
@@ -83,7 +84,8 @@ static const char *SELECT_USAGE =
     "--out DIR selection.csv (k, covariance, status, loglik, bic, aic, n_iter, converged), selection.png\n"
     "(BIC and AIC against k, one line per type) and model.json (the candidate with the lowest BIC, which\n"
     "is also named on standard output). A candidate that fails (e.g. a collapsed component) is reported\n"
-    "and skipped.\n"
+    "and skipped. The data are opened on the device once for all candidates (--device auto decides with\n"
+    "the largest k); the device is printed on stderr unless --quiet.\n"
     "\n"
     "options:\n"
     "  --k A..B | --k K     the numbers of components to try (required)\n"
@@ -95,19 +97,27 @@ static const char *SELECT_USAGE =
     "  -h, --help           this help\n";
 
 static const char *PREDICT_USAGE =
-    "usage: gmm predict MODEL DATA [--proba] [-o FILE]\n"
+    "usage: gmm predict MODEL DATA [--proba] [-o FILE] [--device DEV] [--dtype TYPE]\n"
     "\n"
     "Prints the most responsible component (0-based) of each row of DATA, one per line, or with\n"
     "--proba the K responsibilities of each row as CSV.\n"
     "  --proba        responsibilities instead of labels\n"
     "  -o, --output   write to FILE (whole or not at all) instead of standard output\n"
+    "  --device DEV   auto (default: a GPU when one is usable and the model fits the kernels, else the\n"
+    "                 CPU), cpu, or cuda (fails when no GPU is usable); the device used is printed on\n"
+    "                 stderr. On a GPU the outputs carry float32 rounding (labels may differ at near ties)\n"
+    "  --dtype TYPE   float32 (default) or float64: the precision of the data on the GPU\n"
     "  -h, --help     this help\n";
 
 static const char *SCORE_USAGE =
-    "usage: gmm score MODEL DATA\n"
+    "usage: gmm score MODEL DATA [--device DEV] [--dtype TYPE]\n"
     "\n"
     "Prints the mean per-point log-likelihood (scikit-learn's score), the total log-likelihood, BIC and\n"
     "AIC of DATA under MODEL.\n"
+    "  --device DEV   auto (default: a GPU when one is usable and the model fits the kernels, else the\n"
+    "                 CPU), cpu, or cuda (fails when no GPU is usable); the device used is printed on\n"
+    "                 stderr. On a GPU each point's log-likelihood carries float32 rounding\n"
+    "  --dtype TYPE   float32 (default) or float64: the precision of the data on the GPU\n"
     "  -h, --help     this help\n";
 
 static const char *SAMPLE_USAGE =
@@ -308,9 +318,10 @@ static void study_free(gmm_study_method *s, int n)
     }
 }
 
-/* Fits `runs` times with each init method, seeds seed, seed + 1, ...; failed runs are counted, not fatal. */
-static gmm_status init_study(const double *x, size_t n, size_t d, const gmm_options *base, int runs,
-                             const progress *p, gmm_study_method *out)
+/* Fits `runs` times with each init method, seeds seed, seed + 1, ..., on the fit's session (the data are
+ * not opened again); failed runs are counted, not fatal. */
+static gmm_status init_study(gmm_session *ses, const gmm_options *base, int runs, const progress *p,
+                             gmm_study_method *out)
 {
     for (int mi = 0; mi < N_STUDY_METHODS; mi++) {
         gmm_study_method *s = &out[mi];
@@ -334,7 +345,7 @@ static gmm_status init_study(const double *x, size_t n, size_t d, const gmm_opti
             o.on_iter = on_iter;
             o.on_iter_user = &rp;
             gmm_model *m = NULL;
-            gmm_status st = gmm_fit(x, n, d, &o, &m);
+            gmm_status st = gmm_session_fit(ses, &o, &m);
             if (st == GMM_OK) {
                 int len = 0;
                 const double *tr = gmm_model_loglik_trace(m, &len);
@@ -475,9 +486,13 @@ static int cmd_fit(int argc, char **argv)
     o.on_iter_user = &prog;
     double t0 = gmm_now();
     gmm_model *m = NULL;
-    st = gmm_fit(x, n, d, &o, &m);
+    /* one session for the fit, the init study and the labels: the data are opened (on a GPU: uploaded) once */
+    gmm_session ses;
+    st = gmm_session_open(&ses, x, n, d, &o, (size_t)o.n_components);
+    if (st == GMM_OK) st = gmm_session_fit(&ses, &o, &m);
     double fit_seconds = gmm_now() - t0;
     int *labels = NULL;
+    double *logp = NULL;
     gmm_study_method study[N_STUDY_METHODS];
     memset(study, 0, sizeof study);
     int rc = 0;
@@ -490,19 +505,24 @@ static int cmd_fit(int argc, char **argv)
         gmm_options so = o;
         if (!prog.quiet)
             fprintf(stderr, "gmm fit: init study: %ld runs x %d methods\n", study_runs, N_STUDY_METHODS);
-        st = init_study(x, n, d, &so, (int)study_runs, &prog, study);
+        st = init_study(&ses, &so, (int)study_runs, &prog, study);
         if (st != GMM_OK) goto failed;
     }
     labels = malloc(n * sizeof *labels);
-    if (!labels) {
-        st = gmm_fail(GMM_ERR_NOMEM, "out of memory for %zu labels", n);
+    logp = malloc(n * sizeof *logp);
+    if (!labels || !logp) {
+        st = gmm_fail(GMM_ERR_NOMEM, "out of memory for %zu labels and log-densities", n);
         goto failed;
     }
     gmm_report r;
     memset(&r, 0, sizeof r);
-    if ((st = gmm_predict(m, x, n, labels)) != GMM_OK) goto failed;
-    if ((st = gmm_bic(m, x, n, &r.bic)) != GMM_OK) goto failed;
-    if ((st = gmm_aic(m, x, n, &r.aic)) != GMM_OK) goto failed;
+    /* labels and log p of the training points from the fit's own backend (fit_predict), BIC and AIC from them */
+    if ((st = gmm_session_predict(&ses, m, logp, labels, NULL)) != GMM_OK) goto failed;
+    {
+        const double mean = gmm_mean_logp(logp, n);
+        r.bic = gmm_bic_from_mean(m, mean, n);
+        r.aic = gmm_aic_from_mean(m, mean, n);
+    }
     char *model_path = gmm_path_join(out_dir, "model.json");
     st = model_path ? gmm_model_save(m, model_path) : GMM_ERR_NOMEM;
     free(model_path);
@@ -547,8 +567,10 @@ failed:
     rc = fail("fit", st);
     if (!out_existed) rmdir(out_dir); /* a folder this run created and left empty goes again */
 done:
+    gmm_session_close(&ses);
     study_free(study, N_STUDY_METHODS);
     free(labels);
+    free(logp);
     gmm_model_free(m);
     gmm_init_file_free(&init);
     free(x);
@@ -599,12 +621,27 @@ static int close_output(const char *cmd, const char *path, gmm_atomic_file *af)
     return st == GMM_OK ? 0 : fail(cmd, st);
 }
 
+/* Opens the session of predict / score on x (n, d = the model's) with the --device / --dtype of o, for
+ * models of m's size, and says on stderr which device it uses; 0, or 1 after the message. */
+static int open_infer_session(const char *cmd, gmm_session *s, const gmm_model *m, const double *x, size_t n,
+                              const gmm_options *o)
+{
+    gmm_status st = gmm_session_open(s, x, n, gmm_model_n_features(m), o, gmm_model_n_components(m));
+    if (st != GMM_OK) return fail(cmd, st);
+    fprintf(stderr, "gmm %s: device: %s\n", cmd, s->device);
+    return 0;
+}
+
 static int cmd_predict(int argc, char **argv)
 {
-    static const struct option opts[] = {{"proba", no_argument, 0, 'p'}, {"output", required_argument, 0, 'o'},
-                                         {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
+    static const struct option opts[] = {{"proba", no_argument, 0, 'p'},     {"output", required_argument, 0, 'o'},
+                                         {"device", required_argument, 0, 'D'}, {"dtype", required_argument, 0, 'P'},
+                                         {"help", no_argument, 0, 'h'},      {0, 0, 0, 0}};
     int proba = 0, c;
     const char *out = NULL;
+    gmm_options o;
+    gmm_options_init(&o);
+    o.backend = GMM_BACKEND_AUTO;
     optind = 1;
     opterr = 0;
     while ((c = getopt_long(argc, argv, ":ho:", opts, NULL)) != -1) {
@@ -613,6 +650,12 @@ static int cmd_predict(int argc, char **argv)
         case 'o': out = optarg; break;
         case 'h': fputs(PREDICT_USAGE, stdout); return 0;
         case ':': return usage_error("predict", "option '%s' needs a value", argv[optind - 1]);
+        case 'D':
+        case 'P': {
+            int rc = parse_em_option("predict", c, optarg, &o);
+            if (rc) return rc;
+            break;
+        }
         default: return usage_error("predict", "unknown option '%s'", argv[optind - 1]);
         }
     }
@@ -623,13 +666,21 @@ static int cmd_predict(int argc, char **argv)
     int rc = load_model_and_data("predict", argv[optind], argv[optind + 1], &m, &x, &n);
     if (rc) return rc;
     size_t k = gmm_model_n_components(m);
+    gmm_session ses;
+    rc = open_infer_session("predict", &ses, m, x, n, &o);
+    if (rc) {
+        free(x);
+        gmm_model_free(m);
+        return rc;
+    }
     gmm_status st;
     void *buf = proba ? malloc(n * k * sizeof(double)) : malloc(n * sizeof(int));
     if (!buf) {
         st = gmm_fail(GMM_ERR_NOMEM, "out of memory for the predictions");
     } else {
-        st = proba ? gmm_predict_proba(m, x, n, buf) : gmm_predict(m, x, n, buf);
+        st = proba ? gmm_session_predict(&ses, m, NULL, NULL, buf) : gmm_session_predict(&ses, m, NULL, buf, NULL);
     }
+    gmm_session_close(&ses);
     if (st != GMM_OK) {
         rc = fail("predict", st);
     } else {
@@ -657,16 +708,26 @@ static int cmd_predict(int argc, char **argv)
 
 static int cmd_score(int argc, char **argv)
 {
-    static const struct option opts[] = {{"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
+    static const struct option opts[] = {{"device", required_argument, 0, 'D'}, {"dtype", required_argument, 0, 'P'},
+                                         {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
     int c;
+    gmm_options o;
+    gmm_options_init(&o);
+    o.backend = GMM_BACKEND_AUTO;
     optind = 1;
     opterr = 0;
     while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
-        if (c == 'h') {
-            fputs(SCORE_USAGE, stdout);
-            return 0;
+        switch (c) {
+        case 'h': fputs(SCORE_USAGE, stdout); return 0;
+        case ':': return usage_error("score", "option '%s' needs a value", argv[optind - 1]);
+        case 'D':
+        case 'P': {
+            int rc = parse_em_option("score", c, optarg, &o);
+            if (rc) return rc;
+            break;
         }
-        return usage_error("score", "unknown option '%s'", argv[optind - 1]);
+        default: return usage_error("score", "unknown option '%s'", argv[optind - 1]);
+        }
     }
     if (argc - optind != 2) return usage_error("score", "%s", "expected MODEL and DATA");
     gmm_model *m = NULL;
@@ -674,15 +735,24 @@ static int cmd_score(int argc, char **argv)
     size_t n = 0;
     int rc = load_model_and_data("score", argv[optind], argv[optind + 1], &m, &x, &n);
     if (rc) return rc;
-    double mean = 0, bic = 0, aic = 0;
-    gmm_status st = gmm_score(m, x, n, &mean);
-    if (st == GMM_OK) st = gmm_bic(m, x, n, &bic);
-    if (st == GMM_OK) st = gmm_aic(m, x, n, &aic);
-    if (st != GMM_OK)
-        rc = fail("score", st);
-    else
-        printf("points: %zu\nmean log-likelihood: %.17g\ntotal log-likelihood: %.17g\nBIC: %.17g\nAIC: %.17g\n", n, mean,
-               mean * (double)n, bic, aic);
+    gmm_session ses;
+    rc = open_infer_session("score", &ses, m, x, n, &o);
+    double *logp = rc ? NULL : malloc(n * sizeof *logp);
+    gmm_status st = GMM_OK;
+    if (!rc) {
+        /* one pass for log p; mean, total, BIC and AIC follow from it as gmm_score / gmm_bic / gmm_aic compute them */
+        st = logp ? gmm_session_predict(&ses, m, logp, NULL, NULL)
+                  : gmm_fail(GMM_ERR_NOMEM, "out of memory for %zu log-densities", n);
+        if (st != GMM_OK) {
+            rc = fail("score", st);
+        } else {
+            const double mean = gmm_mean_logp(logp, n);
+            printf("points: %zu\nmean log-likelihood: %.17g\ntotal log-likelihood: %.17g\nBIC: %.17g\nAIC: %.17g\n", n,
+                   mean, mean * (double)n, gmm_bic_from_mean(m, mean, n), gmm_aic_from_mean(m, mean, n));
+        }
+    }
+    gmm_session_close(&ses);
+    free(logp);
     free(x);
     gmm_model_free(m);
     return rc;
@@ -812,8 +882,18 @@ static int cmd_select(int argc, char **argv)
     size_t n = 0, d = 0;
     gmm_status st = gmm_read_data(data_path, &x, &n, &d);
     if (st != GMM_OK) return fail("select", st);
+    /* one session for every candidate: the data are opened (on a GPU: uploaded) once; --device auto decides
+     * with the largest k */
+    gmm_session ses;
+    st = gmm_session_open(&ses, x, n, d, &o, (size_t)khi);
+    if (st != GMM_OK) {
+        free(x);
+        return fail("select", st);
+    }
+    if (!quiet) fprintf(stderr, "gmm select: device: %s\n", ses.device);
     if (make_dirs(out_dir) != 0) {
         fprintf(stderr, "gmm select: cannot create output folder %s: %s\n", out_dir, strerror(errno));
+        gmm_session_close(&ses);
         free(x);
         return 1;
     }
@@ -823,7 +903,11 @@ static int cmd_select(int argc, char **argv)
     gmm_model *best = NULL;
     size_t best_row = n_rows;
     int rc = 0;
-    if (!rows) {
+    double *logp = malloc(n * sizeof *logp);
+    if (!rows || !logp) {
+        free(rows);
+        free(logp);
+        gmm_session_close(&ses);
         free(x);
         return fail("select", gmm_fail(GMM_ERR_NOMEM, "out of memory for %zu candidates", n_rows));
     }
@@ -838,11 +922,14 @@ static int cmd_select(int argc, char **argv)
             oc.covariance_type = r->type;
             gmm_model *m = NULL;
             double t0 = gmm_now();
-            st = gmm_fit(x, n, d, &oc, &m);
+            st = gmm_session_fit(&ses, &oc, &m);
             double mean = 0;
-            if (st == GMM_OK) st = gmm_score(m, x, n, &mean);
-            if (st == GMM_OK) st = gmm_bic(m, x, n, &r->bic);
-            if (st == GMM_OK) st = gmm_aic(m, x, n, &r->aic);
+            if (st == GMM_OK) st = gmm_session_predict(&ses, m, logp, NULL, NULL);
+            if (st == GMM_OK) {
+                mean = gmm_mean_logp(logp, n);
+                r->bic = gmm_bic_from_mean(m, mean, n);
+                r->aic = gmm_aic_from_mean(m, mean, n);
+            }
             if (st == GMM_ERR_NOMEM) {
                 rc = fail("select", st);
                 gmm_model_free(m);
@@ -903,8 +990,10 @@ static int cmd_select(int argc, char **argv)
            gmm_covariance_name(rows[best_row].type), rows[best_row].bic, out_dir,
            render ? "selection.png" : "selection.gp (gnuplot not found: run it there to draw selection.png)");
 done:
+    gmm_session_close(&ses);
     gmm_model_free(best);
     free(rows);
+    free(logp);
     free(x);
     return rc;
 }

@@ -41,10 +41,10 @@ static void print_iter(int run, int iter, double loglik, double change, double s
             1e3 * seconds);
 }
 
-/* Checks options against the data shape; the message says which option and what is allowed. */
-static gmm_status validate(const double *x, size_t n, size_t d, const gmm_options *o)
+/* Checks options against the data shape (everything but the data's values); the message says which
+ * option and what is allowed. */
+static gmm_status validate_options(size_t n, size_t d, const gmm_options *o)
 {
-    if (!x || !o) return gmm_fail(GMM_ERR_INVALID_ARG, "gmm_fit: data and options must not be NULL");
     if (o->n_components < 1)
         return gmm_fail(GMM_ERR_INVALID_ARG, "n_components must be >= 1 (got %d)", o->n_components);
     if (d < 1) return gmm_fail(GMM_ERR_INVALID_ARG, "data must have at least one feature");
@@ -83,23 +83,37 @@ static gmm_status validate(const double *x, size_t n, size_t d, const gmm_option
             if (!isfinite(o->precisions_init[i]))
                 return gmm_fail(GMM_ERR_INVALID_ARG, "precisions_init entry %zu is not finite", i);
     }
+    return GMM_OK;
+}
+
+/* Checks that every value of x (n, d) is finite; the message names the first row and column that is not. */
+static gmm_status validate_data(const double *x, size_t n, size_t d)
+{
     for (size_t i = 0; i < n * d; i++)
         if (!isfinite(x[i]))
             return gmm_fail(GMM_ERR_INVALID_ARG, "data row %zu, column %zu is not finite", i / d, i % d);
     return GMM_OK;
 }
 
+/* gmm_fit's whole check of its arguments: options against the data shape, then the data's values. */
+static gmm_status validate(const double *x, size_t n, size_t d, const gmm_options *o)
+{
+    if (!x || !o) return gmm_fail(GMM_ERR_INVALID_ARG, "gmm_fit: data and options must not be NULL");
+    gmm_status st = validate_options(n, d, o);
+    return st != GMM_OK ? st : validate_data(x, n, d);
+}
+
 /* Opens the backend the options ask for and describes it in device. AUTO takes CUDA when a device is
- * usable and the problem fits the kernels (d <= 16, k <= 64), and falls back to the CPU when the GPU
- * cannot hold the data. */
+ * usable and the problem fits the kernels (d <= 16, max_k <= 64: max_k is the most components any model
+ * used on the backend will have), and falls back to the CPU when the GPU cannot hold the data. */
 static gmm_status open_backend(gmm_backend *b, const double *x, size_t n, size_t d, const gmm_options *o,
-                               char *device, size_t len)
+                               size_t max_k, char *device, size_t len)
 {
     const int nt = o->n_threads > 0 ? o->n_threads : omp_get_max_threads();
     gmm_status st = GMM_ERR_NO_DEVICE;
     char note[96] = "";
     int want_cuda = o->backend == GMM_BACKEND_CUDA ||
-                    (o->backend == GMM_BACKEND_AUTO && d <= 16 && o->n_components <= 64 && gmm_cuda_available(NULL, 0) > 0);
+                    (o->backend == GMM_BACKEND_AUTO && d <= 16 && max_k <= 64 && gmm_cuda_available(NULL, 0) > 0);
     if (want_cuda) {
         st = gmm_backend_cuda_open(b, x, n, d, o->gpu_float64);
         if (st == GMM_OK) {
@@ -176,27 +190,34 @@ static gmm_status fit_run(gmm_backend *b, const gmm_options *o, int run, gmm_sta
     return GMM_OK;
 }
 
-gmm_status gmm_fit(const double *x, size_t n, size_t d, const gmm_options *o, gmm_model **out)
+/* ------------------------------------------------------------------------------------------- sessions */
+
+/* Opens s on x without checking the arguments (the callers have): the backend of o for models of up to
+ * max_k components. */
+static gmm_status session_open_checked(gmm_session *s, const double *x, size_t n, size_t d, const gmm_options *o,
+                                       size_t max_k)
 {
-    if (!out) return gmm_fail(GMM_ERR_INVALID_ARG, "gmm_fit: out must not be NULL");
-    *out = NULL;
-    gmm_clear_error();
-    gmm_status st = validate(x, n, d, o);
-    if (st != GMM_OK) return st;
-    gmm_backend b;
-    char device[192];
-    st = open_backend(&b, x, n, d, o, device, sizeof device);
-    if (st != GMM_OK) return st;
-    gmm_stats s;
-    st = gmm_stats_alloc(&s, (size_t)o->n_components, d);
+    memset(s, 0, sizeof *s);
+    gmm_status st = open_backend(&s->b, x, n, d, o, max_k, s->device, sizeof s->device);
     if (st != GMM_OK) {
-        b.release(&b);
+        memset(s, 0, sizeof *s);
         return st;
     }
+    s->max_k = max_k;
+    s->open = 1;
+    return GMM_OK;
+}
+
+/* The fit of gmm_session_fit once o has been checked against the session: n_init runs, the best kept. */
+static gmm_status session_fit_checked(gmm_session *ses, const gmm_options *o, gmm_model **out)
+{
+    gmm_stats s;
+    gmm_status st = gmm_stats_alloc(&s, (size_t)o->n_components, ses->b.d);
+    if (st != GMM_OK) return st;
     gmm_model *best = NULL;
     for (int run = 0; run < o->n_init && st == GMM_OK; run++) {
         gmm_model *m = NULL;
-        st = fit_run(&b, o, run, &s, &m);
+        st = fit_run(&ses->b, o, run, &s, &m);
         if (st != GMM_OK) break;
         /* scikit-learn keeps the first run with the highest lower bound */
         if (!best || m->lower_bound > best->lower_bound) {
@@ -207,12 +228,97 @@ gmm_status gmm_fit(const double *x, size_t n, size_t d, const gmm_options *o, gm
         }
     }
     gmm_stats_free(&s);
-    b.release(&b);
     if (st != GMM_OK) {
         gmm_model_free(best);
         return st;
     }
-    snprintf(best->device, sizeof best->device, "%s", device);
+    snprintf(best->device, sizeof best->device, "%s", ses->device);
     *out = best;
+    return GMM_OK;
+}
+
+gmm_status gmm_session_open(gmm_session *s, const double *x, size_t n, size_t d, const gmm_options *o,
+                            size_t max_k)
+{
+    if (!s) return gmm_fail(GMM_ERR_INVALID_ARG, "gmm_session_open: session must not be NULL");
+    memset(s, 0, sizeof *s);
+    gmm_clear_error();
+    if (!x || !o) return gmm_fail(GMM_ERR_INVALID_ARG, "data and options must not be NULL");
+    if (d < 1) return gmm_fail(GMM_ERR_INVALID_ARG, "data must have at least one feature");
+    if (n == 0) return gmm_fail(GMM_ERR_INVALID_ARG, "no data points");
+    if (max_k < 1) return gmm_fail(GMM_ERR_INVALID_ARG, "the largest number of components must be >= 1 (got 0)");
+    if (o->n_threads < 0) return gmm_fail(GMM_ERR_INVALID_ARG, "n_threads must be >= 0 (got %d)", o->n_threads);
+    if ((unsigned)o->backend > GMM_BACKEND_AUTO) return gmm_fail(GMM_ERR_INVALID_ARG, "unknown backend %d", (int)o->backend);
+    gmm_status st = validate_data(x, n, d);
+    return st != GMM_OK ? st : session_open_checked(s, x, n, d, o, max_k);
+}
+
+gmm_status gmm_session_fit(gmm_session *s, const gmm_options *o, gmm_model **out)
+{
+    if (!out) return gmm_fail(GMM_ERR_INVALID_ARG, "gmm_session_fit: out must not be NULL");
+    *out = NULL;
+    gmm_clear_error();
+    if (!s || !s->open || !o) return gmm_fail(GMM_ERR_INVALID_ARG, "gmm_session_fit: an open session and options are needed");
+    gmm_status st = validate_options(s->b.n, s->b.d, o);
+    if (st != GMM_OK) return st;
+    if ((size_t)o->n_components > s->max_k)
+        return gmm_fail(GMM_ERR_INVALID_ARG, "n_components %d is more than the %zu the session was opened for",
+                        o->n_components, s->max_k);
+    return session_fit_checked(s, o, out);
+}
+
+gmm_status gmm_session_predict(gmm_session *s, const gmm_model *m, double *logp, int *labels, double *resp)
+{
+    gmm_clear_error();
+    if (!s || !s->open || !m) return gmm_fail(GMM_ERR_INVALID_ARG, "gmm_session_predict: an open session and a model are needed");
+    if (m->d != s->b.d)
+        return gmm_fail(GMM_ERR_INVALID_ARG, "the model has %zu features, the data %zu", m->d, s->b.d);
+    return s->b.predict(&s->b, m, logp, labels, resp);
+}
+
+void gmm_session_close(gmm_session *s)
+{
+    if (!s) return;
+    if (s->open) s->b.release(&s->b);
+    memset(s, 0, sizeof *s);
+}
+
+/* ------------------------------------------------------------------------------------------ public fit */
+
+gmm_status gmm_fit(const double *x, size_t n, size_t d, const gmm_options *o, gmm_model **out)
+{
+    if (!out) return gmm_fail(GMM_ERR_INVALID_ARG, "gmm_fit: out must not be NULL");
+    *out = NULL;
+    gmm_clear_error();
+    gmm_status st = validate(x, n, d, o);
+    if (st != GMM_OK) return st;
+    gmm_session s;
+    st = session_open_checked(&s, x, n, d, o, (size_t)o->n_components);
+    if (st != GMM_OK) return st;
+    st = session_fit_checked(&s, o, out);
+    gmm_session_close(&s);
+    return st;
+}
+
+gmm_status gmm_fit_predict(const double *x, size_t n, size_t d, const gmm_options *o, gmm_model **out, int *labels)
+{
+    if (!out) return gmm_fail(GMM_ERR_INVALID_ARG, "gmm_fit_predict: out must not be NULL");
+    *out = NULL;
+    gmm_clear_error();
+    if (!labels) return gmm_fail(GMM_ERR_INVALID_ARG, "gmm_fit_predict: labels must not be NULL");
+    gmm_status st = validate(x, n, d, o);
+    if (st != GMM_OK) return st;
+    gmm_session s;
+    st = session_open_checked(&s, x, n, d, o, (size_t)o->n_components);
+    if (st != GMM_OK) return st;
+    gmm_model *m = NULL;
+    st = session_fit_checked(&s, o, &m);
+    if (st == GMM_OK) st = s.b.predict(&s.b, m, NULL, labels, NULL);
+    gmm_session_close(&s);
+    if (st != GMM_OK) {
+        gmm_model_free(m);
+        return st;
+    }
+    *out = m;
     return GMM_OK;
 }

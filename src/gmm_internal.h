@@ -240,4 +240,47 @@ double gmm_now(void);
 /* The name of an init method as the CLI spells it ("kmeans", "k-means++", ...). */
 const char *gmm_init_name(gmm_init_method m);
 
+/* ------------------------------------------------------------------------------------------- sessions */
+
+/* Data opened once on a backend for any number of fits and predict passes (gmm fit's labels and init
+ * study, gmm select's candidates, gmm_fit_predict, gmm_infer): on CUDA the data are uploaded once. The
+ * data x are borrowed and must outlive the session. */
+typedef struct gmm_session {
+    gmm_backend b;     /* the open backend (b.x, b.n, b.d: the data) */
+    size_t max_k;      /* the most components a fit on this session may ask for */
+    int open;          /* 1 between a successful gmm_session_open and gmm_session_close */
+    char device[192];  /* where the passes run, as gmm_model_device() words it */
+} gmm_session;
+
+/* Checks x (n, d) (n >= 1, d >= 1, every value finite), then opens the backend that options->backend
+ * (with gpu_float64 and n_threads) names, exactly as gmm_fit does: AUTO takes CUDA when a GPU is usable,
+ * d <= 16 and max_k <= 64, else the CPU, and the CPU when the GPU cannot hold the data. max_k (>= 1) is the
+ * largest n_components any later gmm_session_fit will ask for. On failure s holds nothing to close (closing
+ * it anyway is allowed). */
+gmm_status gmm_session_open(gmm_session *s, const double *x, size_t n, size_t d, const gmm_options *options,
+                            size_t max_k);
+
+/* Fits as gmm_fit(x, n, d, options, out) would, on the session's data and backend: the same checks of the
+ * options (n_components at most s->max_k, or GMM_ERR_INVALID_ARG), the same runs, the same model bit for
+ * bit. options->backend, gpu_float64 and n_threads are ignored: the session's, from gmm_session_open, hold.
+ * The model's device is s->device. */
+gmm_status gmm_session_fit(gmm_session *s, const gmm_options *options, gmm_model **out);
+
+/* The backend's predict pass of model m (m's d must be the data's) over the session's data: logp (n),
+ * labels (n), resp (n, k), each may be NULL. On CUDA, m may have at most 64 components. */
+gmm_status gmm_session_predict(gmm_session *s, const gmm_model *m, double *logp, int *labels, double *resp);
+
+/* Releases the backend (the device data on CUDA); s can be opened again. NULL and a closed session are
+ * allowed. */
+void gmm_session_close(gmm_session *s);
+
+/* The sum of logp (n) in index order divided by n: the mean per-point log-likelihood as gmm_score
+ * computes it (scikit-learn's score). n >= 1. */
+double gmm_mean_logp(const double *logp, size_t n);
+
+/* BIC and AIC of model m from the mean per-point log-likelihood of n points (scikit-learn's
+ * definitions, as gmm_bic / gmm_aic). */
+double gmm_bic_from_mean(const gmm_model *m, double mean_logp, size_t n);
+double gmm_aic_from_mean(const gmm_model *m, double mean_logp, size_t n);
+
 #endif /* GMM_INTERNAL_H */

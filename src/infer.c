@@ -1,6 +1,7 @@
 /*
  * infer.c — using a model: predict, predict_proba, score_samples, score, bic, aic (through the CPU
- * backend's predict pass) and sampling from the mixture.
+ * backend's predict pass), gmm_infer (the same pass on a chosen backend, through a session of em.c) and
+ * sampling from the mixture.
  */
 #include "gmm_internal.h"
 
@@ -38,16 +39,48 @@ gmm_status gmm_score_samples(const gmm_model *m, const double *x, size_t n, doub
     return predict_pass(m, x, n, logp, NULL, NULL);
 }
 
+gmm_status gmm_infer(const gmm_model *m, const double *x, size_t n, const gmm_options *o, double *logp, int *labels,
+                     double *resp)
+{
+    gmm_clear_error();
+    if (!m || !x) return gmm_fail(GMM_ERR_INVALID_ARG, "model and data must not be NULL");
+    if (n == 0) return gmm_fail(GMM_ERR_INVALID_ARG, "no data points");
+    gmm_options cpu;
+    if (!o) {
+        gmm_options_init(&cpu); /* the CPU reference, OpenMP's default thread count */
+        o = &cpu;
+    }
+    gmm_session s;
+    gmm_status st = gmm_session_open(&s, x, n, m->d, o, m->k);
+    if (st != GMM_OK) return st;
+    st = gmm_session_predict(&s, m, logp, labels, resp);
+    gmm_session_close(&s);
+    return st;
+}
+
+double gmm_mean_logp(const double *logp, size_t n)
+{
+    double s = 0.0;
+    for (size_t i = 0; i < n; i++) s += logp[i];
+    return s / (double)n;
+}
+
+double gmm_bic_from_mean(const gmm_model *m, double mean_logp, size_t n)
+{
+    return -2.0 * mean_logp * (double)n + (double)gmm_n_parameters(m) * log((double)n);
+}
+
+double gmm_aic_from_mean(const gmm_model *m, double mean_logp, size_t n)
+{
+    return -2.0 * mean_logp * (double)n + 2.0 * (double)gmm_n_parameters(m);
+}
+
 gmm_status gmm_score(const gmm_model *m, const double *x, size_t n, double *mean_logp)
 {
     double *logp = gmm_xmalloc((n ? n : 1) * sizeof *logp);
     if (!logp) return GMM_ERR_NOMEM;
     gmm_status st = gmm_score_samples(m, x, n, logp);
-    if (st == GMM_OK) {
-        double s = 0.0;
-        for (size_t i = 0; i < n; i++) s += logp[i];
-        *mean_logp = s / (double)n;
-    }
+    if (st == GMM_OK) *mean_logp = gmm_mean_logp(logp, n);
     free(logp);
     return st;
 }
@@ -56,7 +89,7 @@ gmm_status gmm_bic(const gmm_model *m, const double *x, size_t n, double *bic)
 {
     double mean;
     gmm_status st = gmm_score(m, x, n, &mean);
-    if (st == GMM_OK) *bic = -2.0 * mean * (double)n + (double)gmm_n_parameters(m) * log((double)n);
+    if (st == GMM_OK) *bic = gmm_bic_from_mean(m, mean, n);
     return st;
 }
 
@@ -64,7 +97,7 @@ gmm_status gmm_aic(const gmm_model *m, const double *x, size_t n, double *aic)
 {
     double mean;
     gmm_status st = gmm_score(m, x, n, &mean);
-    if (st == GMM_OK) *aic = -2.0 * mean * (double)n + 2.0 * (double)gmm_n_parameters(m);
+    if (st == GMM_OK) *aic = gmm_aic_from_mean(m, mean, n);
     return st;
 }
 

@@ -2,8 +2,9 @@
  * test_cli.c — the `gmm` program end to end (argv[1] is its path): the bundled data set is regenerated
  * byte for byte by `gmm sample`; `gmm fit` on it writes every output (PNGs checked as PNG when gnuplot is
  * present), recovers the assignment's four clusters and beats the generating model's log-likelihood;
- * the same seed gives the same results; predict / score / sample work; bad input and bad usage give the
- * documented messages and exit status (1 failure, 2 usage).
+ * the same seed gives the same results; predict / score / sample work, on the device --device names (cuda:
+ * exit 1 where no GPU is usable); bad input and bad usage give the documented messages and exit status (1
+ * failure, 2 usage).
  */
 #include "backend_cuda.h"
 #include "check.h"
@@ -28,7 +29,7 @@ static const double REPORTED_MU[8] = {-0.40658, 0.32248, 1.20354, -1.19686, 0.14
 /* Runs `gmm ARGS` with stdout and stderr captured into TMP/out.txt and TMP/err.txt; returns the exit status. */
 static int run_gmm(const char *args)
 {
-    char cmd[8192];
+    char cmd[8192 + 1024]; /* args (up to 8192) plus the program and the two redirections */
     snprintf(cmd, sizeof cmd, "'%s' %s >'%s/out.txt' 2>'%s/err.txt'", GMM, args, TMP, TMP);
     int st = system(cmd);
     if (st == -1 || !WIFEXITED(st)) return -1;
@@ -163,19 +164,25 @@ static void check_assignment_fit(const char *out_dir)
             best = fmin(best, hypot(mu[j * 2] - REPORTED_MU[c * 2], mu[j * 2 + 1] - REPORTED_MU[c * 2 + 1]));
         CHECK_NEAR(best, 0.0, 0.05, 0);
     }
-    /* labels.csv: one label per input row, each in 0..3, equal to predict */
+    /* labels.csv: one label per input row, each in 0..3, equal to the CPU's predict; labels computed on a GPU
+     * (the fit's device) may differ only where the CPU's two best responsibilities are within 1e-4 */
     snprintf(path, sizeof path, "%s/labels.csv", out_dir);
     char *lab = slurp(path, NULL);
     CHECK(lab != NULL);
     int *pred = malloc(n * sizeof *pred);
+    double *proba = malloc(n * 4 * sizeof *proba);
     CHECK(gmm_predict(fit, x, n, pred) == GMM_OK);
+    CHECK(gmm_predict_proba(fit, x, n, proba) == GMM_OK);
+    const int on_gpu = strncmp(gmm_model_device(fit), "CUDA", 4) == 0;
     if (lab) {
         size_t rows = 0, mismatch = 0;
         for (char *p = lab; *p;) {
             char *end;
             long v = strtol(p, &end, 10);
             if (end == p || *end != '\n') break;
-            if (rows < n && v != pred[rows]) mismatch++;
+            if (rows < n && v != pred[rows] &&
+                !(on_gpu && v >= 0 && v < 4 && fabs(proba[rows * 4 + (size_t)v] - proba[rows * 4 + (size_t)pred[rows]]) <= 1e-4))
+                mismatch++;
             rows++;
             p = end + 1;
         }
@@ -215,6 +222,7 @@ static void check_assignment_fit(const char *out_dir)
     free(rep);
     free(lab);
     free(pred);
+    free(proba);
     free(x);
     gmm_model_free(fit);
     gmm_model_free(gen);
@@ -278,10 +286,10 @@ static void test_predict_score_sample(void)
     for (char *p = pred; p && *p; p++) lines += *p == '\n';
     CHECK_INT_EQ(lines, 5000);
     free(pred);
-    snprintf(args, sizeof args, "predict --proba '%s/data/assignment_model.json' '%s/data/TrainingData_GMM.csv'",
+    snprintf(args, sizeof args, "predict --proba '%s/data/assignment_model.json' '%s/data/TrainingData_GMM.csv' --device cpu",
              GMM_SOURCE_DIR, GMM_SOURCE_DIR);
     CHECK_INT_EQ(run_gmm(args), 0);
-    /* each row's responsibilities sum to 1 */
+    /* each row's responsibilities sum to 1 (on the CPU, in double) */
     FILE *f = fopen(tmp_file("out.txt"), "r");
     double r[4], worst = 0;
     size_t rows = 0;
@@ -383,6 +391,153 @@ static void test_select_and_init_files(void)
     expect_failure(args, 2, "--k expects A..B or K with 1 <= A <= B, got '5..3'");
 }
 
+/* Copies TMP/out.txt to TMP/name (to compare runs). */
+static void keep_out(const char *name)
+{
+    size_t len = 0;
+    char *text = slurp(tmp_file("out.txt"), &len);
+    FILE *f = fopen(tmp_file(name), "wb");
+    if (text && f) fwrite(text, 1, len, f);
+    if (f) fclose(f);
+    free(text);
+}
+
+/* predict, score and select on the device --device names: cpu gives the CPU reference's bits and says so on
+ * stderr; auto says which device it took; cuda fails with exit 1 and writes nothing where no GPU is
+ * usable, and works where one is; bad values are usage errors. */
+static void test_device_flags(void)
+{
+    char args[8192];
+    const int have_gpu = gmm_cuda_available(NULL, 0) > 0;
+    const char *model = "data/assignment_model.json", *data = "data/TrainingData_GMM.csv";
+    /* --device cpu: labels, responsibilities and scores as the library's CPU functions compute them */
+    snprintf(args, sizeof args, "predict '%s/%s' '%s/%s' --device cpu -o '%s'", GMM_SOURCE_DIR, model, GMM_SOURCE_DIR,
+             data, tmp_file("pred-cpu.txt"));
+    CHECK_INT_EQ(run_gmm(args), 0);
+    char *err = slurp(tmp_file("err.txt"), NULL);
+    CHECK_STR_CONTAINS(err, "gmm predict: device: CPU (");
+    free(err);
+    gmm_model *m = NULL;
+    double *x = NULL;
+    size_t n = 0, d = 0;
+    char path[1024];
+    snprintf(path, sizeof path, "%s/%s", GMM_SOURCE_DIR, model);
+    CHECK(gmm_model_load(path, &m) == GMM_OK);
+    snprintf(path, sizeof path, "%s/%s", GMM_SOURCE_DIR, data);
+    CHECK(gmm_read_data(path, &x, &n, &d) == GMM_OK);
+    if (m && x) {
+        int *pred = malloc(n * sizeof *pred);
+        CHECK(pred && gmm_predict(m, x, n, pred) == GMM_OK);
+        char *text = slurp(tmp_file("pred-cpu.txt"), NULL);
+        size_t rows = 0, mismatch = 0;
+        for (char *p = text; p && *p && pred;) {
+            char *end;
+            long v = strtol(p, &end, 10);
+            if (end == p || *end != '\n') break;
+            if (rows < n && v != pred[rows]) mismatch++;
+            rows++;
+            p = end + 1;
+        }
+        CHECK_INT_EQ(rows, n);
+        CHECK_INT_EQ(mismatch, 0);
+        free(text);
+        free(pred);
+        double mean = 0, bic = 0, aic = 0;
+        CHECK(gmm_score(m, x, n, &mean) == GMM_OK && gmm_bic(m, x, n, &bic) == GMM_OK && gmm_aic(m, x, n, &aic) == GMM_OK);
+        snprintf(args, sizeof args, "score '%s/%s' '%s/%s' --device cpu", GMM_SOURCE_DIR, model, GMM_SOURCE_DIR, data);
+        CHECK_INT_EQ(run_gmm(args), 0);
+        char expect[512];
+        snprintf(expect, sizeof expect,
+                 "points: %zu\nmean log-likelihood: %.17g\ntotal log-likelihood: %.17g\nBIC: %.17g\nAIC: %.17g\n", n,
+                 mean, mean * (double)n, bic, aic);
+        char *out = slurp(tmp_file("out.txt"), NULL);
+        CHECK(out && !strcmp(out, expect));
+        free(out);
+        err = slurp(tmp_file("err.txt"), NULL);
+        CHECK_STR_CONTAINS(err, "gmm score: device: CPU (");
+        free(err);
+        keep_out("score-cpu.txt");
+    }
+    gmm_model_free(m);
+    free(x);
+    /* --device auto (the default): says which device it took; without a GPU that is the CPU, same bits */
+    snprintf(args, sizeof args, "score '%s/%s' '%s/%s'", GMM_SOURCE_DIR, model, GMM_SOURCE_DIR, data);
+    CHECK_INT_EQ(run_gmm(args), 0);
+    err = slurp(tmp_file("err.txt"), NULL);
+    CHECK_STR_CONTAINS(err, have_gpu ? "gmm score: device: CUDA: " : "gmm score: device: CPU (");
+    free(err);
+    if (!have_gpu) {
+        char *a = slurp(tmp_file("out.txt"), NULL), *b = slurp(tmp_file("score-cpu.txt"), NULL);
+        CHECK(a && b && !strcmp(a, b));
+        free(a);
+        free(b);
+    }
+    snprintf(args, sizeof args, "predict '%s/%s' '%s/%s' --device auto --dtype float64 -o '%s'", GMM_SOURCE_DIR, model,
+             GMM_SOURCE_DIR, data, tmp_file("pred-auto.txt"));
+    CHECK_INT_EQ(run_gmm(args), 0);
+    err = slurp(tmp_file("err.txt"), NULL);
+    CHECK_STR_CONTAINS(err, have_gpu ? "gmm predict: device: CUDA: " : "gmm predict: device: CPU (");
+    free(err);
+    if (!have_gpu) {
+        char *a = slurp(tmp_file("pred-auto.txt"), NULL), *b = slurp(tmp_file("pred-cpu.txt"), NULL);
+        CHECK(a && b && !strcmp(a, b));
+        free(a);
+        free(b);
+    }
+    /* --device cuda: exit 1 and nothing written where no GPU is usable; where one is, it runs there */
+    static const char *const cuda_cmds[] = {"predict '%s/%s' '%s/%s' --device cuda -o '%s'",
+                                            "predict --proba '%s/%s' '%s/%s' --device cuda -o '%s'",
+                                            "score '%s/%s' '%s/%s' --device cuda --dtype float32%.0s"};
+    for (size_t i = 0; i < sizeof cuda_cmds / sizeof cuda_cmds[0]; i++) {
+        remove(tmp_file("pred-cuda.txt"));
+        snprintf(args, sizeof args, cuda_cmds[i], GMM_SOURCE_DIR, model, GMM_SOURCE_DIR, data, tmp_file("pred-cuda.txt"));
+        const char *cmd = i < 2 ? "gmm predict: " : "gmm score: ";
+        if (!have_gpu) {
+            expect_failure(args, 1, cmd);
+            CHECK(!file_exists(tmp_file("pred-cuda.txt")));
+            char *out = slurp(tmp_file("out.txt"), NULL);
+            CHECK(out && out[0] == '\0');
+            free(out);
+        } else {
+            CHECK_INT_EQ(run_gmm(args), 0);
+            err = slurp(tmp_file("err.txt"), NULL);
+            char expect[64];
+            snprintf(expect, sizeof expect, "%sdevice: CUDA: ", cmd);
+            CHECK_STR_CONTAINS(err, expect);
+            free(err);
+            if (i < 2) CHECK(file_exists(tmp_file("pred-cuda.txt")));
+        }
+    }
+    /* gmm select --device cuda: one session for all candidates; without a GPU it fails before writing */
+    snprintf(args, sizeof args, "select '%s/%s' --k 3..4 --covariance diag --device cuda --out '%s'", GMM_SOURCE_DIR, data,
+             tmp_file("select-cuda"));
+    if (!have_gpu) {
+        expect_failure(args, 1, "gmm select: ");
+        CHECK(!file_exists(tmp_file("select-cuda")));
+    } else {
+        CHECK_INT_EQ(run_gmm(args), 0);
+        err = slurp(tmp_file("err.txt"), NULL);
+        CHECK_STR_CONTAINS(err, "gmm select: device: CUDA: ");
+        free(err);
+    }
+    /* select without --quiet names its device once */
+    snprintf(args, sizeof args, "select '%s/%s' --k 2..3 --covariance spherical --device cpu --out '%s'", GMM_SOURCE_DIR,
+             data, tmp_file("select-cpu"));
+    CHECK_INT_EQ(run_gmm(args), 0);
+    err = slurp(tmp_file("err.txt"), NULL);
+    CHECK_STR_CONTAINS(err, "gmm select: device: CPU (");
+    free(err);
+    /* usage errors */
+    snprintf(args, sizeof args, "predict '%s/%s' '%s/%s' --device gpu", GMM_SOURCE_DIR, model, GMM_SOURCE_DIR, data);
+    expect_failure(args, 2, "gmm predict: --device expects auto, cpu or cuda, got 'gpu'");
+    snprintf(args, sizeof args, "score '%s/%s' '%s/%s' --dtype float16", GMM_SOURCE_DIR, model, GMM_SOURCE_DIR, data);
+    expect_failure(args, 2, "gmm score: --dtype expects float32 or float64, got 'float16'");
+    snprintf(args, sizeof args, "score '%s/%s' '%s/%s' --device", GMM_SOURCE_DIR, model, GMM_SOURCE_DIR, data);
+    expect_failure(args, 2, "gmm score: option '--device' needs a value");
+    snprintf(args, sizeof args, "predict '%s/%s' '%s/%s' --threads 2", GMM_SOURCE_DIR, model, GMM_SOURCE_DIR, data);
+    expect_failure(args, 2, "gmm predict: unknown option '--threads'");
+}
+
 static void test_errors(void)
 {
     char args[8192];
@@ -471,5 +626,6 @@ int main(int argc, char **argv)
     test_predict_score_sample();
     test_select_and_init_files();
     test_errors();
+    test_device_flags();
     return check_exit();
 }

@@ -4,7 +4,10 @@
  * parameters for every d in {1, 2, 3, 5, 8, 16}, k in {1, 4, 17, 64} and n in {1, 100, 1037, 100003} (no n a
  * multiple of a block size; both stats kernels and the padded dimensions are covered), the predict pass
  * (log p, responsibilities, labels), float64 on the device, whole EM runs from the same initial model, the
- * log-likelihood at n = 10^7, data offset by 10^4, run-to-run bit identity, and argument errors.
+ * log-likelihood at n = 10^7, data offset by 10^4, run-to-run bit identity, and argument errors; the public
+ * gmm_infer and gmm_fit_predict on CUDA against the CPU, and fits on one CUDA session against gmm_fit; the
+ * initializations' passes (k-means++, Lloyd, initial responsibilities) against the CPU backend's, and fits
+ * from every data-driven init method.
  *
  * Returns 77 (ctest: skipped) with the reason when the build has no CUDA or no usable device is present.
  * GMM_TEST_CUDA_QUICK=1 keeps only small sizes (compute-sanitizer memcheck), GMM_TEST_CUDA_QUICK=2 a few small
@@ -875,6 +878,199 @@ static void test_init_passes(void)
     }
     free(x);
     gmm_model_free(truth);
+/* ------------------------------------------------------------------------------ gmm_infer, fit_predict */
+
+/* The per-point outputs of the public gmm_infer on the CUDA backend (float32) against its CPU reference
+ * (NULL options), with DESIGN.md's tolerances (log p |diff| <= 1e-4 + 1e-5 |ref|, responsibilities atol
+ * 1e-4 and rows summing to 1 within 1e-5, labels equal except where the CPU's two best responsibilities are
+ * within 1e-4; NaN fails), float64 on the device a million times tighter; AUTO takes the GPU (the same
+ * bits as CUDA) for k <= 64 and the CPU (the CPU's bits) for k = 65; CUDA refuses k = 65 and non-finite
+ * data. */
+static void test_infer_backends(void)
+{
+    const size_t n = quick ? 2003 : 100003, k = 5, d = 3;
+    gmm_model *m = NULL;
+    double *x = make_case(4242, n, k, d, 3.0, 0.3, 1.0, &m);
+    CHECK(x && m);
+    double *lc = malloc(n * sizeof *lc), *lg = malloc(n * sizeof *lg), *la = malloc(n * sizeof *la);
+    double *rc = malloc(n * k * sizeof *rc), *rg = malloc(n * k * sizeof *rg);
+    int *bc = malloc(n * sizeof *bc), *bg = malloc(n * sizeof *bg), *ba = malloc(n * sizeof *ba);
+    gmm_model *big = NULL;
+    CHECK(lc && lg && la && rc && rg && bc && bg && ba);
+    if (!(x && m && lc && lg && la && rc && rg && bc && bg && ba)) goto done;
+    CHECK(gmm_infer(m, x, n, NULL, lc, bc, rc) == GMM_OK);
+    for (int use_double = 0; use_double <= 1; use_double++) {
+        const char *where = use_double ? "gmm_infer float64" : "gmm_infer float32";
+        const double t = use_double ? 1e-6 : 1.0;
+        gmm_options o;
+        gmm_options_init(&o);
+        o.backend = GMM_BACKEND_CUDA;
+        o.gpu_float64 = use_double;
+        gmm_status st = gmm_infer(m, x, n, &o, lg, bg, rg);
+        CHECK(st == GMM_OK);
+        if (st != GMM_OK) {
+            fprintf(stderr, "  %s: %s\n", where, gmm_last_error());
+            continue;
+        }
+        check_array("log p", lg, lc, n, 1e-4 * t, 1e-5 * t, where);
+        check_array("responsibilities", rg, rc, n * k, 1e-4 * t, 0, where);
+        size_t bad_sum = 0, bad_label = 0;
+        for (size_t i = 0; i < n; i++) {
+            double sum = 0.0, top = -1.0, second = -1.0;
+            for (size_t c = 0; c < k; c++) {
+                const double v = rc[i * k + c];
+                sum += rg[i * k + c];
+                if (v > top) {
+                    second = top;
+                    top = v;
+                } else if (v > second) {
+                    second = v;
+                }
+            }
+            if (!(fabs(sum - 1.0) <= 1e-5)) bad_sum++;
+            if (bg[i] != bc[i] && !(top - second < 1e-4)) bad_label++;
+        }
+        CHECK_INT_EQ(bad_sum, 0);
+        CHECK_INT_EQ(bad_label, 0);
+        if (use_double) continue;
+        /* AUTO with k <= 64 and d <= 16: the GPU, so CUDA's bits (the device is deterministic) */
+        o.backend = GMM_BACKEND_AUTO;
+        CHECK(gmm_infer(m, x, n, &o, la, ba, NULL) == GMM_OK);
+        CHECK(memcmp(la, lg, n * sizeof *la) == 0);
+        CHECK(memcmp(ba, bg, n * sizeof *ba) == 0);
+    }
+    /* k = 65: AUTO runs the CPU (the CPU's bits), CUDA says that its kernels stop at 64 */
+    gmm_rng r;
+    gmm_rng_seed(&r, 4243);
+    big = random_model(&r, 65, d, 3.0);
+    CHECK(big != NULL);
+    if (big) {
+        gmm_options o;
+        gmm_options_init(&o);
+        o.backend = GMM_BACKEND_AUTO;
+        CHECK(gmm_infer(big, x, n, &o, la, ba, NULL) == GMM_OK);
+        CHECK(gmm_infer(big, x, n, NULL, lc, bc, NULL) == GMM_OK);
+        CHECK(memcmp(la, lc, n * sizeof *la) == 0);
+        CHECK(memcmp(ba, bc, n * sizeof *ba) == 0);
+        o.backend = GMM_BACKEND_CUDA;
+        CHECK(gmm_infer(big, x, n, &o, la, NULL, NULL) == GMM_ERR_INVALID_ARG);
+        CHECK_STR_CONTAINS(gmm_last_error(), "the CUDA backend handles 1 to 64 components");
+    }
+    /* non-finite data: refused before anything reaches the device */
+    {
+        gmm_options o;
+        gmm_options_init(&o);
+        o.backend = GMM_BACKEND_CUDA;
+        const double keep = x[4];
+        x[4] = NAN;
+        CHECK(gmm_infer(m, x, n, &o, la, NULL, NULL) == GMM_ERR_INVALID_ARG);
+        CHECK_STR_CONTAINS(gmm_last_error(), "data row 1, column 1 is not finite");
+        x[4] = keep;
+    }
+done:
+    gmm_model_free(big);
+    gmm_model_free(m);
+    free(x);
+    free(lc);
+    free(lg);
+    free(la);
+    free(rc);
+    free(rg);
+    free(bc);
+    free(bg);
+    free(ba);
+}
+
+/* Two fits bit for bit the same: parameters, iterations, trace, type, status and device. */
+static int cuda_fits_identical(const gmm_model *a, const gmm_model *b)
+{
+    const size_t k = a->k, d = a->d;
+    return a->k == b->k && a->d == b->d && a->n_iter == b->n_iter && a->cov_type == b->cov_type &&
+           a->converged == b->converged && a->best_run == b->best_run && a->lower_bound == b->lower_bound &&
+           !memcmp(a->weights, b->weights, k * sizeof(double)) && !memcmp(a->means, b->means, k * d * sizeof(double)) &&
+           !memcmp(a->covariances, b->covariances, k * d * d * sizeof(double)) &&
+           !memcmp(a->loglik_trace, b->loglik_trace, (size_t)a->n_iter * sizeof(double)) && !strcmp(a->device, b->device);
+}
+
+/* gmm_fit_predict on the CUDA backend: the model gmm_fit gives on CUDA (bit for bit), labels equal to
+ * gmm_infer's on CUDA for that model and to the CPU's gmm_predict except near ties; and fits of several k
+ * on one CUDA session (as gmm select makes them, the data uploaded once) equal separate gmm_fit calls on
+ * CUDA bit for bit. */
+static void test_fit_predict_cuda(void)
+{
+    const size_t n = quick ? 3001 : 40009, d = 2, k = 3;
+    gmm_rng r;
+    gmm_rng_seed(&r, 5150);
+    gmm_model *truth = random_model(&r, k, d, 2.0);
+    double *x = NULL;
+    CHECK(truth && gmm_sample(truth, n, 5151, &x, NULL) == GMM_OK);
+    int *lab = malloc(n * sizeof *lab), *lab_g = malloc(n * sizeof *lab_g), *lab_c = malloc(n * sizeof *lab_c);
+    double *pc = malloc(n * k * sizeof *pc);
+    gmm_model *m = NULL, *ref = NULL;
+    CHECK(lab && lab_g && lab_c && pc);
+    if (!(truth && x && lab && lab_g && lab_c && pc)) goto done;
+    gmm_options o;
+    gmm_options_init(&o);
+    o.n_components = (int)k;
+    o.backend = GMM_BACKEND_CUDA;
+    o.seed = 7;
+    o.max_iter = 50;
+    gmm_status st = gmm_fit_predict(x, n, d, &o, &m, lab);
+    CHECK(st == GMM_OK);
+    if (st != GMM_OK) {
+        fprintf(stderr, "  gmm_fit_predict on CUDA: %s\n", gmm_last_error());
+        goto done;
+    }
+    CHECK(strncmp(gmm_model_device(m), "CUDA", 4) == 0);
+    CHECK(gmm_fit(x, n, d, &o, &ref) == GMM_OK);
+    CHECK(ref && cuda_fits_identical(m, ref));
+    CHECK(gmm_infer(m, x, n, &o, NULL, lab_g, NULL) == GMM_OK);
+    CHECK(memcmp(lab, lab_g, n * sizeof *lab) == 0);
+    CHECK(gmm_predict(m, x, n, lab_c) == GMM_OK && gmm_predict_proba(m, x, n, pc) == GMM_OK);
+    size_t bad = 0;
+    for (size_t i = 0; i < n; i++)
+        if (lab[i] != lab_c[i] && !(fabs(pc[i * k + (size_t)lab[i]] - pc[i * k + (size_t)lab_c[i]]) <= 1e-4)) bad++;
+    if (bad) fprintf(stderr, "  gmm_fit_predict on CUDA: %zu labels differ from the CPU's away from ties\n", bad);
+    CHECK_INT_EQ(bad, 0);
+
+    /* one CUDA session, k = 4, 2, 3 (the plan is rebuilt for each k), against gmm_fit on CUDA */
+    gmm_session ses;
+    st = gmm_session_open(&ses, x, n, d, &o, 4);
+    CHECK(st == GMM_OK);
+    if (st != GMM_OK) {
+        fprintf(stderr, "  gmm_session_open on CUDA: %s\n", gmm_last_error());
+        goto done;
+    }
+    CHECK(strncmp(ses.device, "CUDA", 4) == 0);
+    static const int ks[] = {4, 2, 3};
+    for (int i = 0; i < 3; i++) {
+        gmm_options oc = o;
+        oc.n_components = ks[i];
+        oc.covariance_type = i == 1 ? GMM_COV_DIAG : GMM_COV_FULL;
+        oc.seed = (uint64_t)(20 + i);
+        gmm_model *a = NULL, *b = NULL;
+        gmm_status sa = gmm_session_fit(&ses, &oc, &a), sb = gmm_fit(x, n, d, &oc, &b);
+        CHECK_INT_EQ(sa, sb);
+        if (a && b) {
+            if (!cuda_fits_identical(a, b)) fprintf(stderr, "  CUDA session fit k=%d differs from gmm_fit\n", ks[i]);
+            CHECK(cuda_fits_identical(a, b));
+            CHECK(gmm_session_predict(&ses, a, NULL, lab, NULL) == GMM_OK);
+            CHECK(gmm_infer(b, x, n, &o, NULL, lab_g, NULL) == GMM_OK);
+            CHECK(memcmp(lab, lab_g, n * sizeof *lab) == 0);
+        }
+        gmm_model_free(a);
+        gmm_model_free(b);
+    }
+    gmm_session_close(&ses);
+done:
+    gmm_model_free(m);
+    gmm_model_free(ref);
+    gmm_model_free(truth);
+    free(x);
+    free(lab);
+    free(lab_g);
+    free(lab_c);
+    free(pc);
 }
 
 int main(void)
@@ -903,7 +1099,8 @@ int main(void)
         void (*fn)(void);
     } parts[] = {{"errors", test_errors},     {"determinism", test_determinism}, {"offset", test_offset},
                  {"sweep", test_sweep},       {"em_runs", test_em_runs},         {"big_loglik", test_big_loglik},
-                 {"fit_covariance_types", test_fit_covariance_types},            {"init_passes", test_init_passes}};
+                 {"fit_covariance_types", test_fit_covariance_types},            {"init_passes", test_init_passes},
+                 {"infer_backends", test_infer_backends},  {"fit_predict_cuda", test_fit_predict_cuda}};
     const char *only = getenv("GMM_TEST_CUDA_ONLY"); /* one part by name, for debugging */
     for (size_t p = 0; p < sizeof parts / sizeof *parts; p++) {
         if (only && strcmp(only, parts[p].name) != 0) continue;

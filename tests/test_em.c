@@ -1,8 +1,12 @@
 /*
  * test_em.c — whole fits: the log-likelihood never decreases with reg_covar = 0, a model sampled from known
  * parameters is recovered, every init method runs, results do not depend on the thread count and repeat
- * bit for bit with the same seed, n_init keeps the best run, and failures are clear errors.
+ * bit for bit with the same seed, n_init keeps the best run, and failures are clear errors. On the CPU:
+ * fits on one session (different k, covariance types, inits, seeds) equal separate gmm_fit calls bit for
+ * bit, gmm_fit_predict's labels are gmm_predict's, and gmm_infer equals predict / predict_proba /
+ * score_samples.
  */
+#include "backend_cuda.h"
 #include "check.h"
 #include "gmm_internal.h"
 
@@ -231,11 +235,213 @@ static void test_errors(void)
     CHECK(m == NULL);
 }
 
+/* Everything a fit records beyond the parameters: the same as models_identical plus type, status and device. */
+static int fits_identical(const gmm_model *a, const gmm_model *b)
+{
+    return models_identical(a, b) && a->cov_type == b->cov_type && a->converged == b->converged &&
+           a->best_run == b->best_run && a->lower_bound == b->lower_bound && a->n_train == b->n_train &&
+           !strcmp(a->device, b->device);
+}
+
+/* One session, many fits: k in a non-monotone order (the backend's buffers shrink and grow), every
+ * covariance type, several inits and seeds, n_init 2 for some; each equals gmm_fit with the same options
+ * bit for bit, and the session's predict equals gmm_infer's. Then the session's argument errors. */
+static void test_session_fits(void)
+{
+    const size_t n = 4000, d = 2;
+    double *x = sample_true(n, 21, NULL);
+    static const int ks[] = {5, 1, 3, 2, 4};
+    static const gmm_init_method inits[] = {GMM_INIT_KMEANS, GMM_INIT_KMEANS_PLUSPLUS, GMM_INIT_RANDOM,
+                                            GMM_INIT_RANDOM_FROM_DATA, GMM_INIT_BINARY};
+    double *l1 = malloc(n * sizeof *l1), *l2 = malloc(n * sizeof *l2);
+    double *r1 = malloc(n * 5 * sizeof *r1), *r2 = malloc(n * 5 * sizeof *r2);
+    int *b1 = malloc(n * sizeof *b1), *b2 = malloc(n * sizeof *b2);
+    CHECK(x && l1 && l2 && r1 && r2 && b1 && b2);
+    gmm_options o;
+    gmm_options_init(&o);
+    gmm_session s;
+    CHECK(gmm_session_open(&s, x, n, d, &o, 5) == GMM_OK);
+    CHECK_STR_CONTAINS(s.device, "CPU (");
+    int fits = 0;
+    for (int t = 0; t < 4 && s.open; t++)
+        for (size_t i = 0; i < sizeof ks / sizeof ks[0]; i++) {
+            gmm_options oc = o;
+            oc.n_components = ks[i];
+            oc.covariance_type = (gmm_covariance_type)t;
+            oc.init = inits[((size_t)t + i) % 5];
+            oc.seed = (uint64_t)(10 * t + ks[i]);
+            oc.n_init = ks[i] == 3 ? 2 : 1;
+            gmm_model *a = NULL, *b = NULL;
+            gmm_status sa = gmm_session_fit(&s, &oc, &a);
+            char msg[1024];
+            snprintf(msg, sizeof msg, "%s", gmm_last_error());
+            gmm_status sb = gmm_fit(x, n, d, &oc, &b);
+            CHECK_INT_EQ(sa, sb);
+            if (sa != GMM_OK || sb != GMM_OK) {
+                CHECK(!strcmp(msg, gmm_last_error()));
+                fprintf(stderr, "  k=%d %s: %s / %s\n", ks[i], gmm_covariance_name(oc.covariance_type), msg,
+                        gmm_last_error());
+            } else {
+                fits++;
+                if (!fits_identical(a, b))
+                    fprintf(stderr, "  k=%d %s init %s: the session's fit differs from gmm_fit's\n", ks[i],
+                            gmm_covariance_name(oc.covariance_type), gmm_init_name(oc.init));
+                CHECK(fits_identical(a, b));
+                const size_t k = (size_t)ks[i];
+                CHECK(gmm_session_predict(&s, a, l1, b1, r1) == GMM_OK);
+                CHECK(gmm_infer(b, x, n, NULL, l2, b2, r2) == GMM_OK);
+                CHECK(!memcmp(l1, l2, n * sizeof *l1) && !memcmp(b1, b2, n * sizeof *b1) &&
+                      !memcmp(r1, r2, n * k * sizeof *r1));
+            }
+            gmm_model_free(a);
+            gmm_model_free(b);
+        }
+    CHECK(fits >= 18); /* a collapse or two is allowed, as long as both ways report it alike */
+    /* more components than the session was opened for; a model of another dimension */
+    gmm_options o6 = o;
+    o6.n_components = 6;
+    gmm_model *m = NULL;
+    CHECK(gmm_session_fit(&s, &o6, &m) == GMM_ERR_INVALID_ARG);
+    CHECK(m == NULL);
+    CHECK_STR_CONTAINS(gmm_last_error(), "n_components 6 is more than the 5 the session was opened for");
+    static const double w1[1] = {1.0}, mu3[3] = {0, 0, 0}, cov3[9] = {1, 0, 0, 0, 1, 0, 0, 0, 1};
+    CHECK(gmm_model_from_params(1, 3, GMM_COV_FULL, w1, mu3, cov3, &m) == GMM_OK);
+    CHECK(gmm_session_predict(&s, m, l1, NULL, NULL) == GMM_ERR_INVALID_ARG);
+    CHECK_STR_CONTAINS(gmm_last_error(), "the model has 3 features, the data 2");
+    gmm_model_free(m);
+    gmm_session_close(&s);
+    CHECK(!s.open);
+    gmm_session_close(&s); /* closing twice is allowed */
+    gmm_session_close(NULL);
+    /* open's checks */
+    CHECK(gmm_session_open(&s, x, n, d, &o, 0) == GMM_ERR_INVALID_ARG);
+    CHECK(!s.open);
+    CHECK(gmm_session_open(&s, x, 0, d, &o, 1) == GMM_ERR_INVALID_ARG);
+    CHECK_STR_CONTAINS(gmm_last_error(), "no data points");
+    x[7] = INFINITY;
+    CHECK(gmm_session_open(&s, x, n, d, &o, 1) == GMM_ERR_INVALID_ARG);
+    CHECK_STR_CONTAINS(gmm_last_error(), "data row 3, column 1 is not finite");
+    CHECK(!s.open);
+    free(x);
+    free(l1);
+    free(l2);
+    free(r1);
+    free(r2);
+    free(b1);
+    free(b2);
+}
+
+/* gmm_fit_predict: the model gmm_fit gives and the labels gmm_predict gives for it. gmm_infer: with NULL
+ * options (and with the CPU backend at any thread count) the outputs of gmm_score_samples, gmm_predict and
+ * gmm_predict_proba bit for bit, each output alone or together; CUDA without a GPU and the argument errors
+ * are clear errors. */
+static void test_fit_predict_and_infer(void)
+{
+    const size_t n = 30000, d = 2, k = 3; /* several CPU chunks */
+    double *x = sample_true(n, 31, NULL);
+    int *lab = malloc(n * sizeof *lab), *pred = malloc(n * sizeof *pred), *lab2 = malloc(n * sizeof *lab2);
+    double *logp = malloc(n * sizeof *logp), *logp2 = malloc(n * sizeof *logp2);
+    double *resp = malloc(n * k * sizeof *resp), *resp2 = malloc(n * k * sizeof *resp2);
+    CHECK(x && lab && pred && lab2 && logp && logp2 && resp && resp2);
+    gmm_options o;
+    gmm_options_init(&o);
+    o.n_components = (int)k;
+    o.seed = 4;
+    o.n_init = 2;
+    gmm_model *ref = NULL, *m = NULL;
+    CHECK(gmm_fit(x, n, d, &o, &ref) == GMM_OK);
+    CHECK(gmm_fit_predict(x, n, d, &o, &m, lab) == GMM_OK);
+    if (!ref || !m) goto done;
+    CHECK(fits_identical(ref, m));
+    CHECK(gmm_predict(m, x, n, pred) == GMM_OK);
+    CHECK(!memcmp(lab, pred, n * sizeof *lab));
+
+    /* gmm_infer with NULL options: the CPU conveniences' outputs, bit for bit */
+    CHECK(gmm_infer(m, x, n, NULL, logp, lab2, resp) == GMM_OK);
+    CHECK(!memcmp(lab2, pred, n * sizeof *lab2));
+    CHECK(gmm_score_samples(m, x, n, logp2) == GMM_OK);
+    CHECK(!memcmp(logp, logp2, n * sizeof *logp));
+    CHECK(gmm_predict_proba(m, x, n, resp2) == GMM_OK);
+    CHECK(!memcmp(resp, resp2, n * k * sizeof *resp));
+    double mean = 0;
+    CHECK(gmm_score(m, x, n, &mean) == GMM_OK);
+    CHECK(mean == gmm_mean_logp(logp, n));
+    double bic = 0, aic = 0;
+    CHECK(gmm_bic(m, x, n, &bic) == GMM_OK && bic == gmm_bic_from_mean(m, mean, n));
+    CHECK(gmm_aic(m, x, n, &aic) == GMM_OK && aic == gmm_aic_from_mean(m, mean, n));
+    /* the CPU backend named, one thread and three: the same bits; each output alone */
+    for (int threads = 1; threads <= 3; threads += 2) {
+        gmm_options oc;
+        gmm_options_init(&oc);
+        oc.backend = GMM_BACKEND_CPU;
+        oc.n_threads = threads;
+        memset(logp2, 0, n * sizeof *logp2);
+        memset(lab2, 0, n * sizeof *lab2);
+        memset(resp2, 0, n * k * sizeof *resp2);
+        CHECK(gmm_infer(m, x, n, &oc, logp2, NULL, NULL) == GMM_OK);
+        CHECK(gmm_infer(m, x, n, &oc, NULL, lab2, NULL) == GMM_OK);
+        CHECK(gmm_infer(m, x, n, &oc, NULL, NULL, resp2) == GMM_OK);
+        CHECK(!memcmp(logp, logp2, n * sizeof *logp));
+        CHECK(!memcmp(lab2, pred, n * sizeof *lab2));
+        CHECK(!memcmp(resp, resp2, n * k * sizeof *resp));
+    }
+    CHECK(gmm_infer(m, x, n, NULL, NULL, NULL, NULL) == GMM_OK); /* nothing asked: nothing to do */
+    /* CUDA: an error where no GPU is usable (the GPU case is tests/test_cuda.c's); AUTO falls back to the CPU */
+    if (gmm_cuda_available(NULL, 0) == 0) {
+        gmm_options oc;
+        gmm_options_init(&oc);
+        oc.backend = GMM_BACKEND_CUDA;
+        CHECK(gmm_infer(m, x, n, &oc, logp2, NULL, NULL) == GMM_ERR_NO_DEVICE);
+        CHECK(gmm_last_error()[0] != '\0');
+        oc.backend = GMM_BACKEND_AUTO;
+        CHECK(gmm_infer(m, x, n, &oc, logp2, lab2, NULL) == GMM_OK);
+        CHECK(!memcmp(logp, logp2, n * sizeof *logp) && !memcmp(lab2, pred, n * sizeof *lab2));
+        gmm_options of = o;
+        of.backend = GMM_BACKEND_CUDA;
+        gmm_model *mc = m;
+        CHECK(gmm_fit_predict(x, n, d, &of, &mc, lab2) == GMM_ERR_NO_DEVICE);
+        CHECK(mc == NULL);
+    }
+    /* errors */
+    CHECK(gmm_infer(NULL, x, n, NULL, logp2, NULL, NULL) == GMM_ERR_INVALID_ARG);
+    CHECK(gmm_infer(m, x, 0, NULL, logp2, NULL, NULL) == GMM_ERR_INVALID_ARG);
+    CHECK_STR_CONTAINS(gmm_last_error(), "no data points");
+    gmm_options bad;
+    gmm_options_init(&bad);
+    bad.backend = (gmm_backend_kind)7;
+    CHECK(gmm_infer(m, x, n, &bad, logp2, NULL, NULL) == GMM_ERR_INVALID_ARG);
+    CHECK_STR_CONTAINS(gmm_last_error(), "unknown backend 7");
+    x[5] = NAN;
+    CHECK(gmm_infer(m, x, n, NULL, logp2, NULL, NULL) == GMM_ERR_INVALID_ARG);
+    CHECK_STR_CONTAINS(gmm_last_error(), "data row 2, column 1 is not finite");
+    gmm_model *m2 = m;
+    CHECK(gmm_fit_predict(x, n, d, &o, &m2, lab2) == GMM_ERR_INVALID_ARG);
+    CHECK(m2 == NULL);
+    x[5] = 0.0;
+    CHECK(gmm_fit_predict(x, n, d, &o, &m2, NULL) == GMM_ERR_INVALID_ARG);
+    CHECK_STR_CONTAINS(gmm_last_error(), "labels must not be NULL");
+    CHECK(gmm_fit_predict(x, 2, d, &o, &m2, lab2) == GMM_ERR_TOO_FEW_POINTS);
+    CHECK(m2 == NULL);
+done:
+    gmm_model_free(ref);
+    gmm_model_free(m);
+    free(x);
+    free(lab);
+    free(pred);
+    free(lab2);
+    free(logp);
+    free(logp2);
+    free(resp);
+    free(resp2);
+}
+
 int main(void)
 {
     test_monotone();
     test_recovery();
     test_threads_and_seeds();
     test_errors();
+    test_session_fits();
+    test_fit_predict_and_infer();
     return check_exit();
 }
