@@ -878,6 +878,8 @@ static void test_init_passes(void)
     }
     free(x);
     gmm_model_free(truth);
+}
+
 /* ------------------------------------------------------------------------------ gmm_infer, fit_predict */
 
 /* The per-point outputs of the public gmm_infer on the CUDA backend (float32) against its CPU reference
