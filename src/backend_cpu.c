@@ -560,6 +560,22 @@ static gmm_status cpu_resp_stats(gmm_backend *b, int kind, uint64_t seed, const 
     return GMM_OK;
 }
 
+static gmm_status cpu_mean_variance(gmm_backend *b, double *out)
+{
+    const size_t n = b->n, d = b->d;
+    const double *x = b->x;
+    double var_mean = 0.0;
+    for (size_t j = 0; j < d; j++) {
+        double mu = 0.0, v = 0.0;
+        for (size_t i = 0; i < n; i++) mu += x[i * d + j];
+        mu /= (double)n;
+        for (size_t i = 0; i < n; i++) v += (x[i * d + j] - mu) * (x[i * d + j] - mu);
+        var_mean += v / (double)n;
+    }
+    *out = var_mean / (double)d;
+    return GMM_OK;
+}
+
 static void cpu_init_end(gmm_backend *b)
 {
     cpu_impl *c = b->impl;
@@ -607,6 +623,7 @@ gmm_status gmm_backend_cpu_open(gmm_backend *b, const double *x, size_t n, size_
     b->lloyd_assign = cpu_lloyd_assign;
     b->lloyd_farthest = cpu_lloyd_farthest;
     b->resp_stats = cpu_resp_stats;
+    b->mean_variance = cpu_mean_variance;
     b->init_end = cpu_init_end;
     b->x = x;
     b->n = n;

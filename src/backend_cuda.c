@@ -46,6 +46,7 @@ typedef struct cuda_impl {
     size_t elem;         /* bytes of one element of data / parameters: 4 or 8 */
     size_t D;            /* the padded dimension the kernels run at */
     double *colmean;     /* (d) column means the device data are centered by */
+    double mean_var;     /* mean over the features of sum (x - colmean)^2 / n, from the upload */
     void *x_dev;         /* (n, d) centered data on the device */
     cudaStream_t stream;
     int have_stream;
@@ -514,8 +515,15 @@ static gmm_status cuda_resp_stats(gmm_backend *b, int kind, uint64_t seed, const
     return GMM_OK;
 }
 
+static gmm_status cuda_mean_variance(gmm_backend *b, double *out)
+{
+    *out = ((const cuda_impl *)b->impl)->mean_var;
+    return GMM_OK;
+}
+
 /* Computes the column means in double, then copies x - colmean to the device (float32 or float64) in
- * chunks of whole rows through a pinned staging buffer. */
+ * chunks of whole rows through a pinned staging buffer; the same pass sums the squares of the centered
+ * values for the mean feature variance (Lloyd's tolerance scale). */
 static gmm_status upload_centered(cuda_impl *c, const double *x, size_t n, size_t d)
 {
     c->colmean = gmm_xcalloc(d, sizeof(double));
@@ -532,11 +540,13 @@ static gmm_status upload_centered(cuda_impl *c, const double *x, size_t n, size_
     void *stage = NULL;
     st = host_alloc(&stage, rows * d * c->elem, "the upload staging buffer");
     if (st != GMM_OK) return st;
+    double ss = 0.0; /* sum of squares of the centered values, for the mean variance */
     for (size_t r0 = 0; r0 < n && st == GMM_OK; r0 += rows) {
         const size_t nr = n - r0 < rows ? n - r0 : rows;
         for (size_t i = 0; i < nr && st == GMM_OK; i++)
             for (size_t j = 0; j < d; j++) {
                 const double v = x[(r0 + i) * d + j] - c->colmean[j];
+                ss += v * v;
                 if (!isfinite(v) || (!c->use_double && !(fabs(v) <= FLT_MAX))) {
                     st = gmm_fail(GMM_ERR_INVALID_ARG,
                                   "data row %zu, column %zu (%g) is not finite%s", r0 + i, j, x[(r0 + i) * d + j],
@@ -557,6 +567,7 @@ static gmm_status upload_centered(cuda_impl *c, const double *x, size_t n, size_
             st = cuda_fail(e, "cudaMemcpyAsync(data chunk) + cudaStreamSynchronize", __FILE__, __LINE__);
     }
     cudaFreeHost(stage);
+    c->mean_var = ss / (double)n / (double)d;
     return st;
 }
 
@@ -587,6 +598,7 @@ gmm_status gmm_backend_cuda_open(gmm_backend *b, const double *x, size_t n, size
     b->lloyd_assign = cuda_lloyd_assign;
     b->lloyd_farthest = cuda_lloyd_farthest;
     b->resp_stats = cuda_resp_stats;
+    b->mean_variance = cuda_mean_variance;
     b->init_end = cuda_init_end;
     b->x = x;
     b->n = n;

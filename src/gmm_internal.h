@@ -198,6 +198,9 @@ struct gmm_backend {
      * on the labels of the last lloyd_assign (GMM_RESP_LABELS) or random (GMM_RESP_RANDOM: component c of
      * point i gets gmm_hash_uniform(seed, i, c), each row normalized to sum 1). */
     gmm_status (*resp_stats)(gmm_backend *b, int kind, uint64_t seed, const double *shift, gmm_stats *out);
+    /* The mean over the features of the data's variances (two-pass, in double): the scale of Lloyd's
+     * tolerance, as scikit-learn's KMeans takes it. */
+    gmm_status (*mean_variance)(gmm_backend *b, double *out);
     /* Frees the per-point state of the passes above (they may be used again afterwards). */
     void (*init_end)(gmm_backend *b);
 

@@ -7,8 +7,7 @@
  *
  * The algorithms are here, once; their passes over the points are the backend's (pp_potential, pp_draw,
  * lloyd_assign, lloyd_farthest, resp_stats in gmm_internal.h), so on the GPU the data never come back to
- * the host. The host copy b->x is read only for single rows (the chosen seeds, relocated centers) and for
- * the feature variances that scale Lloyd's tolerance.
+ * the host. The host copy b->x is read only for single rows (the chosen seeds, relocated centers).
  */
 #include "gmm_internal.h"
 
@@ -72,20 +71,6 @@ static double sqdist(const double *a, const double *b, size_t d)
     return s;
 }
 
-/* Mean of the feature variances of x (n, d), two passes in double (scikit-learn's tolerance scale). */
-static double mean_variance(const double *x, size_t n, size_t d)
-{
-    double var_mean = 0.0;
-    for (size_t j = 0; j < d; j++) {
-        double mu = 0.0, v = 0.0;
-        for (size_t i = 0; i < n; i++) mu += x[i * d + j];
-        mu /= (double)n;
-        for (size_t i = 0; i < n; i++) v += (x[i * d + j] - mu) * (x[i * d + j] - mu);
-        var_mean += v / (double)n;
-    }
-    return var_mean / (double)d;
-}
-
 gmm_status gmm_kmeans_lloyd(gmm_backend *b, size_t k, double *centers, int max_iter, double tol)
 {
     const size_t d = b->d;
@@ -98,9 +83,10 @@ gmm_status gmm_kmeans_lloyd(gmm_backend *b, size_t k, double *centers, int max_i
         free(old);
         return GMM_ERR_NOMEM;
     }
-    const double tol_scaled = tol * mean_variance(b->x, b->n, d);
+    double var_mean = 0.0;
+    gmm_status st = b->mean_variance(b, &var_mean);
+    const double tol_scaled = tol * var_mean;
     int strict = 0;
-    gmm_status st = GMM_OK;
     for (int it = 0; it < max_iter && st == GMM_OK; it++) {
         size_t changed;
         st = b->lloyd_assign(b, k, centers, it == 0, means, counts, &changed);

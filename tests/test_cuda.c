@@ -697,6 +697,11 @@ static void compare_init_case(size_t d, size_t k, size_t n, int use_double, uint
     CHECK(gmm_backend_cpu_open(&cpu, x, n, d, 0) == GMM_OK);
     const double t = use_double ? 1e-6 : 1.0;
 
+    /* the mean feature variance (double on both: from the upload on the GPU, two passes on the CPU) */
+    double vc = 0, vg = 0;
+    CHECK(cpu.mean_variance(&cpu, &vc) == GMM_OK && g.mean_variance(&g, &vg) == GMM_OK);
+    CHECK_NEAR(vg, vc, 0, 1e-12);
+
     /* k-means++ potentials: a reset, then candidates with and without update */
     double pc = 0, pg = 0;
     for (size_t i = 0; i < n; i++) closest[i] = sqdist_ref(x + i * d, x, d);
