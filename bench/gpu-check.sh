@@ -3,7 +3,8 @@
 # builds Release for the card, runs the whole ctest suite (test_cuda verbosely), the GPU benchmark (with the
 # CPU reference and scikit-learn on the same data up to N = 1e6, and the whole fit of the assignment's data
 # data/TrainingData_GMM.csv, k = 4, on the GPU and the CPU), and compute-sanitizer (memcheck, racecheck +
-# synccheck) on test_cuda at reduced sizes, and writes the logs into OUTDIR. A failing step never stops the
+# synccheck) on test_cuda at reduced sizes, then, with the time left, the tile kernel at each block size and
+# Nsight Compute on one stats launch per path, and writes the logs into OUTDIR. A failing step never stops the
 # run: each step's exit status and seconds go to OUTDIR/summary.txt (a step cut short by the time budget shows
 # rc=124). Designed to finish within 8 minutes on an H100.
 #
@@ -152,6 +153,23 @@ if [ -x "$SAN" ]; then
 else
     echo "compute-sanitizer not found" | tee -a "$OUT/memcheck.log" >> "$OUT/racecheck.log"
     printf '%-16s rc=%-4s\n' compute-sanitizer 127 >> "$OUT/summary.txt"
+fi
+
+# ------------------------------------------------------------------------------------------ diagnosis
+# Only with time left (lowest priority): the tile kernel's block size chosen by the plan against the others
+# (GMM_CUDA_TILE_THREADS forces one), and Nsight Compute's view of one stats kernel launch per path (speed of
+# light, occupancy, launch statistics): the measured reason behind a missed target. Into bench_gpu.log.
+for tt in 64 128 256; do
+    GMM_CUDA_TILE_THREADS=$tt step "tile_threads_$tt" "$OUT/bench_gpu.log" 40 "$BUILD/bench_gpu" \
+        --cases 16x16:1e7 8x8:1e7 --repeats 10 --warmup 2 --sklearn-max-n 0
+done
+NCU=$(command -v ncu || echo /usr/local/cuda/bin/ncu)
+if [ -x "$NCU" ]; then
+    for c in 16x16:1e6 2x4:1e7; do
+        step "ncu_$c" "$OUT/bench_gpu.log" 60 "$NCU" --kernel-name regex:stats_ --launch-skip 3 --launch-count 1 \
+            --section SpeedOfLight --section Occupancy --section LaunchStats --section MemoryWorkloadAnalysis \
+            "$BUILD/bench_gpu" --cases "$c" --repeats 3 --warmup 1 --sklearn-max-n 0
+    done
 fi
 
 echo "total            $(($(date +%s) - START))s" >> "$OUT/summary.txt"

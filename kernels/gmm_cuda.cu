@@ -17,6 +17,7 @@
 
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "gmm_cuda_kernels.cuh"
@@ -199,20 +200,37 @@ extern "C" cudaError_t gmm_cuda_plan_make(gmm_cuda_plan *p, int device, long lon
         size_t max_dyn = 0;
         cudaError_t e2 = allow_smem(fn, optin, &max_dyn);
         if (e2 != cudaSuccess) return e2;
+        /* The block size that keeps the most threads resident per multiprocessor (the shared memory per
+         * block shrinks with it: its statistics slots, responsibilities and tile scale with the threads),
+         * the larger one on ties. GMM_CUDA_TILE_THREADS (64, 128 or 256) forces one, for benchmarking. */
+        const char *force_env = getenv("GMM_CUDA_TILE_THREADS");
+        const int force = force_env ? atoi(force_env) : 0;
+        int best_resident = 0;
         for (int bt = kMaxThreads; bt >= 64; bt /= 2) {
+            if (force && bt != force) continue;
             const TileGeom g = tile_geom(Tg::dim, S::R, S::EI, S::P, (int)sizeof(T), bt, k);
-            if (g.bytes <= max_dyn) {
+            if (g.bytes > max_dyn) continue;
+            int o = 0;
+            e2 = cudaOccupancyMaxActiveBlocksPerMultiprocessor(&o, fn, bt, g.bytes);
+            if (e2 != cudaSuccess) return e2;
+            if (o * bt > best_resident) {
+                best_resident = o * bt;
                 p->tile_threads = bt;
                 p->tile_smem = g.bytes;
-                break;
+                occ = o;
             }
         }
         if (!p->tile_threads) {
-            say(msg, len, "the tile stats kernel for d = %d, k = %d needs more shared memory than the %zu bytes "
-                "a block may have on this device", d, k, max_dyn);
+            if (force)
+                say(msg, len, "GMM_CUDA_TILE_THREADS=%s: the tile stats kernel for d = %d, k = %d cannot run with "
+                    "that block size (64, 128 or 256 threads, within %zu bytes of shared memory)", force_env, d, k,
+                    max_dyn);
+            else
+                say(msg, len, "the tile stats kernel for d = %d, k = %d needs more shared memory than the %zu "
+                    "bytes a block may have on this device", d, k, max_dyn);
             return cudaErrorInvalidValue;
         }
-        return cudaOccupancyMaxActiveBlocksPerMultiprocessor(&occ, fn, p->tile_threads, p->tile_smem);
+        return cudaSuccess;
     });
     if (e == cudaSuccess && occ < 1) {
         say(msg, len, "the tile stats kernel (d = %d, k = %d, %d threads, %zu bytes of shared memory) cannot run on "

@@ -81,7 +81,9 @@ size_t gmm_cuda_entries(size_t D);
 size_t gmm_cuda_stat_t(size_t D, size_t i, size_t j);
 
 /* Builds the plan for n points of d features and k components on `device` (which must be the current
- * device: kernel attributes are set on it). Returns cudaSuccess, cudaErrorInvalidValue for a shape the
+ * device: kernel attributes are set on it). The tile kernel's block size is the one (of 64, 128, 256) that
+ * keeps the most threads resident per multiprocessor; the environment variable GMM_CUDA_TILE_THREADS forces
+ * one (a benchmarking knob: results stay deterministic for a given value). Returns cudaSuccess, cudaErrorInvalidValue for a shape the
  * kernels do not handle (d outside 1..GMM_CUDA_MAX_D, k outside 1..GMM_CUDA_MAX_K, n < 0) or that does not
  * fit the device's shared memory, or the error of a failing device query; msg (len bytes, may be NULL)
  * then says what went wrong. */
