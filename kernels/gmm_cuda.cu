@@ -6,8 +6,9 @@
  * to the caller (src/backend_cuda.c), which turns it into a gmm status with the call's text.
  *
  * Template instances: the tile and predict kernels for D in {1, 2, 3, 4, 6, 8, 12, 16}, for float and double;
- * the register kernel for (D, KMAX) in {(1, 1..8), (2, 1..4), (3, 1..2), (4, 1)} for float and in
- * {(1, 1..4), (2, 1..2), (3, 1), (4, 1)} for double (KMAX powers of two).
+ * the register kernel for (D, K) in {(1, 1..8), (2, 1..4), (3, 1..2), (4, 1)} for float and in
+ * {(1, 1..4), (2, 1..2), (3, 1), (4, 1)} for double (K exactly the number of components); the tile body
+ * once for the E-step (stats_tile_kernel) and once for the initializations (stats_tile_init_kernel).
  */
 #include "gmm_cuda.h"
 
@@ -48,10 +49,10 @@ template <typename T, int D> struct TD {
     using type = T;
     static constexpr int dim = D;
 };
-template <typename T, int D, int KMAX> struct TDK {
+template <typename T, int D, int K> struct TDK {
     using type = T;
     static constexpr int dim = D;
-    static constexpr int kmax = KMAX;
+    static constexpr int k = K;
 };
 
 /* Calls f(TD<T, D>{}) for the runtime D (one of the compiled dimensions); cudaErrorInvalidValue otherwise. */
@@ -74,32 +75,38 @@ template <typename F> cudaError_t with_type_dim(int use_double, int D, F &&f)
     return use_double ? with_dim<double>(D, f) : with_dim<float>(D, f);
 }
 
-/* The register path holds KMAX * E sums per thread in T plus as many in double: kept to at most 24 (float)
+/* The register path holds K * E sums per thread in T plus as many in double: kept to at most 24 (float)
  * or 15 (double) statistics per thread so that nothing spills (see nvcc --resource-usage). */
 __host__ __device__ constexpr int reg_max_sums(bool dbl) { return dbl ? 15 : 24; }
-template <typename T, int D, int KMAX> constexpr bool reg_fits()
+template <typename T, int D, int K> constexpr bool reg_fits()
 {
-    return KMAX * n_entries(D) <= reg_max_sums(sizeof(T) == sizeof(double));
+    constexpr bool dbl = sizeof(T) == sizeof(double);
+    return K * n_entries(D) <= reg_max_sums(dbl) && (!dbl || K <= 4);
 }
 
-/* Calls f(TDK<T, D, KMAX>{}) for a register-path instance; cudaErrorInvalidValue for any other triple (those
- * are never instantiated). */
-template <typename T, int D, int KMAX, typename F> cudaError_t reg_call(F &&f)
+/* Calls f(TDK<T, D, K>{}) for a register-path instance; cudaErrorInvalidValue for any other pair (those are
+ * never instantiated). */
+template <typename T, int D, int K, typename F> cudaError_t reg_call(F &&f)
 {
-    if constexpr (reg_fits<T, D, KMAX>())
-        return f(TDK<T, D, KMAX>{});
+    if constexpr (reg_fits<T, D, K>())
+        return f(TDK<T, D, K>{});
     else
         return cudaErrorInvalidValue;
 }
-template <typename T, typename F> cudaError_t with_reg(int D, int kmax, F &&f)
+template <typename T, typename F> cudaError_t with_reg(int D, int k, F &&f)
 {
-    switch (D * 100 + kmax) {
+    switch (D * 100 + k) {
     case 101: return reg_call<T, 1, 1>(f);
     case 102: return reg_call<T, 1, 2>(f);
+    case 103: return reg_call<T, 1, 3>(f);
     case 104: return reg_call<T, 1, 4>(f);
+    case 105: return reg_call<T, 1, 5>(f);
+    case 106: return reg_call<T, 1, 6>(f);
+    case 107: return reg_call<T, 1, 7>(f);
     case 108: return reg_call<T, 1, 8>(f);
     case 201: return reg_call<T, 2, 1>(f);
     case 202: return reg_call<T, 2, 2>(f);
+    case 203: return reg_call<T, 2, 3>(f);
     case 204: return reg_call<T, 2, 4>(f);
     case 301: return reg_call<T, 3, 1>(f);
     case 302: return reg_call<T, 3, 2>(f);
@@ -107,19 +114,16 @@ template <typename T, typename F> cudaError_t with_reg(int D, int kmax, F &&f)
     default: return cudaErrorInvalidValue;
     }
 }
-template <typename F> cudaError_t with_type_reg(int use_double, int D, int kmax, F &&f)
+template <typename F> cudaError_t with_type_reg(int use_double, int D, int k, F &&f)
 {
-    return use_double ? with_reg<double>(D, kmax, f) : with_reg<float>(D, kmax, f);
+    return use_double ? with_reg<double>(D, k, f) : with_reg<float>(D, k, f);
 }
 
-/* The register path's component bound for (D, k): the smallest power of two KMAX >= k whose KMAX * E sums
- * fit reg_max_sums, or 0 when the register path does not apply. */
-int reg_kmax(int D, int k, int use_double)
+/* Whether the register path handles (D, k): its k * E sums must fit reg_max_sums, D <= 4, and for double
+ * k <= 4 (at (1, 5) the double sums spill). Must agree with reg_fits. */
+bool reg_path_fits(int D, int k, int use_double)
 {
-    if (D < 1 || D > 4) return 0;
-    int km = 1;
-    while (km < k) km *= 2;
-    return km * n_entries(D) <= reg_max_sums(use_double != 0) ? km : 0;
+    return D >= 1 && D <= 4 && k >= 1 && k * n_entries(D) <= reg_max_sums(use_double != 0) && (!use_double || k <= 4);
 }
 
 /* Raises fn's dynamic shared memory limit to all the device allows next to its static shared memory, and
@@ -197,9 +201,11 @@ extern "C" cudaError_t gmm_cuda_plan_make(gmm_cuda_plan *p, int device, long lon
         using T = typename Tg::type;
         using S = TileShape<T, Tg::dim>;
         const void *fn = (const void *)stats_tile_kernel<T, Tg::dim>;
-        size_t max_dyn = 0;
+        size_t max_dyn = 0, max_dyn_init = 0;
         cudaError_t e2 = allow_smem(fn, optin, &max_dyn);
+        if (e2 == cudaSuccess) e2 = allow_smem((const void *)stats_tile_init_kernel<T, Tg::dim>, optin, &max_dyn_init);
         if (e2 != cudaSuccess) return e2;
+        if (max_dyn_init < max_dyn) max_dyn = max_dyn_init; /* both instances run with the same shape */
         /* The block size that keeps the most threads resident per multiprocessor (the shared memory per
          * block shrinks with it: its statistics slots, responsibilities and tile scale with the threads),
          * the larger one on ties. GMM_CUDA_TILE_THREADS (64, 128 or 256) forces one, for benchmarking. */
@@ -246,17 +252,15 @@ extern "C" cudaError_t gmm_cuda_plan_make(gmm_cuda_plan *p, int device, long lon
         p->tile_blocks = (int)(want < 1 ? 1 : (want < cap ? want : cap));
     }
 
-    const int kmax = reg_kmax(p->D, k, p->use_double);
-    if (kmax) {
+    if (reg_path_fits(p->D, k, p->use_double)) {
         p->path = GMM_CUDA_PATH_REG;
-        p->kmax = kmax;
         p->threads = kRegThreads;
         p->smem = 0;
         occ = 0;
-        e = with_type_reg(p->use_double, p->D, kmax, [&](auto tag) -> cudaError_t {
+        e = with_type_reg(p->use_double, p->D, k, [&](auto tag) -> cudaError_t {
             using Tg = decltype(tag);
             using T = typename Tg::type;
-            const void *fn = (const void *)stats_reg_kernel<T, Tg::dim, Tg::kmax>;
+            const void *fn = (const void *)stats_reg_kernel<T, Tg::dim, Tg::k>;
             return cudaOccupancyMaxActiveBlocksPerMultiprocessor(&occ, fn, kRegThreads, 0);
         });
         if (e == cudaSuccess && occ < 1) {
@@ -362,13 +366,13 @@ extern "C" cudaError_t gmm_cuda_stats(const gmm_cuda_plan *p, const void *x_dev,
     if (p->n < 1) return cudaErrorInvalidValue;
     cudaError_t e;
     if (p->path == GMM_CUDA_PATH_REG) {
-        e = with_type_reg(p->use_double, p->D, p->kmax, [&](auto tag) -> cudaError_t {
+        e = with_type_reg(p->use_double, p->D, p->k, [&](auto tag) -> cudaError_t {
             using Tg = decltype(tag);
             using T = typename Tg::type;
-            RegParams<T, Tg::dim, Tg::kmax> prm = {};
-            memcpy(prm.v, params_host, p->params_len * sizeof(T));
-            prm.k = p->k;
-            auto fn = stats_reg_kernel<T, Tg::dim, Tg::kmax>;
+            RegParams<T, Tg::dim, Tg::k> prm;
+            static_assert(sizeof prm.v == sizeof(T) * Tg::k * TileShape<T, Tg::dim>::P, "one block per component");
+            memcpy(prm.v, params_host, sizeof prm.v);
+            auto fn = stats_reg_kernel<T, Tg::dim, Tg::k>;
             GMM_LAUNCH(fn, p->blocks, kRegThreads, 0, s, static_cast<const T *>(x_dev), p->n, prm,
                        (int)p->stats_len, partials_dev);
             return cudaGetLastError();
@@ -381,8 +385,7 @@ extern "C" cudaError_t gmm_cuda_stats(const gmm_cuda_plan *p, const void *x_dev,
             using T = typename Tg::type;
             auto fn = stats_tile_kernel<T, Tg::dim>;
             GMM_LAUNCH(fn, p->blocks, p->threads, p->smem, s, static_cast<const T *>(x_dev), p->n, p->d, p->k,
-                       static_cast<const T *>(params_dev), (int)p->stats_len, partials_dev, kRespEM,
-                       static_cast<const int *>(nullptr), 0ULL, TileShape<T, Tg::dim>::R);
+                       static_cast<const T *>(params_dev), (int)p->stats_len, partials_dev);
             return cudaGetLastError();
         });
     }
@@ -509,7 +512,7 @@ extern "C" cudaError_t gmm_cuda_resp_stats(const gmm_cuda_plan *p, const void *x
     e = with_type_dim(p->use_double, p->D, [&](auto tag) -> cudaError_t {
         using Tg = decltype(tag);
         using T = typename Tg::type;
-        auto fn = stats_tile_kernel<T, Tg::dim>;
+        auto fn = stats_tile_init_kernel<T, Tg::dim>;
         const int groups = first_moments ? 1 : TileShape<T, Tg::dim>::R;
         GMM_LAUNCH(fn, p->tile_blocks, p->tile_threads, p->tile_smem, s, static_cast<const T *>(x_dev), p->n, p->d,
                    p->k, static_cast<const T *>(params_dev), (int)p->stats_len, partials_dev,

@@ -49,7 +49,6 @@ typedef struct gmm_cuda_plan {
     int use_double;       /* data, parameters and per-point arithmetic in float64 instead of float32 */
     size_t elem_size;     /* 4 or 8: bytes of one data / parameter element */
     int path;             /* GMM_CUDA_PATH_REG or GMM_CUDA_PATH_TILE */
-    int kmax;             /* register path: the compile-time bound on k it was instantiated for */
     int threads, blocks;  /* stats kernel launch shape; blocks partials are written */
     size_t smem;          /* stats kernel dynamic shared memory, bytes */
     size_t stats_len;     /* doubles of one (partial or reduced) statistics vector: k * E + 1 */

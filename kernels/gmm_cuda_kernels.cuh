@@ -185,7 +185,18 @@ __device__ __forceinline__ float rcp(float v)
 #endif
 }
 __device__ __forceinline__ double rcp(double v) { return 1.0 / v; }
-__device__ __forceinline__ float lg2(float v) { return log2f(v); }
+/* log2 of the normalizer v in [1, k]. float: the hardware approximation (absolute error below 2^-21 there,
+ * far inside the float rounding of the log-densities themselves). */
+__device__ __forceinline__ float lg2(float v)
+{
+#if defined(__CUDA_ARCH__)
+    float y;
+    asm("lg2.approx.ftz.f32 %0, %1;" : "=f"(y) : "f"(v));
+    return y;
+#else
+    return log2f(v);
+#endif
+}
 __device__ __forceinline__ double lg2(double v) { return log2(v); }
 __device__ __forceinline__ float fmat(float a, float b, float c) { return fmaf(a, b, c); }
 __device__ __forceinline__ double fmat(double a, double b, double c) { return fma(a, b, c); }
@@ -198,15 +209,15 @@ __device__ __forceinline__ T log_density2(const T (&x)[D], const T *__restrict__
     T dx[D];
 #pragma unroll
     for (int i = 0; i < D; i++) dx[i] = x[i] - p[i];
-    T q = T(0);
+    T l = p[param_base(D)]; /* base - sum_j y_j^2, one fused multiply-add per term */
 #pragma unroll
     for (int j = 0; j < D; j++) {
-        T y = T(0);
+        T y = dx[0] * p[param_u(D, 0, j)];
 #pragma unroll
-        for (int i = 0; i <= j; i++) y = fmat(dx[i], p[param_u(D, i, j)], y);
-        q = fmat(y, y, q);
+        for (int i = 1; i <= j; i++) y = fmat(dx[i], p[param_u(D, i, j)], y);
+        l = fmat(-y, y, l);
     }
-    return p[param_base(D)] - q;
+    return l;
 }
 
 /* Adds one point's contribution to statistic number IDX of a component (0: N, 1..D: S, then T upper by
@@ -260,28 +271,28 @@ __device__ __forceinline__ double block_sum(double v, double *red)
 /* ------------------------------------------------------------------------------------ register path */
 
 /* The register path's parameters, passed by value (they live in the kernel's constant bank, so the
- * arithmetic reads them as operands): KMAX blocks of P elements, blocks k >= the real k unused. */
-template <typename T, int D, int KMAX> struct RegParams {
-    T v[KMAX * param_stride(D, Vec16<T>::n)];
-    int k;
+ * arithmetic reads them as operands): K blocks of P elements. */
+template <typename T, int D, int K> struct RegParams {
+    T v[K * param_stride(D, Vec16<T>::n)];
 };
 
-/* Stats pass, register path: for d = D <= 4 and k <= KMAX with KMAX * E small. Each thread walks its points
- * (grid stride, kRegBatch loads in flight), keeps all k * E sums in registers (T, flushed into double every
- * kRun points), and the block sums its threads in a fixed order into partials[blockIdx.x] (stats_len
- * doubles: k * E statistics, then the sum of log2 p). Requires blockDim.x == kRegThreads and x 16-byte
- * aligned (the start of a cudaMalloc'd array). */
-template <typename T, int D, int KMAX>
+/* Stats pass, register path: for d = D <= 4 and exactly K components with K * E small (K is a compile-time
+ * constant, so the per-component loops are straight-line code). Each thread walks its points (grid stride,
+ * kRegBatch loads in flight), keeps all K * E sums in registers (T, flushed into double every kRun points,
+ * checked once per batch), and the block sums its threads in a fixed order into partials[blockIdx.x]
+ * (stats_len doubles: K * E statistics, then the sum of log2 p). Requires blockDim.x == kRegThreads and x
+ * 16-byte aligned (the start of a cudaMalloc'd array). */
+template <typename T, int D, int K>
 __global__ void __launch_bounds__(kRegThreads, 2)
-    stats_reg_kernel(const T *__restrict__ x, long long n, const __grid_constant__ RegParams<T, D, KMAX> prm,
+    stats_reg_kernel(const T *__restrict__ x, long long n, const __grid_constant__ RegParams<T, D, K> prm,
                      int stats_len, double *__restrict__ partials)
 {
     constexpr int E = n_entries(D), P = param_stride(D, Vec16<T>::n);
-    const int k = prm.k;
-    T acc[KMAX][E];
-    double dacc[KMAX][E];
+    static_assert(kRun % kRegBatch == 0, "runs are whole batches");
+    T acc[K][E];
+    double dacc[K][E];
 #pragma unroll
-    for (int c = 0; c < KMAX; c++)
+    for (int c = 0; c < K; c++)
 #pragma unroll
         for (int e = 0; e < E; e++) {
             acc[c][e] = T(0);
@@ -307,56 +318,55 @@ __global__ void __launch_bounds__(kRegThreads, 2)
 #pragma unroll
         for (int b = 0; b < kRegBatch; b++) {
             if (i0 + b * stride >= n) break;
-            T l[KMAX];
+            T l[K];
             T m = T(-INFINITY);
 #pragma unroll
-            for (int c = 0; c < KMAX; c++) {
-                l[c] = c < k ? log_density2<T, D>(xb[b], prm.v + c * P) : T(-INFINITY);
+            for (int c = 0; c < K; c++) {
+                l[c] = log_density2<T, D>(xb[b], prm.v + c * P);
                 m = l[c] > m ? l[c] : m;
             }
             T s = T(0);
 #pragma unroll
-            for (int c = 0; c < KMAX; c++) {
-                l[c] = ex2(l[c] - m); /* 0 for the unused c >= k */
+            for (int c = 0; c < K; c++) {
+                l[c] = ex2(l[c] - m);
                 s += l[c];
             }
             const T inv = rcp(s);
             ll += (double)(m + lg2(s));
 #pragma unroll
-            for (int c = 0; c < KMAX; c++) {
-                if (c < k) {
-                    const T r = l[c] * inv;
-                    T dx[D], rd[D];
+            for (int c = 0; c < K; c++) {
+                const T r = l[c] * inv;
+                T dx[D], rd[D];
 #pragma unroll
-                    for (int j = 0; j < D; j++) {
-                        dx[j] = xb[b][j] - prm.v[c * P + j];
-                        rd[j] = r * dx[j];
-                    }
-                    acc_entries<T, D, 0>(acc[c], r, dx, rd, std::make_integer_sequence<int, E>{});
+                for (int j = 0; j < D; j++) {
+                    dx[j] = xb[b][j] - prm.v[c * P + j];
+                    rd[j] = r * dx[j];
                 }
+                acc_entries<T, D, 0>(acc[c], r, dx, rd, std::make_integer_sequence<int, E>{});
             }
-            if (++run == kRun) {
-                run = 0;
+        }
+        run += kRegBatch;
+        if (run == kRun) {
+            run = 0;
 #pragma unroll
-                for (int c = 0; c < KMAX; c++)
+            for (int c = 0; c < K; c++)
 #pragma unroll
-                    for (int e = 0; e < E; e++) {
-                        dacc[c][e] += (double)acc[c][e];
-                        acc[c][e] = T(0);
-                    }
-            }
+                for (int e = 0; e < E; e++) {
+                    dacc[c][e] += (double)acc[c][e];
+                    acc[c][e] = T(0);
+                }
         }
     }
 #pragma unroll
-    for (int c = 0; c < KMAX; c++)
+    for (int c = 0; c < K; c++)
 #pragma unroll
         for (int e = 0; e < E; e++) dacc[c][e] += (double)acc[c][e];
 
     /* Block sum in a fixed order: warp trees, then the warps in order. */
-    __shared__ double red[kRegThreads / 32][KMAX * E + 1];
+    __shared__ double red[kRegThreads / 32][K * E + 1];
     const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
 #pragma unroll
-    for (int c = 0; c < KMAX; c++)
+    for (int c = 0; c < K; c++)
 #pragma unroll
         for (int e = 0; e < E; e++) {
             const double v = warp_sum(dacc[c][e]);
@@ -364,15 +374,14 @@ __global__ void __launch_bounds__(kRegThreads, 2)
         }
     {
         const double v = warp_sum(ll);
-        if (lane == 0) red[warp][KMAX * E] = v;
+        if (lane == 0) red[warp][K * E] = v;
     }
     __syncthreads();
     double *out = partials + (size_t)blockIdx.x * (size_t)stats_len;
     const int nw = blockDim.x / 32;
-    for (int s = threadIdx.x; s < k * E + 1; s += blockDim.x) {
-        const int src = s < k * E ? s : KMAX * E; /* statistics of c < k are contiguous; then the log-lik */
+    for (int s = threadIdx.x; s < K * E + 1; s += blockDim.x) {
         double t = 0.0;
-        for (int w = 0; w < nw; w++) t += red[w][src];
+        for (int w = 0; w < nw; w++) t += red[w][s];
         out[s] = t;
     }
 }
@@ -450,20 +459,22 @@ __device__ __forceinline__ void tile_group(int grp, const T *__restrict__ rk, co
     }
 }
 
-/* Stats pass, tile path: any k <= GMM_CUDA_MAX_K, d <= D. Per tile of blockDim.x points: phase 1, one thread
+/* Stats pass, tile path (the body of stats_tile_kernel and stats_tile_init_kernel below): any
+ * k <= GMM_CUDA_MAX_K, d <= D. Per tile of blockDim.x points: phase 1, one thread
  * per point, computes the responsibilities into shared memory (and log2 p into a per-thread double);
  * phase 2 spreads the (component, statistics group) items over the threads (see TileGeom). At the end the
  * block writes partials[blockIdx.x] (stats_len doubles) in a fixed order. params (k * P elements) are
  * copied into shared memory once per block. Dynamic shared memory: tile_geom(...).bytes.
- * The initializations use the same kernel with other responsibilities (mode kRespLabels: one-hot on
- * labels; kRespRandom: hashed from seed; the log-likelihood slot is then 0 and only the means of params
- * are read, as the shift), and with groups < R to skip the second-moment groups that Lloyd's centers do
- * not need (group 0 always holds N and S). */
-template <typename T, int D>
-__global__ void __launch_bounds__(kMaxThreads)
-    stats_tile_kernel(const T *__restrict__ x, long long n, int d, int k, const T *__restrict__ params,
-                      int stats_len, double *__restrict__ partials, int mode, const int *__restrict__ labels,
-                      unsigned long long seed, int groups)
+ * The initializations use the same body, instantiated with INIT (so that the E-step's instance carries
+ * none of it), with other responsibilities (mode kRespLabels: one-hot on labels; kRespRandom: hashed from
+ * seed; the log-likelihood slot is then 0 and only the means of params are read, as the shift), and with
+ * groups < R to skip the second-moment groups that Lloyd's centers do not need (group 0 always holds N and
+ * S). Without INIT, mode, labels, seed and groups are ignored. */
+template <typename T, int D, bool INIT>
+__device__ __forceinline__ void stats_tile_body(const T *__restrict__ x, long long n, int d, int k,
+                                                const T *__restrict__ params, int stats_len,
+                                                double *__restrict__ partials, int mode,
+                                                const int *__restrict__ labels, unsigned long long seed, int groups)
 {
     using S = TileShape<T, D>;
     using V = typename Vec16<T>::type;
@@ -490,7 +501,7 @@ __global__ void __launch_bounds__(kMaxThreads)
         if (i < n) {
 #pragma unroll
             for (int j = 0; j < D; j++) xv[j] = j < d ? x[i * d + j] : T(0);
-            if (mode == kRespEM) {
+            if constexpr (!INIT) {
                 ll += (double)point_resp<T, D>(xv, par, k, rs + tid, g.rs_stride);
             } else if (mode == kRespLabels) {
                 const int lab = labels[i];
@@ -510,7 +521,7 @@ __global__ void __launch_bounds__(kMaxThreads)
         for (int j = 0; j < D; j++) xs[j * bt + tid] = xv[j];
         __syncthreads();
         /* phase 2: this thread's items (statistics groups >= groups are skipped and stay 0) */
-        if (grp >= groups) {
+        if (INIT && grp >= groups) {
         } else if (k <= g.tpg) {
             const int c = t / g.lanes, lane = t % g.lanes;
             if (c < k)
@@ -535,6 +546,26 @@ __global__ void __launch_bounds__(kMaxThreads)
     }
     const double tot = block_sum(ll, red);
     if (tid == 0) out[k * S::E] = tot;
+}
+
+/* The E-step's instance (mode, labels, seed and groups unused) and the initializations'. Their launch bounds
+ * differ: with a minimum of one block per multiprocessor ptxas gives the INIT instance the registers it
+ * needs (without it, two instances spilled), while the E-step's keeps its lower register count (more
+ * resident blocks). */
+template <typename T, int D>
+__global__ void __launch_bounds__(kMaxThreads)
+    stats_tile_kernel(const T *__restrict__ x, long long n, int d, int k, const T *__restrict__ params,
+                      int stats_len, double *__restrict__ partials)
+{
+    stats_tile_body<T, D, false>(x, n, d, k, params, stats_len, partials, kRespEM, nullptr, 0ULL, TileShape<T, D>::R);
+}
+template <typename T, int D>
+__global__ void __launch_bounds__(kMaxThreads, 1)
+    stats_tile_init_kernel(const T *__restrict__ x, long long n, int d, int k, const T *__restrict__ params,
+                           int stats_len, double *__restrict__ partials, int mode, const int *__restrict__ labels,
+                           unsigned long long seed, int groups)
+{
+    stats_tile_body<T, D, true>(x, n, d, k, params, stats_len, partials, mode, labels, seed, groups);
 }
 
 /* ---------------------------------------------------------------------------- initialization passes */
