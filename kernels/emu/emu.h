@@ -38,8 +38,8 @@ struct gmm_emu_dim { unsigned x, y, z; };
 struct gmm_emu_thread_ctx {
     unsigned char *smem;
 };
-extern thread_local gmm_emu_thread_ctx gmm_emu_ctx;
-extern thread_local gmm_emu_dim threadIdx, blockIdx, blockDim, gridDim;
+extern __thread gmm_emu_thread_ctx gmm_emu_ctx; /* __thread: no dynamic initialization, no wrapper call */
+extern __thread gmm_emu_dim threadIdx, blockIdx, blockDim, gridDim;
 
 /* fibers.cpp: out of line, so that the compiler reloads what other fibers may have written meanwhile */
 extern "C" void gmm_emu_syncthreads(void);

@@ -8,8 +8,8 @@
  * not every thread of the block, or warp, reaches: a deadlock or undefined behaviour on the GPU).
  *
  * Context switches: a few instructions of assembly on x86-64 (callee-saved registers, MXCSR and the x87
- * control word; no signal-mask system call), POSIX ucontext elsewhere or with -DGMM_EMU_UCONTEXT (about
- * a hundred times slower: swapcontext makes a sigprocmask system call). Built with AddressSanitizer, every
+ * control word; no signal-mask system call), POSIX ucontext elsewhere or with -DGMM_EMU_UCONTEXT (5 to
+ * 20 times slower here: each swapcontext makes a sigprocmask system call). Built with AddressSanitizer, every
  * switch is announced to it (__sanitizer_start_switch_fiber / __sanitizer_finish_switch_fiber).
  */
 #include "emu.h"
@@ -76,8 +76,8 @@ gmm_emu_swap:
 )");
 #endif
 
-thread_local gmm_emu_thread_ctx gmm_emu_ctx;
-thread_local gmm_emu_dim threadIdx, blockIdx, blockDim, gridDim;
+__thread gmm_emu_thread_ctx gmm_emu_ctx;
+__thread gmm_emu_dim threadIdx, blockIdx, blockDim, gridDim;
 
 namespace {
 
@@ -263,11 +263,16 @@ std::string kernel_name(const gmm_emu_launch_info &k)
         }
     }
     char what[400];
-    snprintf(what, sizeof what,
-             "block %d of %d (%d threads): %d threads wait at __syncthreads (the first: thread %d), %d at a warp "
-             "shuffle (the first: thread %d), %d have returned (the first: thread %d)",
-             block, k.grid, n, at_block, first_block, at_warp, first_warp, done, first_done);
-    die("DEADLOCK in kernel %s, %s: a __syncthreads or __shfl_down_sync that not every thread of the block "
+    int len = snprintf(what, sizeof what, "block %d of %d (%d threads):", block, k.grid, n);
+    const struct {
+        int count, first;
+        const char *where;
+    } parts[3] = {{at_block, first_block, "wait at __syncthreads"}, {at_warp, first_warp, "wait at a warp shuffle"},
+                  {done, first_done, "have returned"}};
+    for (const auto &p : parts)
+        if (p.count > 0 && len < (int)sizeof what)
+            len += snprintf(what + len, sizeof what - len, " %d %s (the first: thread %d);", p.count, p.where, p.first);
+    die("DEADLOCK in kernel %s, %s a __syncthreads or __shfl_down_sync that not every thread of the block "
         "(or warp) reaches; on a GPU this hangs or is undefined",
         kernel_name(k).c_str(), what);
 }
