@@ -1,26 +1,22 @@
 /*
- * emu.h — runs gmm's CUDA kernels on host threads (force-included when kernels/gmm_cuda.cu is compiled as
- * C++ with -DGMM_CUDA_EMULATE): one host thread (from a pool) per CUDA thread, blocks one after another,
- * __syncthreads as a std::barrier over the block, warp shuffles through a per-warp exchange, dynamic shared
- * memory filled with 0xff bytes (NaN) so that reading what nobody wrote shows.
+ * emu.h — runs gmm's CUDA kernels on the host (force-included when kernels/gmm_cuda.cu is compiled as C++
+ * with -DGMM_CUDA_EMULATE): the blocks of a launch one after another, the threads of a block as cooperative
+ * fibers on the launching host thread (fibers.cpp), __syncthreads as a barrier over the block, warp shuffles
+ * through a per-warp exchange, dynamic shared memory filled with 0xff bytes (NaN) before each block so that
+ * reading what nobody wrote shows. A barrier that not every thread of the block (or warp) reaches aborts
+ * with a message naming the kernel.
  */
 #pragma once
 #include <cuda_runtime_api.h>
 
-#include <barrier>
 #include <cmath>
-#include <condition_variable>
-#include <functional>
-#include <mutex>
 #include <cstdlib>
 #include <cstring>
 #include <math.h>
-#include <memory>
-#include <thread>
 #include <tuple>
 #include <type_traits>
 #include <typeinfo>
-#include <vector>
+#include <utility>
 
 #define __global__
 #define __device__
@@ -37,105 +33,66 @@ struct alignas(16) float4 { float x, y, z, w; };
 struct alignas(16) double2 { double x, y; };
 struct gmm_emu_dim { unsigned x, y, z; };
 
-struct gmm_emu_warp {
-    std::barrier<> bar{32};
-    double vals[32];
-};
+/* Per launching host thread (its fibers see the same values): the block's dynamic shared memory and
+ * indices; threadIdx is set by the scheduler for the fiber it resumes. */
 struct gmm_emu_thread_ctx {
     unsigned char *smem;
-    std::barrier<> *block_bar;
-    gmm_emu_warp *warp;
 };
-extern thread_local gmm_emu_thread_ctx gmm_emu_ctx;
-extern thread_local gmm_emu_dim threadIdx, blockIdx, blockDim, gridDim;
+extern __thread gmm_emu_thread_ctx gmm_emu_ctx; /* __thread: no dynamic initialization, no wrapper call */
+extern __thread gmm_emu_dim threadIdx, blockIdx, blockDim, gridDim;
 
-inline void __syncthreads() { gmm_emu_ctx.block_bar->arrive_and_wait(); }
-inline double __shfl_down_sync(unsigned, double v, int off)
-{
-    gmm_emu_warp *w = gmm_emu_ctx.warp;
-    const unsigned lane = threadIdx.x % 32;
-    w->vals[lane] = v;
-    w->bar.arrive_and_wait();
-    const double r = lane + (unsigned)off < 32 ? w->vals[lane + off] : v;
-    w->bar.arrive_and_wait();
-    return r;
-}
+/* fibers.cpp: out of line, so that the compiler reloads what other fibers may have written meanwhile */
+extern "C" void gmm_emu_syncthreads(void);
+extern "C" double gmm_emu_shfl_down(double v, int off);
+inline void __syncthreads() { gmm_emu_syncthreads(); }
+inline double __shfl_down_sync(unsigned, double v, int off) { return gmm_emu_shfl_down(v, off); }
+
+/* A launch as written in gmm_cuda.cu (for messages) and its shape. */
+struct gmm_emu_launch_info {
+    const char *expr, *file;
+    int line;
+    const char *type; /* typeid name of the kernel's pointer type */
+    int grid, block;
+    size_t smem;
+};
+/* fibers.cpp: runs one block (k.block threads) of body(arg) as fibers, each its CUDA thread. */
+void gmm_emu_run_block(const gmm_emu_launch_info &k, int block, void (*body)(void *), void *arg);
 
 extern "C" void gmm_emu_set_error(cudaError_t e);
 extern "C" size_t gmm_emu_smem_optin(void);
 extern "C" void gmm_emu_count_launch(const char *what, int grid, int block, size_t smem);
 
-/* The CUDA threads of a block run on a pool of host threads created once (creating 256 std::threads per
- * block made the emulation spend most of its time in the kernel): run(n, f) has pool threads 0..n-1 call
- * f(t) and returns when all have. */
-struct gmm_emu_pool {
-    std::mutex mu;
-    std::condition_variable go, done;
-    std::vector<std::thread> threads;
-    std::function<void(int)> job;
-    int active = 0, remaining = 0;
-    unsigned long long gen = 0;
-
-    void worker(int t)
-    {
-        unsigned long long seen = 0;
-        std::unique_lock<std::mutex> lk(mu);
-        for (;;) {
-            go.wait(lk, [&] { return gen != seen; });
-            seen = gen;
-            if (t < active) {
-                lk.unlock();
-                job(t);
-                lk.lock();
-                if (--remaining == 0) done.notify_all();
-            }
-        }
-    }
-    void run(int n, std::function<void(int)> f)
-    {
-        while ((int)threads.size() < n) {
-            const int t = (int)threads.size();
-            threads.emplace_back([this, t] { worker(t); });
-            threads.back().detach(); /* the pool lives until the process exits */
-        }
-        std::unique_lock<std::mutex> lk(mu);
-        job = std::move(f);
-        active = remaining = n;
-        gen++;
-        go.notify_all();
-        done.wait(lk, [&] { return remaining == 0; });
-    }
-};
-inline gmm_emu_pool &gmm_emu_the_pool()
-{
-    static gmm_emu_pool *pool = new gmm_emu_pool; /* never destroyed: its threads wait until exit */
-    return *pool;
-}
+/* gmm_cuda.cu's GMM_LAUNCH calls gmm_emu_launch(fn, grid, block, smem, stream, args...): record where. */
+#define gmm_emu_launch(fn, ...) gmm_emu_launch_at(#fn, __FILE__, __LINE__, fn, __VA_ARGS__)
 
 template <typename... P, typename... A>
-void gmm_emu_launch(void (*fn)(P...), int grid, int block, size_t smem, cudaStream_t, A &&...args)
+void gmm_emu_launch_at(const char *expr, const char *file, int line, void (*fn)(P...), int grid, int block,
+                       size_t smem, cudaStream_t, A &&...args)
 {
-    gmm_emu_count_launch(typeid(fn).name(), grid, block, smem);
+    gmm_emu_count_launch(expr, grid, block, smem);
     if (grid < 1 || block < 32 || block > 1024 || block % 32 || smem > gmm_emu_smem_optin()) {
         gmm_emu_set_error(cudaErrorInvalidConfiguration);
         return;
     }
-    std::tuple<std::decay_t<P>...> targs(std::forward<A>(args)...);
+    using Args = std::tuple<std::decay_t<P>...>;
+    struct Call {
+        void (*fn)(P...);
+        Args args;
+    } call{fn, Args(std::forward<A>(args)...)};
+    const gmm_emu_launch_info info{expr, file, line, typeid(fn).name(), grid, block, smem};
     const size_t bytes = (smem + 15) / 16 * 16 + 16;
     unsigned char *buf = static_cast<unsigned char *>(std::aligned_alloc(16, bytes));
+    gmm_emu_ctx.smem = buf;
+    blockDim = gmm_emu_dim{(unsigned)block, 1, 1};
+    gridDim = gmm_emu_dim{(unsigned)grid, 1, 1};
     for (int b = 0; b < grid; b++) {
         memset(buf, 0xff, bytes);
-        std::barrier<> bar(block);
-        std::vector<std::unique_ptr<gmm_emu_warp>> warps;
-        for (int w = 0; w < block / 32; w++) warps.emplace_back(new gmm_emu_warp);
-        gmm_emu_the_pool().run(block, [&, b](int t) {
-            gmm_emu_ctx = gmm_emu_thread_ctx{buf, &bar, warps[t / 32].get()};
-            threadIdx = gmm_emu_dim{(unsigned)t, 0, 0};
-            blockIdx = gmm_emu_dim{(unsigned)b, 0, 0};
-            blockDim = gmm_emu_dim{(unsigned)block, 1, 1};
-            gridDim = gmm_emu_dim{(unsigned)grid, 1, 1};
-            std::apply(fn, targs);
-        });
+        blockIdx = gmm_emu_dim{(unsigned)b, 0, 0};
+        gmm_emu_run_block(info, b, [](void *c) {
+            Call *k = static_cast<Call *>(c);
+            std::apply(k->fn, k->args);
+        }, &call);
     }
+    gmm_emu_ctx.smem = nullptr;
     std::free(buf);
 }

@@ -8,8 +8,6 @@
 #include <chrono>
 #include <cstdio>
 
-thread_local gmm_emu_thread_ctx gmm_emu_ctx;
-thread_local gmm_emu_dim threadIdx, blockIdx, blockDim, gridDim;
 static thread_local cudaError_t last_error = cudaSuccess;
 static long n_launches = 0;
 
@@ -18,10 +16,11 @@ static int env_int(const char *name, int def) { const char *v = getenv(name); re
 extern "C" {
 void gmm_emu_set_error(cudaError_t e) { if (last_error == cudaSuccess) last_error = e; }
 size_t gmm_emu_smem_optin(void) { return 232448; }
-void gmm_emu_count_launch(const char *, int grid, int block, size_t smem)
+void gmm_emu_count_launch(const char *what, int grid, int block, size_t smem)
 {
     n_launches++;
-    if (getenv("GMM_EMU_VERBOSE")) fprintf(stderr, "emu launch %ld: grid %d block %d smem %zu\n", n_launches, grid, block, smem);
+    if (getenv("GMM_EMU_VERBOSE"))
+        fprintf(stderr, "emu launch %ld: grid %d block %d smem %zu (%s)\n", n_launches, grid, block, smem, what);
 }
 cudaError_t cudaGetDeviceCount(int *c) { if (env_int("GMM_EMU_NO_DEVICE", 0)) { *c = 0; return cudaErrorNoDevice; } *c = 1; return cudaSuccess; }
 cudaError_t cudaGetDevice(int *d) { *d = 0; return cudaSuccess; }

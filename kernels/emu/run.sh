@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # run.sh — runs tests/test_cuda.c without a GPU: the CUDA kernels (kernels/gmm_cuda.cu, unchanged) compiled as
-# host C++ with emu.h (one std::thread per CUDA thread, blocks in turn, __syncthreads as a barrier, warp
-# shuffles through a per-warp exchange), the CUDA runtime replaced by fake_cudart.cpp (device memory is host
+# host C++ with emu.h and fibers.cpp (the threads of a block as fibers on the launching thread, blocks in turn,
+# __syncthreads as a barrier, warp shuffles through a per-warp exchange; a barrier not every thread reaches
+# aborts naming the kernel), the CUDA runtime replaced by fake_cudart.cpp (device memory is host
 # memory, filled with NaN bytes when allocated, like the kernels' dynamic shared memory), and the real
 # src/backend_cuda.c and library. It checks the kernels' indexing, layouts, reductions and numerics against
 # the CPU reference; it cannot check races, timing, the inline PTX (ex2.approx falls back to exp2f) or
 # anything about the real hardware.
 #
-# Usage: kernels/emu/run.sh [QUICK]     QUICK = GMM_TEST_CUDA_QUICK: 1 (default, ~1 min on 2 cores), 2, or 0
+# Usage: kernels/emu/run.sh [QUICK]     QUICK = GMM_TEST_CUDA_QUICK: 1 (default, ~10 s on 2 cores), 2, or 0
 #                                       (the full test with n = 1e7, several minutes)
 #        kernels/emu/run.sh --bench-gpu [ARGS...]
 #                                       instead builds bench/bench_gpu.c the same way (build-emu/bench_gpu_emu)
@@ -15,8 +16,9 @@
 #                                       CSV) at tiny sizes, e.g. --cases 2x4:5e3 --repeats 2; its times are
 #                                       the emulation's, meaningless. The copy floor still copies 1 GiB.
 # Environment: GMM_EMU_SMS, GMM_EMU_OCC (multiprocessors and blocks per multiprocessor the fake device
-# reports: the grid is their product; default 2 and 2), GMM_EMU_NO_DEVICE=1 (no device: the test skips).
-# Builds into <repo>/build-emu. Needs g++ with C++20 (std::barrier), OpenMP and cJSON.
+# reports: the grid is their product; default 2 and 2), GMM_EMU_NO_DEVICE=1 (no device: the test skips),
+# GMM_EMU_VERBOSE=1 (each launch on stderr: its number, shape and the kernel as gmm_cuda.cu names it).
+# Builds into <repo>/build-emu. Needs g++ with C++20, OpenMP and cJSON.
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 E=$ROOT/kernels/emu
@@ -39,6 +41,7 @@ CXF=(-std=c++20 -O2 -g -Wall -Wextra -Wno-unknown-pragmas -I"$E/include")
 g++ "${CXF[@]}" -DGMM_CUDA_EMULATE -include "$E/emu.h" -I"$ROOT/kernels" -x c++ -c "$ROOT/kernels/gmm_cuda.cu" \
     -o "$O/gmm_cuda_emu.o"
 g++ "${CXF[@]}" -c "$E/fake_cudart.cpp" -o "$O/fake_cudart.o"
+g++ "${CXF[@]}" -c "$E/fibers.cpp" -o "$O/fibers.o"
 gcc "${CF[@]}" -DGMM_HAVE_CUDA=1 -I"$E/include" -I"$ROOT/tests" -DGMM_SOURCE_DIR="\"$ROOT\"" \
     -DGMM_TEST_TMP="\"$O/test-tmp\"" -c "$ROOT/tests/test_cuda.c" -o "$O/test_cuda.o"
 read -r -a CJL <<< "$(pkg-config --libs libcjson)"
@@ -46,10 +49,11 @@ if [ "${1:-}" = --bench-gpu ]; then
     shift
     gcc "${CF[@]}" -DGMM_HAVE_CUDA=1 -I"$E/include" -c "$ROOT/bench/bench_gpu.c" -o "$O/bench_gpu.o"
     g++ -fopenmp -o "$O/bench_gpu_emu" "$O/bench_gpu.o" "${objs[@]}" "$O/gmm_cuda_emu.o" "$O/fake_cudart.o" \
-        "${CJL[@]}" -lm
+        "$O/fibers.o" "${CJL[@]}" -lm
     echo "== $O/bench_gpu_emu $*"
     exec "$O/bench_gpu_emu" "$@"
 fi
-g++ -fopenmp -o "$O/test_cuda_emu" "$O/test_cuda.o" "${objs[@]}" "$O/gmm_cuda_emu.o" "$O/fake_cudart.o" "${CJL[@]}" -lm
+g++ -fopenmp -o "$O/test_cuda_emu" "$O/test_cuda.o" "${objs[@]}" "$O/gmm_cuda_emu.o" "$O/fake_cudart.o" "$O/fibers.o" \
+    "${CJL[@]}" -lm
 echo "== $O/test_cuda_emu (GMM_TEST_CUDA_QUICK=${1:-1})"
 GMM_TEST_CUDA_QUICK=${1:-1} "$O/test_cuda_emu"

@@ -1,7 +1,7 @@
 /*
  * cuda_runtime_api.h (emulation) — the subset of the CUDA runtime API that gmm uses, implemented on the host
- * by fake_cudart.cpp: "device" memory is host memory, copies are memcpy, kernels run on host threads
- * (emu.h). C-compatible, like the real header.
+ * by fake_cudart.cpp: "device" memory is host memory, copies are memcpy, kernels run on the launching host
+ * thread, a block's threads as fibers (emu.h, fibers.cpp). C-compatible, like the real header.
  */
 #ifndef GMM_EMU_CUDA_RUNTIME_API_H
 #define GMM_EMU_CUDA_RUNTIME_API_H
