@@ -28,9 +28,9 @@ ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
   ctest --test-dir "$root/build-asan" --output-on-failure --parallel "$jobs"
 echo "== fuzz the readers briefly (skipped, with the reason, where clang's libFuzzer is missing) =="
 "$root/scripts/fuzz.sh" 15
-echo "== the CUDA kernels emulated on the CPU (kernels/emu: indexing, layouts, barriers, numerics vs the CPU) =="
+echo "== the CUDA kernels emulated on the CPU, full sizes (kernels/emu: indexing, layouts, barriers, numerics vs the CPU) =="
 if command -v g++ >/dev/null 2>&1; then
-  "$root/kernels/emu/run.sh" 1
+  "$root/kernels/emu/run.sh" 0
   echo "== again with the tile kernel's smallest block (64 threads: components spread over fewer threads) =="
   GMM_CUDA_TILE_THREADS=64 GMM_TEST_CUDA_QUICK=1 "$root/build-emu/test_cuda_emu"
 else
