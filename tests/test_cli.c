@@ -558,8 +558,8 @@ static void test_errors(void)
     snprintf(args, sizeof args, "fit '%s/data/TrainingData_GMM.csv' -k 4 --device gpu", GMM_SOURCE_DIR);
     expect_failure(args, 2, "--device expects auto, cpu or cuda, got 'gpu'");
     /* --device cuda: fails with exit 1 and no output where no GPU is usable, works where one is */
-    snprintf(args, sizeof args, "fit '%s/data/TrainingData_GMM.csv' -k 4 --device cuda --quiet --out '%s'", GMM_SOURCE_DIR,
-             tmp_file("cuda-out"));
+    snprintf(args, sizeof args, "fit '%s/data/TrainingData_GMM.csv' -k 4 --init-study 3 --seed 0 --device cuda --quiet --out '%s'",
+             GMM_SOURCE_DIR, tmp_file("cuda-out"));
     if (gmm_cuda_available(NULL, 0) == 0) {
         expect_failure(args, 1, "gmm fit: ");
         CHECK(!file_exists(tmp_file("cuda-out")));
