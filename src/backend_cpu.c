@@ -351,16 +351,6 @@ static gmm_status cpu_predict(gmm_backend *b, const gmm_model *m, double *logp, 
 static size_t init_chunks(size_t n) { return (n + INIT_CHUNK - 1) / INIT_CHUNK; }
 static int init_threads(const gmm_backend *b) { return b->n_threads > 0 ? b->n_threads : omp_get_max_threads(); }
 
-static double sqdist(const double *a, const double *b, size_t d)
-{
-    double s = 0.0;
-    for (size_t j = 0; j < d; j++) {
-        double t = a[j] - b[j];
-        s += t * t;
-    }
-    return s;
-}
-
 /* Makes sure the per-point distance array and `per_chunk` partial doubles per chunk exist. */
 static gmm_status init_buffers(gmm_backend *b, size_t per_chunk)
 {
@@ -394,7 +384,7 @@ static gmm_status cpu_pp_potential(gmm_backend *b, const double *cand, int reset
         if (i1 > n) i1 = n;
         double s = 0.0;
         for (size_t i = (size_t)ch * INIT_CHUNK; i < i1; i++) {
-            double dd = sqdist(x + i * d, cand, d);
+            double dd = gmm_sqdist(x + i * d, cand, d);
             double v = dd < closest[i] ? dd : closest[i];
             if (update) closest[i] = v;
             s += v;
@@ -455,9 +445,9 @@ static gmm_status cpu_lloyd_assign(gmm_backend *b, size_t k, const double *cente
         for (size_t i = (size_t)ch * INIT_CHUNK; i < i1; i++) {
             const double *xi = x + i * d;
             size_t best = 0;
-            double bd = sqdist(xi, centers, d);
+            double bd = gmm_sqdist(xi, centers, d);
             for (size_t cc = 1; cc < k; cc++) {
-                double dd = sqdist(xi, centers + cc * d, d);
+                double dd = gmm_sqdist(xi, centers + cc * d, d);
                 if (dd < bd) {
                     bd = dd;
                     best = cc;

@@ -132,6 +132,9 @@ int gmm_cholesky_lower(double *a, size_t d);
  * U = L^{-T} (so that precision = U U^T) into u (d, d), zeros below the diagonal. */
 void gmm_precision_chol_from_cov_chol(const double *l, double *u, size_t d);
 
+/* Squared Euclidean distance of a and b (d), summed in feature order. */
+double gmm_sqdist(const double *a, const double *b, size_t d);
+
 /* ------------------------------------------------------------------------------------------ statistics */
 
 /* Sufficient statistics of one pass over the data, shifted by the current means c_k:

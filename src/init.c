@@ -61,16 +61,6 @@ gmm_status gmm_kmeanspp_seeds(gmm_backend *b, size_t k, gmm_rng *rng, size_t *id
 
 /* ---------------------------------------------------------------------------------------------- Lloyd */
 
-static double sqdist(const double *a, const double *b, size_t d)
-{
-    double s = 0.0;
-    for (size_t j = 0; j < d; j++) {
-        double t = a[j] - b[j];
-        s += t * t;
-    }
-    return s;
-}
-
 gmm_status gmm_kmeans_lloyd(gmm_backend *b, size_t k, double *centers, int max_iter, double tol)
 {
     const size_t d = b->d;
@@ -108,7 +98,7 @@ gmm_status gmm_kmeans_lloyd(gmm_backend *b, size_t k, double *centers, int max_i
             strict = 1;
             break;
         }
-        if (sqdist(old, centers, k * d) <= tol_scaled) break;
+        if (gmm_sqdist(old, centers, k * d) <= tol_scaled) break;
     }
     if (st == GMM_OK && !strict) {
         size_t changed;

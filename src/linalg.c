@@ -1,7 +1,7 @@
 /*
  * linalg.c — the small dense linear algebra of the M-step and of model set-up: Cholesky factorization and
- * the upper-triangular precision factor U = L^{-T} (scikit-learn's precisions_cholesky_). Sizes are d x d
- * with d small (1..a few hundred); nothing here is on the per-point hot path.
+ * the upper-triangular precision factor U = L^{-T} (scikit-learn's precisions_cholesky_), sizes d x d with d
+ * small (1..a few hundred); and the squared distance of the CPU backend's k-means passes.
  */
 #include "gmm_internal.h"
 
@@ -37,4 +37,14 @@ void gmm_precision_chol_from_cov_chol(const double *l, double *u, size_t d)
             u[c * d + i] = v / l[i * d + i]; /* U[c][i] = W[i][c] */
         }
     }
+}
+
+double gmm_sqdist(const double *a, const double *b, size_t d)
+{
+    double s = 0.0;
+    for (size_t j = 0; j < d; j++) {
+        double t = a[j] - b[j];
+        s += t * t;
+    }
+    return s;
 }

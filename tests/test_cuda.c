@@ -169,22 +169,13 @@ done:
     gmm_model_free(mc);
 }
 
-/* Predict outputs of both backends: log p, responsibilities (and their row sums), labels except near ties.
- * Also checks that asking for one output alone gives the same values as asking for all three. */
-static void compare_predict(gmm_backend *g, gmm_backend *cpu, const gmm_model *m, double logp_atol, double logp_rtol,
-                            double resp_atol, const char *where)
+/* Checks GPU per-point outputs (lg, rg, bg) against the CPU's (lc, rc, bc) for n points and k components: log p
+ * within logp_atol + logp_rtol |ref|, responsibilities within resp_atol, GPU rows summing to 1 within 1e-5,
+ * labels equal except where the CPU's two best responsibilities are within 1e-4 (NaN fails every check). */
+static void check_predict_outputs(const double *lg, const double *lc, const double *rg, const double *rc,
+                                  const int *bg, const int *bc, size_t n, size_t k, double logp_atol,
+                                  double logp_rtol, double resp_atol, const char *where)
 {
-    const size_t n = g->n, k = m->k;
-    double *lg = malloc(n * sizeof *lg), *lc = malloc(n * sizeof *lc), *l1 = malloc(n * sizeof *l1);
-    double *rg = malloc(n * k * sizeof *rg), *rc = malloc(n * k * sizeof *rc);
-    int *bg = malloc(n * sizeof *bg), *bc = malloc(n * sizeof *bc), *b1 = malloc(n * sizeof *b1);
-    CHECK(lg && lc && l1 && rg && rc && bg && bc && b1);
-    if (!(lg && lc && l1 && rg && rc && bg && bc && b1)) goto done;
-    gmm_status st = g->predict(g, m, lg, bg, rg);
-    CHECK(st == GMM_OK);
-    if (st != GMM_OK) fprintf(stderr, "  %s: GPU predict: %s\n", where, gmm_last_error());
-    CHECK(cpu->predict(cpu, m, lc, bc, rc) == GMM_OK);
-    if (st != GMM_OK) goto done;
     check_array("log p", lg, lc, n, logp_atol, logp_rtol, where);
     check_array("responsibilities", rg, rc, n * k, resp_atol, 0, where);
     size_t bad_sum = 0, bad_label = 0;
@@ -203,11 +194,30 @@ static void compare_predict(gmm_backend *g, gmm_backend *cpu, const gmm_model *m
         if (!(fabs(s - 1.0) <= 1e-5)) bad_sum++;
         if (bg[i] != bc[i] && !(top - second < 1e-4)) bad_label++;
     }
-    CHECK(bad_sum == 0);
-    CHECK(bad_label == 0);
+    CHECK_INT_EQ(bad_sum, 0);
+    CHECK_INT_EQ(bad_label, 0);
     if (bad_sum || bad_label)
         fprintf(stderr, "  %s: %zu rows not summing to 1 within 1e-5, %zu labels differ away from ties\n", where,
                 bad_sum, bad_label);
+}
+
+/* Predict outputs of both backends: log p, responsibilities (and their row sums), labels except near ties.
+ * Also checks that asking for one output alone gives the same values as asking for all three. */
+static void compare_predict(gmm_backend *g, gmm_backend *cpu, const gmm_model *m, double logp_atol, double logp_rtol,
+                            double resp_atol, const char *where)
+{
+    const size_t n = g->n, k = m->k;
+    double *lg = malloc(n * sizeof *lg), *lc = malloc(n * sizeof *lc), *l1 = malloc(n * sizeof *l1);
+    double *rg = malloc(n * k * sizeof *rg), *rc = malloc(n * k * sizeof *rc);
+    int *bg = malloc(n * sizeof *bg), *bc = malloc(n * sizeof *bc), *b1 = malloc(n * sizeof *b1);
+    CHECK(lg && lc && l1 && rg && rc && bg && bc && b1);
+    if (!(lg && lc && l1 && rg && rc && bg && bc && b1)) goto done;
+    gmm_status st = g->predict(g, m, lg, bg, rg);
+    CHECK(st == GMM_OK);
+    if (st != GMM_OK) fprintf(stderr, "  %s: GPU predict: %s\n", where, gmm_last_error());
+    CHECK(cpu->predict(cpu, m, lc, bc, rc) == GMM_OK);
+    if (st != GMM_OK) goto done;
+    check_predict_outputs(lg, lc, rg, rc, bg, bc, n, k, logp_atol, logp_rtol, resp_atol, where);
     /* each output alone */
     CHECK(g->predict(g, m, l1, NULL, NULL) == GMM_OK);
     CHECK(g->predict(g, m, NULL, b1, NULL) == GMM_OK);
@@ -663,14 +673,6 @@ static void test_fit_covariance_types(void)
 
 /* ------------------------------------------------------------------------------ initialization passes */
 
-/* squared distance in double (the test's own reference for the k-means++ state) */
-static double sqdist_ref(const double *a, const double *b, size_t d)
-{
-    double s = 0.0;
-    for (size_t j = 0; j < d; j++) s += (a[j] - b[j]) * (a[j] - b[j]);
-    return s;
-}
-
 /* The initializations' passes of the CUDA backend against the CPU backend's on the same data: k-means++
  * potentials (rtol 1e-5) and draws (the drawn point's running sum brackets the target within rtol 1e-5, by
  * the test's own double sums), greedy k-means++ seeds (equal), Lloyd's centers from the same seeds, the
@@ -704,7 +706,7 @@ static void compare_init_case(size_t d, size_t k, size_t n, int use_double, uint
 
     /* k-means++ potentials: a reset, then candidates with and without update */
     double pc = 0, pg = 0;
-    for (size_t i = 0; i < n; i++) closest[i] = sqdist_ref(x + i * d, x, d);
+    for (size_t i = 0; i < n; i++) closest[i] = gmm_sqdist(x + i * d, x, d);
     CHECK(cpu.pp_potential(&cpu, x, 1, 1, &pc) == GMM_OK);
     st = g.pp_potential(&g, x, 1, 1, &pg);
     CHECK(st == GMM_OK);
@@ -718,7 +720,7 @@ static void compare_init_case(size_t d, size_t k, size_t n, int use_double, uint
         CHECK_NEAR(pg, pc, 0, 1e-5 * t);
         if (update)
             for (size_t i = 0; i < n; i++) {
-                const double v = sqdist_ref(x + i * d, cand, d);
+                const double v = gmm_sqdist(x + i * d, cand, d);
                 if (v < closest[i]) closest[i] = v;
             }
     }
@@ -794,7 +796,7 @@ static void compare_init_case(size_t d, size_t k, size_t n, int use_double, uint
                 /* the GPU's point is as far from its CPU center as the CPU's, to float rounding */
                 double dc = INFINITY, dg = INFINITY;
                 for (size_t c = 0; c < k; c++) {
-                    double a = sqdist_ref(x + fc * d, cc + c * d, d), b = sqdist_ref(x + fg * d, cc + c * d, d);
+                    double a = gmm_sqdist(x + fc * d, cc + c * d, d), b = gmm_sqdist(x + fg * d, cc + c * d, d);
                     dc = a < dc ? a : dc;
                     dg = b < dg ? b : dg;
                 }
@@ -919,26 +921,7 @@ static void test_infer_backends(void)
             fprintf(stderr, "  %s: %s\n", where, gmm_last_error());
             continue;
         }
-        check_array("log p", lg, lc, n, 1e-4 * t, 1e-5 * t, where);
-        check_array("responsibilities", rg, rc, n * k, 1e-4 * t, 0, where);
-        size_t bad_sum = 0, bad_label = 0;
-        for (size_t i = 0; i < n; i++) {
-            double sum = 0.0, top = -1.0, second = -1.0;
-            for (size_t c = 0; c < k; c++) {
-                const double v = rc[i * k + c];
-                sum += rg[i * k + c];
-                if (v > top) {
-                    second = top;
-                    top = v;
-                } else if (v > second) {
-                    second = v;
-                }
-            }
-            if (!(fabs(sum - 1.0) <= 1e-5)) bad_sum++;
-            if (bg[i] != bc[i] && !(top - second < 1e-4)) bad_label++;
-        }
-        CHECK_INT_EQ(bad_sum, 0);
-        CHECK_INT_EQ(bad_label, 0);
+        check_predict_outputs(lg, lc, rg, rc, bg, bc, n, k, 1e-4 * t, 1e-5 * t, 1e-4 * t, where);
         if (use_double) continue;
         /* AUTO with k <= 64 and d <= 16: the GPU, so CUDA's bits (the device is deterministic) */
         o.backend = GMM_BACKEND_AUTO;
