@@ -583,6 +583,19 @@ static void test_errors(void)
 /* Whole fits through gmm_fit for every covariance type, GPU (float32) against the CPU reference from the
  * same initial parameters, with DESIGN.md's whole-fit tolerances: lower bound rtol 1e-5, iteration counts
  * within 1, labels equal except near ties; weights, means and covariances as in the one-step comparison. */
+/* gmm_fit of x (n, d) with options o on the CPU into *mc and on CUDA into *mg; both must succeed (where names
+ * the case in the message of a failure). o->backend is changed. */
+static void fit_both(const double *x, size_t n, size_t d, gmm_options *o, gmm_model **mc, gmm_model **mg,
+                     const char *where)
+{
+    o->backend = GMM_BACKEND_CPU;
+    CHECK(gmm_fit(x, n, d, o, mc) == GMM_OK);
+    o->backend = GMM_BACKEND_CUDA;
+    const gmm_status st = gmm_fit(x, n, d, o, mg);
+    CHECK(st == GMM_OK);
+    if (st != GMM_OK) fprintf(stderr, "  fit (%s) on CUDA: %s\n", where, gmm_last_error());
+}
+
 static void test_fit_covariance_types(void)
 {
     static const gmm_covariance_type types[4] = {GMM_COV_FULL, GMM_COV_TIED, GMM_COV_DIAG, GMM_COV_SPHERICAL};
@@ -621,12 +634,7 @@ static void test_fit_covariance_types(void)
         o.tol = 1e-6;
         o.max_iter = 200;
         gmm_model *mc = NULL, *mg = NULL;
-        o.backend = GMM_BACKEND_CPU;
-        CHECK(gmm_fit(x, n, d, &o, &mc) == GMM_OK);
-        o.backend = GMM_BACKEND_CUDA;
-        gmm_status st = gmm_fit(x, n, d, &o, &mg);
-        CHECK(st == GMM_OK);
-        if (st != GMM_OK) fprintf(stderr, "  %s: %s\n", gmm_covariance_name(types[t]), gmm_last_error());
+        fit_both(x, n, d, &o, &mc, &mg, gmm_covariance_name(types[t]));
         if (mc && mg) {
             const char *where = gmm_covariance_name(types[t]);
             CHECK(strncmp(gmm_model_device(mg), "CUDA", 4) == 0);
@@ -867,12 +875,7 @@ static void test_init_passes(void)
         o.tol = 1e-6;
         o.max_iter = 300;
         gmm_model *mc = NULL, *mg = NULL;
-        o.backend = GMM_BACKEND_CPU;
-        CHECK(gmm_fit(x, n, d, &o, &mc) == GMM_OK);
-        o.backend = GMM_BACKEND_CUDA;
-        gmm_status st = gmm_fit(x, n, d, &o, &mg);
-        CHECK(st == GMM_OK);
-        if (st != GMM_OK) fprintf(stderr, "  fit with init %s: %s\n", gmm_init_name(inits[q]), gmm_last_error());
+        fit_both(x, n, d, &o, &mc, &mg, gmm_init_name(inits[q]));
         if (mc && mg) {
             CHECK_NEAR(mg->lower_bound, mc->lower_bound, 0, 1e-5);
             if (!(fabs(mg->lower_bound - mc->lower_bound) <= 1e-5 * fabs(mc->lower_bound)) || abs(mg->n_iter - mc->n_iter) > 2)
