@@ -26,7 +26,7 @@
  * Whole fit (--fit-csv FILE, any file gmm_read_data reads): after the CUDA context exists (the copy floor
  * created it) and one untimed fit, --fit-repeats fits with gmm_fit(backend CUDA) and scikit-learn's defaults
  * (init kmeans, tol 1e-3, reg_covar 1e-6, max_iter 100) and seed 0 are timed with the wall clock — everything:
- * init on the host, upload, EM to convergence; median and minimum — then the same with the CPU backend.
+ * upload, initialization on the device, EM to convergence; median and minimum — then the same with the CPU backend.
  *
  * Usage: bench_gpu [--cases SPEC...] [--repeats R] [--warmup W] [--max-n N] [--cpu-max-n N] [--seed S]
  *                  [--sklearn-max-n N] [--sklearn-iters R] [--sklearn-threads T] [--sklearn-budget S]
@@ -804,7 +804,7 @@ static int run_fits(const bench_args *a, const char *name, FILE *csv)
         return -1;
     }
     printf("\nwhole fit of %s (n = %zu, d = %zu), k = %d, init kmeans, tol 1e-3, reg_covar 1e-6, max_iter 100, "
-           "seed 0:\n  wall clock of gmm_fit (init on the host, upload, EM to convergence) after the CUDA context "
+           "seed 0:\n  wall clock of gmm_fit (upload, init on the device, EM to convergence) after the CUDA context "
            "exists and one untimed fit; median and minimum of %d fits\n",
            a->fit_data, n, d, a->fit_k, a->fit_repeats);
     printf("  %-7s %10s %10s %10s %6s %5s %20s %12s  %s\n", "backend", "median ms", "min ms", "first ms", "n_iter",
