@@ -232,7 +232,8 @@ static gmm_status session_fit_checked(gmm_session *ses, const gmm_options *o, gm
         gmm_model_free(best);
         return st;
     }
-    snprintf(best->device, sizeof best->device, "%s", ses->device);
+    snprintf(best->device, sizeof best->device, "%s%s", ses->device,
+             ses->b.init_on_host ? "; initialization on the CPU (no room on the GPU for its per-point state)" : "");
     *out = best;
     return GMM_OK;
 }

@@ -51,7 +51,7 @@ struct gmm_model {
     double *loglik_trace; /* (n_iter) total log-likelihood per iteration */
     double *iter_seconds; /* (n_iter) */
     size_t n_train;      /* points the model was fitted on, 0 if not fitted */
-    char device[192];    /* where the fit's passes ran ("" if not fitted) */
+    char device[320];    /* where the fit's passes ran ("" if not fitted) */
 };
 
 /* Allocates a model with k components in d dimensions, all arrays zeroed; NULL when out of memory
@@ -207,6 +207,8 @@ struct gmm_backend {
     /* Frees the per-point state of the passes above (they may be used again afterwards). */
     void (*init_end)(gmm_backend *b);
 
+    int init_on_host; /* set when an initialization had to run its passes on the host copy (the device had no
+                         room for their per-point state) */
     const double *x; /* (n, d) borrowed host data */
     size_t n, d;
     int n_threads;

@@ -269,7 +269,21 @@ gmm_status gmm_init_params(gmm_model *m, gmm_backend *b, const gmm_options *o, g
 {
     /* with all three given the method's result would be discarded: skip it (scikit-learn runs it anyway) */
     if (!(o->weights_init && o->means_init && o->precisions_init)) {
+        const gmm_rng start = *rng;
         gmm_status st = init_from_method(m, b, o, rng);
+        if (st == GMM_ERR_NOMEM && strcmp(b->name, "cpu") != 0 && b->x) {
+            /* the device holds the data but not the passes' per-point state (n distances and labels): run
+             * them on the host copy instead, from the same random state */
+            gmm_backend h;
+            gmm_clear_error();
+            *rng = start;
+            st = gmm_backend_cpu_open(&h, b->x, b->n, b->d, b->n_threads);
+            if (st == GMM_OK) {
+                st = init_from_method(m, &h, o, rng);
+                h.release(&h);
+            }
+            if (st == GMM_OK) b->init_on_host = 1;
+        }
         if (st != GMM_OK) return st;
     }
     if (!o->weights_init && !o->means_init && !o->precisions_init) return GMM_OK;

@@ -19,6 +19,9 @@
 
 #include <math.h>
 #include <stdint.h>
+#ifdef GMM_HAVE_CUDA
+#include <cuda_runtime_api.h> /* the ballast of test_init_fallback */
+#endif
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -848,6 +851,53 @@ static void compare_init_case(size_t d, size_t k, size_t n, int use_double, uint
     gmm_model_free(m);
 }
 
+/* A device that holds the data but not the initialization's per-point state (n distances and n labels): a
+ * ballast allocation leaves the data and 4 MiB free. The fit must still succeed, its initialization run on
+ * the host copy (the model's device says so), from the CPU's own initialization, so that it ends where
+ * the CPU's fit ends (rtol 1e-5). Skipped in the quick modes (compute-sanitizer runs: the ballast is the
+ * whole card). */
+static void test_init_fallback(void)
+{
+#ifndef GMM_HAVE_CUDA
+    return;
+#else
+    if (quick) return;
+    const size_t n = 2000003, d = 2, k = 4;
+    gmm_rng r;
+    gmm_rng_seed(&r, 4300);
+    gmm_model *truth = random_model(&r, k, d, 0.0);
+    double *x = NULL;
+    CHECK(truth && gmm_sample(truth, n, 4301, &x, NULL) == GMM_OK);
+    size_t free_b = 0, total_b = 0;
+    void *ballast = NULL;
+    CHECK(cudaMemGetInfo(&free_b, &total_b) == cudaSuccess);
+    const size_t keep = n * d * sizeof(float) + ((size_t)4 << 20);
+    if (x && free_b > keep) {
+        cudaError_t e = cudaMalloc(&ballast, free_b - keep);
+        CHECK(e == cudaSuccess);
+        if (e != cudaSuccess) fprintf(stderr, "  ballast of %zu bytes: %s\n", free_b - keep, cudaGetErrorString(e));
+    }
+    if (ballast) {
+        gmm_options o;
+        gmm_options_init(&o);
+        o.n_components = (int)k;
+        o.seed = 3;
+        gmm_model *mc = NULL, *mg = NULL;
+        fit_both(x, n, d, &o, &mc, &mg, "init fallback");
+        if (mc && mg) {
+            CHECK_STR_CONTAINS(gmm_model_device(mg), "initialization on the CPU");
+            CHECK_NEAR(mg->lower_bound, mc->lower_bound, 0, 1e-5);
+            CHECK(abs(mg->n_iter - mc->n_iter) <= 1);
+        }
+        gmm_model_free(mc);
+        gmm_model_free(mg);
+        CHECK(cudaFree(ballast) == cudaSuccess);
+    }
+    free(x);
+    gmm_model_free(truth);
+#endif
+}
+
 /* compare_init_case over shapes that take both stats paths and the padded dimensions, then whole fits with
  * each data-driven init method on both backends: the GPU's fit must reach the CPU's log-likelihood
  * (rtol 1e-5) in about as many iterations, its initialization never having read the host data. */
@@ -877,6 +927,7 @@ static void test_init_passes(void)
         gmm_model *mc = NULL, *mg = NULL;
         fit_both(x, n, d, &o, &mc, &mg, gmm_init_name(inits[q]));
         if (mc && mg) {
+            CHECK(strstr(gmm_model_device(mg), "initialization on the CPU") == NULL); /* it ran on the device */
             CHECK_NEAR(mg->lower_bound, mc->lower_bound, 0, 1e-5);
             if (!(fabs(mg->lower_bound - mc->lower_bound) <= 1e-5 * fabs(mc->lower_bound)) || abs(mg->n_iter - mc->n_iter) > 2)
                 fprintf(stderr, "  init %s: GPU %d iterations to %.10f, CPU %d to %.10f\n", gmm_init_name(inits[q]),
@@ -1093,6 +1144,7 @@ int main(void)
     } parts[] = {{"errors", test_errors},     {"determinism", test_determinism}, {"offset", test_offset},
                  {"sweep", test_sweep},       {"em_runs", test_em_runs},         {"big_loglik", test_big_loglik},
                  {"fit_covariance_types", test_fit_covariance_types},            {"init_passes", test_init_passes},
+                 {"init_fallback", test_init_fallback},
                  {"infer_backends", test_infer_backends},  {"fit_predict_cuda", test_fit_predict_cuda}};
     const char *only = getenv("GMM_TEST_CUDA_ONLY"); /* one part by name, for debugging */
     for (size_t p = 0; p < sizeof parts / sizeof *parts; p++) {
