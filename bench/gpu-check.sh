@@ -3,10 +3,10 @@
 # builds Release for the card, runs the whole ctest suite (test_cuda verbosely), the GPU benchmark (with the
 # CPU reference and scikit-learn on the same data up to N = 1e6, and the whole fit of the assignment's data
 # data/TrainingData_GMM.csv, k = 4, on the GPU and the CPU), and compute-sanitizer (memcheck, racecheck +
-# synccheck) on test_cuda at reduced sizes, then, with the time left, the tile kernel at each block size and
-# Nsight Compute on one stats launch per path, and writes the logs into OUTDIR. A failing step never stops the
-# run: each step's exit status and seconds go to OUTDIR/summary.txt (a step cut short by the time budget shows
-# rc=124). Designed to finish within 8 minutes on an H100.
+# synccheck + initcheck) on test_cuda at reduced sizes, then, with the time left, the tile kernel at each
+# block size and Nsight Compute on one stats launch per path, and writes the logs into OUTDIR. A failing step
+# never stops the run: each step's exit status and seconds go to OUTDIR/summary.txt (a step cut short by the
+# time budget shows rc=124). Designed to finish within 8 minutes on an H100.
 #
 # Usage: bench/gpu-check.sh OUTDIR
 #        bench/gpu-check.sh --fetch-deps    (on a machine with apt and network) downloads the .deb files of cJSON
@@ -39,7 +39,7 @@ if [ "${1:-}" = "--fetch-deps" ]; then
     exit 0
 fi
 if [ $# -ne 1 ]; then
-    sed -n '2,28p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
+    sed -n '2,29p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
     exit 2
 fi
 
@@ -150,6 +150,8 @@ if [ -x "$SAN" ]; then
         "$SAN" --tool racecheck --racecheck-report all --error-exitcode 1 "$BUILD/test_cuda"
     GMM_TEST_CUDA_QUICK=2 step synccheck "$OUT/racecheck.log" 90 \
         "$SAN" --tool synccheck --error-exitcode 1 "$BUILD/test_cuda"
+    GMM_TEST_CUDA_QUICK=2 step initcheck "$OUT/racecheck.log" 90 \
+        "$SAN" --tool initcheck --error-exitcode 1 "$BUILD/test_cuda"
 else
     echo "compute-sanitizer not found" | tee -a "$OUT/memcheck.log" >> "$OUT/racecheck.log"
     printf '%-16s rc=%-4s\n' compute-sanitizer 127 >> "$OUT/summary.txt"
