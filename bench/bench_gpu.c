@@ -734,7 +734,7 @@ fail:
 typedef struct fit_result {
     double t_median, t_min, t_first, loglik_mean, iter_median;
     int n_iter, converged;
-    char device[192];
+    char device[400];
 } fit_result;
 
 /* Times --fit-repeats whole gmm_fit runs of x (n, d) on backend kind after one untimed run; 0 on success. */

@@ -77,7 +77,8 @@ typedef enum gmm_backend_kind {
     GMM_BACKEND_CPU = 0,  /* the double-precision CPU reference (OpenMP) */
     GMM_BACKEND_CUDA = 1, /* an NVIDIA GPU: the data go to the device once, centered, as float32 (float64 with
                              options.gpu_float64); GMM_ERR_NO_DEVICE when no GPU is usable or the build has
-                             no CUDA; the kernels handle d <= 16 and k <= 64 */
+                             no CUDA; the kernels handle d <= 32 and k <= 64 (above 16 features fewer
+                             components: about 30 at d = 32 in float32), GMM_ERR_INVALID_ARG beyond */
     GMM_BACKEND_AUTO = 2  /* CUDA when a usable GPU is present and the problem fits the kernels, else the CPU;
                              gmm_model_device() says which ran */
 } gmm_backend_kind;
@@ -170,7 +171,7 @@ gmm_status gmm_score(const gmm_model *model, const double *x, size_t n, double *
 
 /* The per-point outputs of predict / predict_proba / score_samples in one pass over x (n, d = the model's),
  * on the backend that options chooses: options->backend, gpu_float64 and n_threads are used as gmm_fit uses
- * them (AUTO: CUDA when a GPU is usable, d <= 16 and the model has at most 64 components, else the CPU;
+ * them (AUTO: CUDA when a GPU is usable and its kernels take the model's d and k, else the CPU;
  * CUDA: GMM_ERR_NO_DEVICE when no GPU is usable), every other field is ignored; options NULL = the CPU
  * reference with OpenMP's default thread count, whose outputs equal gmm_predict's, gmm_predict_proba's and
  * gmm_score_samples' bit for bit. Outputs, each may be NULL: logp (n) log p(x_i), labels (n), resp (n, k)

@@ -67,6 +67,8 @@ template <typename T, typename F> cudaError_t with_dim(int D, F &&f)
     case 8: return f(TD<T, 8>{});
     case 12: return f(TD<T, 12>{});
     case 16: return f(TD<T, 16>{});
+    case 24: return f(TD<T, 24>{});
+    case 32: return f(TD<T, 32>{});
     default: return cudaErrorInvalidValue;
     }
 }
@@ -152,7 +154,9 @@ extern "C" size_t gmm_cuda_padded_dim(size_t d)
     if (d <= 6) return 6;
     if (d <= 8) return 8;
     if (d <= 12) return 12;
-    return 16;
+    if (d <= 16) return 16;
+    if (d <= 24) return 24;
+    return 32;
 }
 
 extern "C" size_t gmm_cuda_param_stride(size_t D, int use_double)
@@ -307,7 +311,9 @@ extern "C" cudaError_t gmm_cuda_plan_make(gmm_cuda_plan *p, int device, long lon
         return e;
     }
     {
-        const long long want = ceil_div(n, kFlatThreads), cap = (long long)n_sm * occ;
+        /* independent of k (and of the assign kernel's occupancy), so that the k-means++ potentials, summed in
+         * this many blocks, are the same bits whichever k the backend planned for last */
+        const long long want = ceil_div(n, kFlatThreads), cap = (long long)n_sm * kFlatBlocksPerSM;
         p->flat_blocks = (int)(want < 1 ? 1 : (want < cap ? want : cap));
     }
     {

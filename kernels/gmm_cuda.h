@@ -28,7 +28,8 @@
 extern "C" {
 #endif
 
-#define GMM_CUDA_MAX_D 16 /* largest number of features the kernels handle */
+#define GMM_CUDA_MAX_D 32 /* largest number of features the kernels handle (above 16, k is bounded by the
+                             tile kernel's shared memory: about 30 components in float32 at d = 32) */
 #define GMM_CUDA_MAX_K 64 /* largest number of components the kernels handle */
 
 /* Which stats kernel a plan uses. */
@@ -59,13 +60,14 @@ typedef struct gmm_cuda_plan {
     size_t predict_smem;  /* and its dynamic shared memory in bytes */
     int tile_threads, tile_blocks; /* the tile stats kernel's launch shape (the stats pass's when path is */
     size_t tile_smem;     /* GMM_CUDA_PATH_TILE; the initializations' resp_stats use it whatever the path) */
-    int flat_blocks;      /* blocks of the initialization kernels (256 threads each; potential, assign, */
+    int flat_blocks;      /* blocks of the initialization kernels (256 threads each, 4 per multiprocessor at most,
+                             independent of k; potential, assign, */
                           /* farthest): their partials are flat_blocks doubles (2 * flat_blocks for farthest) */
     size_t assign_smem;   /* the assign kernel's dynamic shared memory: the k parameter blocks */
     size_t partials_len;  /* doubles a partials buffer needs for every kernel of this plan */
 } gmm_cuda_plan;
 
-/* The dimension the kernels are compiled for that holds d features (1, 2, 3, 4, 6, 8, 12 or 16); 0 when
+/* The dimension the kernels are compiled for that holds d features (1, 2, 3, 4, 6, 8, 12, 16, 24 or 32); 0 when
  * d is 0 or above GMM_CUDA_MAX_D. */
 size_t gmm_cuda_padded_dim(size_t d);
 

@@ -37,7 +37,8 @@ constexpr int kRegBatch = 4;      /* points a register-path thread loads before 
 constexpr int kMaxThreads = 256;  /* largest block of any kernel here */
 constexpr int kReduceCols = 32;   /* reduction: statistics per block, */
 constexpr int kReduceRows = 8;    /* and threads summing one statistic (kReduceCols * kReduceRows threads) */
-constexpr int kFlatThreads = 256; /* threads per block of the initialization kernels */
+constexpr int kFlatThreads = 256; /* threads per block of the initialization kernels, */
+constexpr int kFlatBlocksPerSM = 4; /* and their blocks per multiprocessor (at most) */
 constexpr int kDrawChunk = 4096;  /* points per chunk sum of the k-means++ draw (GMM_CUDA_DRAW_CHUNK) */
 
 /* Where the tile kernel's responsibilities come from (GMM_CUDA_RESP_*). */
@@ -92,7 +93,7 @@ template <> struct Vec16<double> {
  * accumulates one group of one component (an "item") at a time, holding its EI sums in registers. */
 template <typename T, int D> struct TileShape {
     static constexpr int E = n_entries(D);
-    static constexpr int R = D <= 8 ? 1 : (D <= 12 ? 2 : 4);
+    static constexpr int R = D <= 8 ? 1 : (D <= 12 ? 2 : (D <= 16 ? 4 : (D <= 24 ? 8 : 14)));
     static constexpr int EI = (E + R - 1) / R;
     static constexpr int P = param_stride(D, Vec16<T>::n);
 };

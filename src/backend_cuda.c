@@ -172,7 +172,11 @@ static void cuda_release(gmm_backend *b)
     b->impl = NULL;
 }
 
-/* Makes sure the launch plan and its buffers fit k components (built once per k, not per iteration). */
+_Static_assert(GMM_BACKEND_CUDA_MAX_D == GMM_CUDA_MAX_D && GMM_BACKEND_CUDA_MAX_K == GMM_CUDA_MAX_K,
+               "backend_cuda.h and gmm_cuda.h agree on the kernels' limits");
+
+/* Makes sure the launch plan and its buffers fit k components (built once per k, not per iteration). A shape
+ * the kernels do not take is GMM_ERR_INVALID_ARG, any other failure GMM_ERR_CUDA. */
 static gmm_status ensure_plan(gmm_backend *b, size_t k)
 {
     cuda_impl *c = b->impl;
@@ -183,7 +187,8 @@ static gmm_status ensure_plan(gmm_backend *b, size_t k)
                                        sizeof msg);
     if (e != cudaSuccess) {
         (void)cudaGetLastError();
-        return gmm_fail(GMM_ERR_CUDA, "planning the CUDA kernels for d = %zu, k = %zu: %s (%s)", b->d, k,
+        return gmm_fail(e == cudaErrorInvalidValue ? GMM_ERR_INVALID_ARG : GMM_ERR_CUDA,
+                        "planning the CUDA kernels for d = %zu, k = %zu: %s (%s)", b->d, k,
                         msg[0] ? msg : cudaGetErrorString(e), cudaGetErrorName(e));
     }
     const gmm_cuda_plan *p = &c->plan;
@@ -354,6 +359,15 @@ static gmm_status cuda_predict(gmm_backend *b, const gmm_model *m, double *logp,
         CUDA_CHECK(cudaStreamSynchronize(c->stream));
     }
     return GMM_OK;
+}
+
+gmm_status gmm_backend_cuda_check_k(gmm_backend *b, size_t k)
+{
+    if (!b || !b->impl || b->release != cuda_release) return gmm_fail(GMM_ERR_INVALID_ARG, "not a CUDA backend");
+    gmm_status st = check_k(k);
+    if (st != GMM_OK) return st;
+    CUDA_CHECK(cudaSetDevice(((cuda_impl *)b->impl)->device));
+    return ensure_plan(b, k);
 }
 
 /* ------------------------------------------------------------------------- initialization passes */
@@ -698,6 +712,13 @@ gmm_status gmm_backend_cuda_open(gmm_backend *b, const double *x, size_t n, size
     (void)use_double;
     memset(b, 0, sizeof *b);
     return gmm_fail(GMM_ERR_NO_DEVICE, "this gmm was built without CUDA");
+}
+
+gmm_status gmm_backend_cuda_check_k(gmm_backend *b, size_t k)
+{
+    (void)b;
+    (void)k;
+    return gmm_fail(GMM_ERR_NO_DEVICE, "this build of gmm has no CUDA backend");
 }
 
 int gmm_cuda_available(char *name, size_t len)

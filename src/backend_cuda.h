@@ -12,13 +12,25 @@
  * cudaSetDevice; CUDA_VISIBLE_DEVICES applies) for x (n, d) row-major: the data are centered by their column
  * means (computed in double) and copied to the device once, as float32, or as float64 when use_double is
  * set; x itself is not kept (b->x still points at it for callers that want the host copy). Fills b with
- * the same table as the CPU backend (b->name = "cuda"): stats for models of 1..GMM_CUDA_MAX_K (64)
- * components, predict, release. Errors: GMM_ERR_INVALID_ARG for d outside 1..16 or a value that does not
+ * the same table as the CPU backend (b->name = "cuda"): stats, predict and the initialization passes for
+ * models of 1..GMM_CUDA_MAX_K (64) components (fewer above 16 features: gmm_backend_cuda_check_k), release. Errors: GMM_ERR_INVALID_ARG for d outside 1..32 or a value that does not
  * fit float32, GMM_ERR_NO_DEVICE when no usable device is present (or the build has no CUDA),
  * GMM_ERR_NOMEM when the device memory does not hold the data (the message gives the bytes needed and
  * free), GMM_ERR_CUDA for any other CUDA failure (the message names the call, file:line and CUDA's error).
  * On failure b holds nothing to release. */
 gmm_status gmm_backend_cuda_open(gmm_backend *b, const double *x, size_t n, size_t d, int use_double);
+
+/* The most features and components the CUDA kernels take (GMM_CUDA_MAX_D, GMM_CUDA_MAX_K of gmm_cuda.h), for
+ * callers that do not include it. Above 16 features the tile kernel's shared memory bounds k further:
+ * gmm_backend_cuda_check_k says whether a k fits. */
+#define GMM_BACKEND_CUDA_MAX_D 32
+#define GMM_BACKEND_CUDA_MAX_K 64
+
+/* Plans the kernels of the open CUDA backend b for models of k components: GMM_OK when they run on this
+ * device, else GMM_ERR_INVALID_ARG with the reason (k above GMM_BACKEND_CUDA_MAX_K, or more shared memory
+ * than a block may have). Models of fewer components then fit too. GMM_ERR_NO_DEVICE for a build without
+ * CUDA. */
+gmm_status gmm_backend_cuda_check_k(gmm_backend *b, size_t k);
 
 /* Number of CUDA devices this build can run on (0 when there is none, no driver, or the build has no
  * CUDA); the first one's name goes into name (len bytes, may be NULL; "" when there is none). Does not

@@ -104,8 +104,9 @@ static gmm_status validate(const double *x, size_t n, size_t d, const gmm_option
 }
 
 /* Opens the backend the options ask for and describes it in device. AUTO takes CUDA when a device is
- * usable and the problem fits the kernels (d <= 16, max_k <= 64: max_k is the most components any model
- * used on the backend will have), and falls back to the CPU when the GPU cannot hold the data. */
+ * usable and the problem fits the kernels (d <= 32, max_k <= 64 and their plan for max_k, the most components
+ * any model used on the backend will have, fits the device's shared memory), and falls back to the CPU when the
+ * GPU cannot hold the data. */
 static gmm_status open_backend(gmm_backend *b, const double *x, size_t n, size_t d, const gmm_options *o,
                                size_t max_k, char *device, size_t len)
 {
@@ -113,17 +114,32 @@ static gmm_status open_backend(gmm_backend *b, const double *x, size_t n, size_t
     gmm_status st = GMM_ERR_NO_DEVICE;
     char note[96] = "";
     int want_cuda = o->backend == GMM_BACKEND_CUDA ||
-                    (o->backend == GMM_BACKEND_AUTO && d <= 16 && max_k <= 64 && gmm_cuda_available(NULL, 0) > 0);
+                    (o->backend == GMM_BACKEND_AUTO && d <= GMM_BACKEND_CUDA_MAX_D && max_k <= GMM_BACKEND_CUDA_MAX_K &&
+                     gmm_cuda_available(NULL, 0) > 0);
     if (want_cuda) {
+        int model_fits = 1;
+        char desc[256] = "";
         st = gmm_backend_cuda_open(b, x, n, d, o->gpu_float64);
         if (st == GMM_OK) {
-            b->n_threads = o->n_threads; /* the host-side initialization reads b->x with these threads */
-            char desc[160];
-            snprintf(device, len, "CUDA: %s", gmm_backend_cuda_describe(b, desc, sizeof desc));
+            /* described before any plan: the device line is the same whichever k a fit on it has */
+            gmm_backend_cuda_describe(b, desc, sizeof desc);
+            /* the kernels' plan for the largest model: above 16 features shared memory bounds k */
+            st = gmm_backend_cuda_check_k(b, max_k);
+            if (st != GMM_OK) {
+                model_fits = 0;
+                b->release(b);
+            }
+        }
+        if (st == GMM_OK) {
+            b->n_threads = o->n_threads; /* for the initialization's fallback to the host copy */
+            snprintf(device, len, "CUDA: %s", desc);
             return GMM_OK;
         }
-        if (o->backend == GMM_BACKEND_CUDA || (st != GMM_ERR_NOMEM && st != GMM_ERR_NO_DEVICE)) return st;
-        snprintf(note, sizeof note, "; the GPU could not take the data (%s)", gmm_strerror(st));
+        if (o->backend == GMM_BACKEND_CUDA || (model_fits && st != GMM_ERR_NOMEM && st != GMM_ERR_NO_DEVICE)) return st;
+        if (model_fits)
+            snprintf(note, sizeof note, "; the GPU could not take the data (%s)", gmm_strerror(st));
+        else
+            snprintf(note, sizeof note, "; the GPU kernels cannot take k = %zu at d = %zu", max_k, d);
         gmm_clear_error();
     }
     st = gmm_backend_cpu_open(b, x, n, d, o->n_threads);

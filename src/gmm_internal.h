@@ -51,7 +51,7 @@ struct gmm_model {
     double *loglik_trace; /* (n_iter) total log-likelihood per iteration */
     double *iter_seconds; /* (n_iter) */
     size_t n_train;      /* points the model was fitted on, 0 if not fitted */
-    char device[320];    /* where the fit's passes ran ("" if not fitted) */
+    char device[400];    /* where the fit's passes ran ("" if not fitted) */
 };
 
 /* Allocates a model with k components in d dimensions, all arrays zeroed; NULL when out of memory
@@ -257,14 +257,14 @@ typedef struct gmm_session {
     gmm_backend b;     /* the open backend (b.x, b.n, b.d: the data) */
     size_t max_k;      /* the most components a fit on this session may ask for */
     int open;          /* 1 between a successful gmm_session_open and gmm_session_close */
-    char device[192];  /* where the passes run, as gmm_model_device() words it */
+    char device[320];  /* where the passes run, as gmm_model_device() words it */
 } gmm_session;
 
-/* Checks x (n, d) (n >= 1, d >= 1, every value finite), then opens the backend that options->backend
- * (with gpu_float64 and n_threads) names, exactly as gmm_fit does: AUTO takes CUDA when a GPU is usable,
- * d <= 16 and max_k <= 64, else the CPU, and the CPU when the GPU cannot hold the data. max_k (>= 1) is the
- * largest n_components any later gmm_session_fit will ask for. On failure s holds nothing to close (closing
- * it anyway is allowed). */
+/* Checks x (n, d) (n >= 1, d >= 1, every value finite), then opens the backend that options->backend (with
+ * gpu_float64 and n_threads) names, exactly as gmm_fit does: AUTO takes CUDA when a GPU is usable, and its
+ * kernels take d and max_k, else the CPU, and the CPU when the GPU cannot hold the data. max_k (>= 1) is the
+ * largest n_components any later gmm_session_fit will ask for. On failure s holds nothing to close (closing it
+ * anyway is allowed). */
 gmm_status gmm_session_open(gmm_session *s, const double *x, size_t n, size_t d, const gmm_options *options,
                             size_t max_k);
 

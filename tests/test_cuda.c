@@ -1,8 +1,9 @@
 /*
  * test_cuda.c — the CUDA backend against the CPU reference backend, with the tolerances of DESIGN.md
  * ("Tolerances for GPU float32 against the CPU double reference"): one E-step + M-step from identical
- * parameters for every d in {1, 2, 3, 5, 8, 16}, k in {1, 4, 17, 64} and n in {1, 100, 1037, 100003} (no n a
- * multiple of a block size; both stats kernels and the padded dimensions are covered), the predict pass
+ * parameters for every d in {1, 2, 3, 5, 8, 16, 20, 32}, k in {1, 4, 17, 64} (k <= 17 above 16 features) and n
+ * in {1, 100, 1037, 100003} (no n a multiple of a block size; both stats kernels and the padded dimensions
+ * are covered), the predict pass
  * (log p, responsibilities, labels), float64 on the device, whole EM runs from the same initial model, the
  * log-likelihood at n = 10^7, data offset by 10^4, run-to-run bit identity, and argument errors; the public
  * gmm_infer and gmm_fit_predict on CUDA against the CPU, and fits on one CUDA session against gmm_fit; the
@@ -294,22 +295,27 @@ static void compare_case(size_t d, size_t k, size_t n, int use_double, uint64_t 
 static void test_sweep(void)
 {
     /* full; quick = 1 (memcheck); quick = 2 (racecheck: a few cases that cover every kernel) */
-    static const size_t ds_full[] = {1, 2, 3, 5, 8, 16}, ks_full[] = {1, 4, 17, 64};
+    static const size_t ds_full[] = {1, 2, 3, 5, 8, 16, 20, 32}, ks_full[] = {1, 4, 17, 64};
     static const size_t ns_full[] = {1, 100, 1037, 100003}, ns_quick[] = {1, 1037}, ns_tiny[] = {1037};
     static const size_t ds_tiny[] = {2, 3, 16}, ks_tiny[] = {4, 17, 64};
     const size_t *ds = quick == 2 ? ds_tiny : ds_full, *ks = quick == 2 ? ks_tiny : ks_full;
     const size_t *ns = quick == 2 ? ns_tiny : quick ? ns_quick : ns_full;
-    const size_t n_ds = quick == 2 ? 3 : 6, n_ks = quick == 2 ? 3 : 4, n_ns = quick == 2 ? 1 : quick ? 2 : 4;
+    const size_t n_ds = quick == 2 ? 3 : 8, n_ks = quick == 2 ? 3 : 4, n_ns = quick == 2 ? 1 : quick ? 2 : 4;
     uint64_t seed = 1000;
     for (size_t a = 0; a < n_ds; a++)
         for (size_t b = 0; b < n_ks; b++)
-            for (size_t c = 0; c < n_ns; c++) compare_case(ds[a], ks[b], ns[c], 0, seed++);
+            for (size_t c = 0; c < n_ns; c++) {
+                if (ds[a] > 16 && ks[b] > 17) continue; /* above 16 features k = 64 exceeds shared memory */
+                compare_case(ds[a], ks[b], ns[c], 0, seed++);
+            }
     /* float64 on the device: both stats kernels, padded and unpadded dimensions; (16, 64) needs the tile
      * kernel's smallest block (64 threads) to fit its shared memory */
-    static const size_t dd[] = {1, 2, 3, 5, 16}, kd[] = {1, 4, 17, 64};
+    static const size_t dd[] = {1, 2, 3, 5, 16, 32}, kd[] = {1, 4, 17, 64};
     for (size_t a = 0; a < (quick == 2 ? 1 : sizeof dd / sizeof *dd); a++)
-        for (size_t b = 0; b < (quick == 2 ? 1 : sizeof kd / sizeof *kd); b++)
+        for (size_t b = 0; b < (quick == 2 ? 1 : sizeof kd / sizeof *kd); b++) {
+            if (dd[quick == 2 ? 3 : a] > 16 && kd[quick == 2 ? 1 : b] > 17) continue;
             compare_case(dd[quick == 2 ? 3 : a], kd[quick == 2 ? 1 : b], quick ? 100 : 1037, 1, seed++);
+        }
     CHECK(mstep_components_checked > (quick == 2 ? 20 : 100));
     fprintf(stderr, "sweep: M-step compared on %ld well-populated components\n", mstep_components_checked);
 }
@@ -348,7 +354,7 @@ static int em_run(gmm_backend *b, gmm_model *m, int max_iter, double tol, double
  * counts within 1, labels equal except near ties. */
 static void test_em_runs(void)
 {
-    static const size_t cases[][3] = {{2, 4, 20011}, {5, 8, 30011}, {16, 3, 8009}};
+    static const size_t cases[][3] = {{2, 4, 20011}, {5, 8, 30011}, {16, 3, 8009}, {27, 4, 8009}};
     for (size_t t = 0; t < (quick == 2 ? 1 : sizeof cases / sizeof *cases); t++) {
         const size_t d = cases[t][0], k = cases[t][1], n = quick ? 2003 : cases[t][2];
         gmm_model *m0 = NULL;
@@ -532,10 +538,47 @@ static void test_determinism(void)
 /* Shapes and values the backend refuses, the empty data set, and the helper entry points. */
 static void test_errors(void)
 {
-    double x[34] = {0};
+    double x[66] = {0};
     gmm_backend g;
-    CHECK(gmm_backend_cuda_open(&g, x, 2, 17, 0) == GMM_ERR_INVALID_ARG);
-    CHECK_STR_CONTAINS(gmm_last_error(), "1 to 16 features");
+    CHECK(gmm_backend_cuda_open(&g, x, 2, 33, 0) == GMM_ERR_INVALID_ARG);
+    CHECK_STR_CONTAINS(gmm_last_error(), "1 to 32 features");
+
+    /* d = 32: the tile kernel's shared memory takes about 30 components, not 64; the plan says so, and AUTO
+     * then fits on the CPU (with the reason in the device line) while CUDA refuses */
+    {
+        gmm_rng r32;
+        gmm_rng_seed(&r32, 32);
+        double *x32 = malloc(200 * 32 * sizeof *x32);
+        CHECK(x32 != NULL);
+        if (x32) {
+            for (size_t i = 0; i < 200 * 32; i++) x32[i] = gmm_rng_normal(&r32);
+            gmm_backend g32;
+            CHECK(gmm_backend_cuda_open(&g32, x32, 200, 32, 0) == GMM_OK);
+            if (g32.release) {
+                CHECK(gmm_backend_cuda_check_k(&g32, 17) == GMM_OK);
+                CHECK(gmm_backend_cuda_check_k(&g32, 64) == GMM_ERR_INVALID_ARG);
+                CHECK_STR_CONTAINS(gmm_last_error(), "shared memory");
+                g32.release(&g32);
+            }
+            gmm_options o;
+            gmm_options_init(&o);
+            o.n_components = 64;
+            o.max_iter = 2;
+            o.init = GMM_INIT_RANDOM_FROM_DATA;
+            o.reg_covar = 1e-2;
+            gmm_model *m32 = NULL;
+            o.backend = GMM_BACKEND_CUDA;
+            CHECK(gmm_fit(x32, 200, 32, &o, &m32) == GMM_ERR_INVALID_ARG);
+            o.backend = GMM_BACKEND_AUTO;
+            CHECK(gmm_fit(x32, 200, 32, &o, &m32) == GMM_OK);
+            if (m32) {
+                CHECK_STR_CONTAINS(gmm_model_device(m32), "CPU (");
+                CHECK_STR_CONTAINS(gmm_model_device(m32), "cannot take k = 64 at d = 32");
+            }
+            gmm_model_free(m32);
+            free(x32);
+        }
+    }
     CHECK(gmm_backend_cuda_open(&g, NULL, 2, 2, 0) == GMM_ERR_INVALID_ARG);
     double bad[4] = {0, 1e39, 0, -1e39}; /* column mean 0: +-1e39 does not fit float32 */
     CHECK(gmm_backend_cuda_open(&g, bad, 2, 2, 0) == GMM_ERR_INVALID_ARG);
@@ -903,7 +946,8 @@ static void test_init_fallback(void)
  * (rtol 1e-5) in about as many iterations, its initialization never having read the host data. */
 static void test_init_passes(void)
 {
-    static const size_t shapes[][3] = {{2, 4, 5003}, {5, 8, 4099}, {16, 3, 2003}, {3, 17, 3001}, {1, 2, 777}};
+    static const size_t shapes[][3] = {{2, 4, 5003}, {5, 8, 4099}, {16, 3, 2003}, {3, 17, 3001}, {1, 2, 777},
+                                       {32, 6, 2003}};
     const size_t n_shapes = quick == 2 ? 2 : sizeof shapes / sizeof *shapes;
     for (size_t q = 0; q < n_shapes; q++) compare_init_case(shapes[q][0], shapes[q][1], shapes[q][2], 0, 4000 + q);
     compare_init_case(3, 5, 1501, 1, 4100);
@@ -977,7 +1021,7 @@ static void test_infer_backends(void)
         }
         check_predict_outputs(lg, lc, rg, rc, bg, bc, n, k, 1e-4 * t, 1e-5 * t, 1e-4 * t, where);
         if (use_double) continue;
-        /* AUTO with k <= 64 and d <= 16: the GPU, so CUDA's bits (the device is deterministic) */
+        /* AUTO with a model the kernels take: the GPU, so CUDA's bits (the device is deterministic) */
         o.backend = GMM_BACKEND_AUTO;
         CHECK(gmm_infer(m, x, n, &o, la, ba, NULL) == GMM_OK);
         CHECK(memcmp(la, lg, n * sizeof *la) == 0);
