@@ -163,7 +163,7 @@ fi
 # light, occupancy, launch statistics): the measured reason behind a missed target. Into bench_gpu.log.
 for tt in 64 128 256; do
     GMM_CUDA_TILE_THREADS=$tt step "tile_threads_$tt" "$OUT/bench_gpu.log" 40 "$BUILD/bench_gpu" \
-        --cases 16x16:1e7 8x8:1e7 --repeats 10 --warmup 2 --sklearn-max-n 0
+        --cases 16x16:1e7 8x8:1e7 32x8:1e6 --repeats 10 --warmup 2 --sklearn-max-n 0
 done
 NCU=$(command -v ncu || echo /usr/local/cuda/bin/ncu)
 if [ -x "$NCU" ]; then
