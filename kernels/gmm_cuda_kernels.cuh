@@ -24,9 +24,13 @@
 
 #include "gmm_hash.h"
 
-/* Declares the kernel's dynamic shared memory (the CPU emulation in kernels/emu/ replaces it). */
+/* Declares the kernel's dynamic shared memory, and a static shared array `type name dims` (the CPU emulation
+ * in kernels/emu/ replaces both: it fills them with NaN bytes before every block). */
 #ifndef GMM_DYNAMIC_SHARED
 #define GMM_DYNAMIC_SHARED(name) extern __shared__ __align__(16) unsigned char name[]
+#endif
+#ifndef GMM_STATIC_SHARED
+#define GMM_STATIC_SHARED(type, name, dims) __shared__ type name dims
 #endif
 
 namespace gmmk {
@@ -364,7 +368,7 @@ __global__ void __launch_bounds__(kRegThreads, 2)
         for (int e = 0; e < E; e++) dacc[c][e] += (double)acc[c][e];
 
     /* Block sum in a fixed order: warp trees, then the warps in order. */
-    __shared__ double red[kRegThreads / 32][K * E + 1];
+    GMM_STATIC_SHARED(double, red, [kRegThreads / 32][K * E + 1]);
     const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
 #pragma unroll
     for (int c = 0; c < K; c++)
@@ -480,7 +484,7 @@ __device__ __forceinline__ void stats_tile_body(const T *__restrict__ x, long lo
     using S = TileShape<T, D>;
     using V = typename Vec16<T>::type;
     GMM_DYNAMIC_SHARED(smem);
-    __shared__ double red[kMaxThreads / 32];
+    GMM_STATIC_SHARED(double, red, [kMaxThreads / 32]);
     const int bt = blockDim.x, tid = threadIdx.x;
     const TileGeom g = tile_geom(D, S::R, S::EI, S::P, (int)sizeof(T), bt, k);
     double *acc = reinterpret_cast<double *>(smem);
@@ -584,7 +588,7 @@ __global__ void __launch_bounds__(kFlatThreads)
     pp_potential_kernel(const T *__restrict__ x, long long n, int d, const PointArg<T, D> cand, T *__restrict__ closest,
                         int reset, int update, double *__restrict__ partials)
 {
-    __shared__ double red[kFlatThreads / 32];
+    GMM_STATIC_SHARED(double, red, [kFlatThreads / 32]);
     double s = 0.0;
     for (long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += (long long)gridDim.x * blockDim.x) {
         T dd = T(0);
@@ -609,7 +613,7 @@ __global__ void __launch_bounds__(kFlatThreads)
 template <typename T>
 __global__ void __launch_bounds__(kFlatThreads) chunk_sums_kernel(const T *__restrict__ v, long long n, double *__restrict__ sums)
 {
-    __shared__ double red[kFlatThreads / 32];
+    GMM_STATIC_SHARED(double, red, [kFlatThreads / 32]);
     constexpr int per = kDrawChunk / kFlatThreads;
     const long long i0 = (long long)blockIdx.x * kDrawChunk + (long long)threadIdx.x * per;
     double s = 0.0;
@@ -631,7 +635,7 @@ __global__ void __launch_bounds__(kFlatThreads)
     using V = typename Vec16<T>::type;
     constexpr int P = TileShape<T, D>::P;
     GMM_DYNAMIC_SHARED(smem);
-    __shared__ double red[kFlatThreads / 32];
+    GMM_STATIC_SHARED(double, red, [kFlatThreads / 32]);
     T *par = reinterpret_cast<T *>(smem);
     for (int i = threadIdx.x; i < k * P / Vec16<T>::n; i += blockDim.x)
         reinterpret_cast<V *>(par)[i] = reinterpret_cast<const V *>(params)[i];
@@ -671,8 +675,8 @@ __global__ void __launch_bounds__(kFlatThreads)
 template <typename T>
 __global__ void __launch_bounds__(kFlatThreads) farthest_kernel(const T *__restrict__ dist, long long n, double *__restrict__ partials)
 {
-    __shared__ double val[kFlatThreads];
-    __shared__ long long idx[kFlatThreads];
+    GMM_STATIC_SHARED(double, val, [kFlatThreads]);
+    GMM_STATIC_SHARED(long long, idx, [kFlatThreads]);
     double best = -INFINITY;
     long long bi = -1;
     for (long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += (long long)gridDim.x * blockDim.x)
@@ -702,7 +706,7 @@ __global__ void __launch_bounds__(kFlatThreads) farthest_kernel(const T *__restr
 __global__ void __launch_bounds__(kReduceCols * kReduceRows)
     reduce_partials_kernel(const double *__restrict__ partials, int nblocks, int len, double *__restrict__ out)
 {
-    __shared__ double part[kReduceRows][kReduceCols];
+    GMM_STATIC_SHARED(double, part, [kReduceRows][kReduceCols]);
     const int lc = threadIdx.x % kReduceCols, row = threadIdx.x / kReduceCols;
     const int col = blockIdx.x * kReduceCols + lc;
     double v = 0.0;

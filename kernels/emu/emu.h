@@ -2,8 +2,8 @@
  * emu.h — runs gmm's CUDA kernels on the host (force-included when kernels/gmm_cuda.cu is compiled as C++
  * with -DGMM_CUDA_EMULATE): the blocks of a launch one after another, the threads of a block as cooperative
  * fibers on the launching host thread (fibers.cpp), __syncthreads as a barrier over the block, warp shuffles
- * through a per-warp exchange, dynamic shared memory filled with 0xff bytes (NaN) before each block so that
- * reading what nobody wrote shows. A barrier that not every thread of the block (or warp) reaches aborts
+ * through a per-warp exchange, dynamic and static shared memory filled with 0xff bytes (NaN) before each block
+ * (a static array when the block first reaches its declaration) so that reading what nobody wrote shows. A barrier that not every thread of the block (or warp) reaches aborts
  * with a message naming the kernel.
  */
 #pragma once
@@ -27,6 +27,14 @@
 #define __shared__ static
 #define __align__(n) alignas(n)
 #define GMM_DYNAMIC_SHARED(name) unsigned char *name = gmm_emu_ctx.smem
+/* A static shared array: the first thread of each block that reaches its declaration fills it with 0xff. */
+#define GMM_STATIC_SHARED(type, name, dims)                                                                   \
+    static type name dims;                                                                                    \
+    gmm_emu_shared_touch(name, sizeof name)
+/* fibers.cpp: fills the len bytes at p with 0xff unless that was done already in the current block. */
+void gmm_emu_shared_touch(void *p, size_t len);
+/* fibers.cpp: counts blocks, so that gmm_emu_shared_touch knows a new one began. */
+void gmm_emu_new_block(void);
 
 struct alignas(8) float2 { float x, y; };
 struct alignas(16) float4 { float x, y, z, w; };
@@ -87,6 +95,7 @@ void gmm_emu_launch_at(const char *expr, const char *file, int line, void (*fn)(
     gridDim = gmm_emu_dim{(unsigned)grid, 1, 1};
     for (int b = 0; b < grid; b++) {
         memset(buf, 0xff, bytes);
+        gmm_emu_new_block();
         blockIdx = gmm_emu_dim{(unsigned)b, 0, 0};
         gmm_emu_run_block(info, b, [](void *c) {
             Call *k = static_cast<Call *>(c);

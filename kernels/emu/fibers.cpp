@@ -18,8 +18,10 @@
 #include <cstdint>
 #include <cstdio>
 #include <cxxabi.h>
+#include <cstring>
 #include <string>
 #include <sys/mman.h>
+#include <unordered_map>
 #include <unistd.h>
 
 #if !defined(__x86_64__) && !defined(GMM_EMU_UCONTEXT)
@@ -343,5 +345,23 @@ void gmm_emu_run_block(const gmm_emu_launch_info &k, int block, void (*body)(voi
             if (f->state != kDone) live++;
         }
         if (live > 0 && !ran) deadlock(s, k, block, n);
+    }
+}
+
+/* ---------------------------------------------------------------------------- static shared memory */
+
+/* The block count of this host thread, and for each static shared array the block that last filled it. */
+static thread_local unsigned long long block_gen = 0;
+static thread_local std::unordered_map<void *, unsigned long long> *filled_in = nullptr;
+
+void gmm_emu_new_block(void) { block_gen++; }
+
+void gmm_emu_shared_touch(void *p, size_t len)
+{
+    if (!filled_in) filled_in = new std::unordered_map<void *, unsigned long long>;
+    unsigned long long &g = (*filled_in)[p];
+    if (g != block_gen) {
+        memset(p, 0xff, len);
+        g = block_gen;
     }
 }
