@@ -33,6 +33,8 @@ if command -v g++ >/dev/null 2>&1; then
   "$root/kernels/emu/run.sh" 0
   echo "== again with the tile kernel's smallest block (64 threads: components spread over fewer threads) =="
   GMM_CUDA_TILE_THREADS=64 GMM_TEST_CUDA_QUICK=1 "$root/build-emu/test_cuda_emu"
+  echo "== and on a device of 3 multiprocessors, 1 block each (odd grids: partial sums of 3 blocks) =="
+  GMM_EMU_SMS=3 GMM_EMU_OCC=1 GMM_TEST_CUDA_QUICK=1 "$root/build-emu/test_cuda_emu"
 else
   echo "test.sh: g++ is missing: the CUDA kernel emulation is skipped"
 fi
