@@ -388,9 +388,9 @@ static gmm_status init_state(gmm_backend *b, size_t k, int want_labels)
 static gmm_status cuda_pp_potential(gmm_backend *b, const double *cand, int reset, int update, double *potential)
 {
     cuda_impl *c = b->impl;
+    if (!reset && !c->dist_dev) return gmm_fail(GMM_ERR_INVALID_ARG, "pp_potential without reset before any reset");
     gmm_status st = init_state(b, 0, 0);
     if (st != GMM_OK) return st;
-    if (!reset && !c->dist_dev) return gmm_fail(GMM_ERR_INVALID_ARG, "pp_potential without reset before any reset");
     double cd[GMM_CUDA_MAX_D] = {0};
     float cf[GMM_CUDA_MAX_D] = {0};
     for (size_t j = 0; j < b->d; j++) {
@@ -448,10 +448,10 @@ static gmm_status cuda_lloyd_assign(gmm_backend *b, size_t k, const double *cent
 {
     cuda_impl *c = b->impl;
     const size_t d = b->d;
+    if (!reset && !c->ilabels_dev) return gmm_fail(GMM_ERR_INVALID_ARG, "lloyd_assign without reset before any reset");
     gmm_status st = check_k(k);
     if (st == GMM_OK) st = init_state(b, k, 1);
     if (st != GMM_OK) return st;
-    if (!reset && !c->ilabels_dev) return gmm_fail(GMM_ERR_INVALID_ARG, "lloyd_assign without reset before any reset");
     const gmm_cuda_plan *p = &c->plan;
     pack_means(c, k, d, centers);
     CUDA_CHECK(gmm_cuda_assign(p, c->x_dev, c->params_host, c->params_dev, reset, c->ilabels_dev, c->dist_dev,
