@@ -369,6 +369,7 @@ static gmm_status init_buffers(gmm_backend *b, size_t per_chunk)
 static gmm_status cpu_pp_potential(gmm_backend *b, const double *cand, int reset, int update, double *potential)
 {
     cpu_impl *c = b->impl;
+    if (!reset && !c->pt) return gmm_fail(GMM_ERR_INVALID_ARG, "pp_potential without reset before any reset");
     gmm_status st = init_buffers(b, 1);
     if (st != GMM_OK) return st;
     const size_t n = b->n, d = b->d;
@@ -426,6 +427,7 @@ static gmm_status cpu_lloyd_assign(gmm_backend *b, size_t k, const double *cente
 {
     cpu_impl *c = b->impl;
     const size_t n = b->n, d = b->d, ps = k * d + k + 1;
+    if (!reset && !c->labels) return gmm_fail(GMM_ERR_INVALID_ARG, "lloyd_assign without reset before any reset");
     gmm_status st = init_buffers(b, ps);
     if (st != GMM_OK) return st;
     if (!c->labels && !(c->labels = gmm_xmalloc((n ? n : 1) * sizeof *c->labels))) return GMM_ERR_NOMEM;

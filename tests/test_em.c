@@ -435,6 +435,43 @@ done:
     free(resp2);
 }
 
+/* The backend's initialization passes refuse to run before the pass that sets up their state (a draw
+ * before any potential, an assignment or a farthest point before an assignment that resets the labels,
+ * one-hot statistics before any labels), and run once it has. */
+static void test_init_pass_order(void)
+{
+    const double x[12] = {0, 0, 1, 0, 0, 1, 5, 5, 6, 5, 5, 6};
+    const double centers[4] = {0, 0, 5, 5};
+    double means[4], counts[2], pot = 0.0;
+    size_t idx = 99, changed = 99;
+    gmm_backend b;
+    CHECK(gmm_backend_cpu_open(&b, x, 6, 2, 1) == GMM_OK);
+    gmm_stats s;
+    CHECK(gmm_stats_alloc(&s, 2, 2) == GMM_OK);
+    CHECK(b.pp_draw(&b, 1.0, &idx) == GMM_ERR_INVALID_ARG);
+    CHECK(b.pp_potential(&b, x, 0, 1, &pot) == GMM_ERR_INVALID_ARG);
+    CHECK(b.lloyd_assign(&b, 2, centers, 0, means, counts, &changed) == GMM_ERR_INVALID_ARG);
+    CHECK(b.lloyd_farthest(&b, &idx) == GMM_ERR_INVALID_ARG);
+    CHECK(b.resp_stats(&b, GMM_RESP_LABELS, 0, centers, &s) == GMM_ERR_INVALID_ARG);
+    /* in order: potential of point 0 (squared distances 0, 1, 1, 50, 61, 61), a draw, Lloyd, one-hot stats */
+    CHECK(b.pp_potential(&b, x, 1, 1, &pot) == GMM_OK);
+    CHECK_NEAR(pot, 174.0, 0, 1e-15);
+    CHECK(b.pp_draw(&b, 1.5, &idx) == GMM_OK);
+    CHECK_INT_EQ(idx, 2); /* running sums 0, 1, 2: the first >= 1.5 */
+    CHECK(b.lloyd_assign(&b, 2, centers, 1, means, counts, &changed) == GMM_OK);
+    CHECK_INT_EQ(changed, 6);
+    CHECK(counts[0] == 3.0 && counts[1] == 3.0);
+    CHECK_NEAR(means[0], 1.0 / 3.0, 0, 1e-15);
+    CHECK_NEAR(means[3], 16.0 / 3.0, 0, 1e-15);
+    CHECK(b.resp_stats(&b, GMM_RESP_LABELS, 0, centers, &s) == GMM_OK);
+    CHECK(s.nk[0] == 3.0 && s.nk[1] == 3.0);
+    CHECK(b.lloyd_farthest(&b, &idx) == GMM_OK);
+    CHECK_INT_EQ(idx, 1); /* distances 0, 1, 1, 0, 1, 1: the first largest */
+    b.init_end(&b);
+    gmm_stats_free(&s);
+    b.release(&b);
+}
+
 int main(void)
 {
     test_monotone();
@@ -443,5 +480,6 @@ int main(void)
     test_errors();
     test_session_fits();
     test_fit_predict_and_infer();
+    test_init_pass_order();
     return check_exit();
 }
