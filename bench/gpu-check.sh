@@ -4,7 +4,8 @@
 # CPU reference and scikit-learn on the same data up to N = 1e6, and the whole fit of the assignment's data
 # data/TrainingData_GMM.csv, k = 4, on the GPU and the CPU), and compute-sanitizer (memcheck, racecheck +
 # synccheck + initcheck) on test_cuda at reduced sizes, then, with the time left, the tile kernel at each
-# block size and Nsight Compute on one stats launch per path, and writes the logs into OUTDIR. A failing step
+# block size, Nsight Compute on one stats launch per path, the numbered register-kernel versions of
+# bench/reg_variants.cu and Nsight Compute's stall reasons, and writes the logs into OUTDIR. A failing step
 # never stops the run: each step's exit status and seconds go to OUTDIR/summary.txt (a step cut short by the
 # time budget shows rc=124). Designed to finish within 8 minutes on an H100.
 #
@@ -18,6 +19,10 @@
 #   GMM_GPUCHECK_BUILD    build folder (default <repo>/build-gpucheck)
 #   GMM_GPUCHECK_DEPS     folder of carried .deb files (default <repo>/.gpucheck-deps)
 #   GMM_GPUCHECK_BUDGET   seconds for the whole run (default 470); later steps get what is left
+#   GMM_GPUCHECK_ONLY     the steps to run, by name, separated by spaces (default: all of them): configure,
+#                         build, resources, ctest, test_cuda, bench_gpu, memcheck, racecheck, synccheck,
+#                         initcheck, tile_threads, ncu, variants, stalls (for a short diagnostic run; a name
+#                         also selects the steps named NAME_...)
 #   GMM_BENCH_ARGS        further arguments for bench_gpu, after --csv, --fit-csv data/TrainingData_GMM.csv,
 #                         --fit-k 4 and --sklearn-script bench/bench_sklearn.py (later ones win); default:
 #                         --cpu-max-n 1e6 --sklearn-max-n 1e6 --sklearn-iters 5 --sklearn-budget 60
@@ -39,7 +44,7 @@ if [ "${1:-}" = "--fetch-deps" ]; then
     exit 0
 fi
 if [ $# -ne 1 ]; then
-    sed -n '2,29p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
+    sed -n '2,34p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
     exit 2
 fi
 
@@ -59,6 +64,11 @@ for f in build.log ctest.log memcheck.log racecheck.log bench_gpu.log; do : > "$
 step() {
     local name=$1 log=$2 max=$3
     shift 3
+    if [ -n "${GMM_GPUCHECK_ONLY:-}" ]; then
+        local w chosen=0
+        for w in $GMM_GPUCHECK_ONLY; do [[ $name == "$w" || $name == "$w"_* ]] && chosen=1; done
+        [ $chosen = 1 ] || return 0
+    fi
     local left=$((START + BUDGET - $(date +%s)))
     [ "$max" -gt "$left" ] && max=$left
     if [ "$max" -lt 5 ]; then
@@ -170,6 +180,23 @@ if [ -x "$NCU" ]; then
     for c in 16x16:1e6 2x4:1e7; do
         step "ncu_$c" "$OUT/bench_gpu.log" 60 "$NCU" --kernel-name regex:stats_ --launch-skip 3 --launch-count 1 \
             --section SpeedOfLight --section Occupancy --section LaunchStats --section MemoryWorkloadAnalysis \
+            "$BUILD/bench_gpu" --cases "$c" --repeats 3 --warmup 1 --sklearn-max-n 0
+    done
+fi
+
+# Numbered versions of the register kernel (bench/reg_variants.cu), each checked against version 0 and timed.
+if command -v nvcc > /dev/null; then
+    step variants_nvcc "$OUT/bench_gpu.log" 60 nvcc -O3 -std=c++17 -arch=sm_"$ARCH" -I"$ROOT/kernels" \
+        "$ROOT/bench/reg_variants.cu" -o "$BUILD/reg_variants"
+    step variants "$OUT/bench_gpu.log" 60 "$BUILD/reg_variants" 20
+fi
+# Why the stats kernels stall: warp states, the scheduler, the instruction mix and the pipes, for one launch
+# of each path (the register kernel at N = 1e7 and the tile kernel at d = 16, K = 16, N = 1e6).
+if [ -x "$NCU" ]; then
+    for c in 2x4:1e7 16x16:1e6; do
+        step "stalls_$c" "$OUT/bench_gpu.log" 90 "$NCU" --kernel-name regex:stats_ --launch-skip 3 --launch-count 1 \
+            --section WarpStateStats --section SchedulerStats --section InstructionStats \
+            --section ComputeWorkloadAnalysis --section SourceCounters \
             "$BUILD/bench_gpu" --cases "$c" --repeats 3 --warmup 1 --sklearn-max-n 0
     done
 fi
