@@ -13,9 +13,9 @@
  * computing, PF = the next batch's loads issued before the current batch is computed, DSH = the per-thread
  * double sums in shared memory instead of registers, LLRUN = log2 p summed in float over a run like the
  * statistics instead of into a double per point):
- *   v0  256 2 4 - - -   the kernel on main before this comparison (128 registers, 16 warps per multiprocessor)
+ *   v0  256 2 4 - - -   the kernel before this comparison (128 registers, 16 warps per multiprocessor)
  *   v1  128 5 4 - S -   double sums in shared memory, flushed one statistic at a time (96 registers)
- *   v2  128 5 4 P S -   + prefetch
+ *   v2  128 5 4 P S -   + prefetch: the fastest at N = 1e8 on an H100 (bench/RESULTS.md), now in kernels/
  *   v3  128 6 4 - S -   80 registers (24 warps)
  *   v4  128 6 2 P S -   batch 2 with prefetch
  *   v5  128 6 1 P S -   batch 1 with prefetch

@@ -77,8 +77,9 @@ template <typename F> cudaError_t with_type_dim(int use_double, int D, F &&f)
     return use_double ? with_dim<double>(D, f) : with_dim<float>(D, f);
 }
 
-/* The register path holds K * E sums per thread in T plus as many in double: kept to at most 24 (float)
- * or 15 (double) statistics per thread so that nothing spills (see nvcc --resource-usage). */
+/* The register path holds K * E run sums per thread in T (their double sums are in shared memory): kept to
+ * at most 24 (float) or 15 (double) statistics per thread so that nothing spills within the registers that
+ * reg_min_blocks allows (see nvcc --resource-usage). */
 __host__ __device__ constexpr int reg_max_sums(bool dbl) { return dbl ? 15 : 24; }
 template <typename T, int D, int K> constexpr bool reg_fits()
 {
@@ -169,6 +170,20 @@ extern "C" size_t gmm_cuda_param_base(size_t D) { return (size_t)param_base((int
 extern "C" size_t gmm_cuda_entries(size_t D) { return (size_t)n_entries((int)D); }
 extern "C" size_t gmm_cuda_stat_t(size_t D, size_t i, size_t j) { return (size_t)stat_t((int)D, (int)i, (int)j); }
 
+/* The most statistics groups of the tile kernel's phase 2 that one warp of a block of bt threads spans
+ * (threads t * tpg .. t * tpg + tpg - 1 hold group t, tpg = bt / R; threads past R * tpg idle). */
+static int tile_warp_spread(int R, int bt)
+{
+    const int tpg = bt / R;
+    int most = 1;
+    for (int w = 0; w < bt / 32; w++) {
+        int first = 32 * w / tpg, last = (32 * w + 31) / tpg;
+        if (last > R - 1) last = R - 1;
+        if (last - first + 1 > most) most = last - first + 1;
+    }
+    return most;
+}
+
 /* ------------------------------------------------------------------------------------------ plans */
 
 extern "C" cudaError_t gmm_cuda_plan_make(gmm_cuda_plan *p, int device, long long n, int d, int k, int use_double,
@@ -210,12 +225,14 @@ extern "C" cudaError_t gmm_cuda_plan_make(gmm_cuda_plan *p, int device, long lon
         if (e2 == cudaSuccess) e2 = allow_smem((const void *)stats_tile_init_kernel<T, Tg::dim>, optin, &max_dyn_init);
         if (e2 != cudaSuccess) return e2;
         if (max_dyn_init < max_dyn) max_dyn = max_dyn_init; /* both instances run with the same shape */
-        /* The block size that keeps the most threads resident per multiprocessor (the shared memory per
-         * block shrinks with it: its statistics slots, responsibilities and tile scale with the threads),
-         * the larger one on ties. GMM_CUDA_TILE_THREADS (64, 128 or 256) forces one, for benchmarking. */
+        /* The block size with the most threads resident per multiprocessor (the shared memory per block
+         * shrinks with it: its statistics slots, responsibilities and tile scale with the threads) divided
+         * by the statistics groups a warp of phase 2 spans (each is a branch of its own: measured on an H100
+         * at d = 32, k = 8, blocks of 64, 128 and 256 threads took 8.8, 3.8 and 2.65 ms per pass), the
+         * larger block on ties. GMM_CUDA_TILE_THREADS (64, 128 or 256) forces one, for benchmarking. */
         const char *force_env = getenv("GMM_CUDA_TILE_THREADS");
         const int force = force_env ? atoi(force_env) : 0;
-        int best_resident = 0;
+        long long best_resident = 0, best_spread = 1;
         for (int bt = kMaxThreads; bt >= 64; bt /= 2) {
             if (force && bt != force) continue;
             const TileGeom g = tile_geom(Tg::dim, S::R, S::EI, S::P, (int)sizeof(T), bt, k);
@@ -223,8 +240,10 @@ extern "C" cudaError_t gmm_cuda_plan_make(gmm_cuda_plan *p, int device, long lon
             int o = 0;
             e2 = cudaOccupancyMaxActiveBlocksPerMultiprocessor(&o, fn, bt, g.bytes);
             if (e2 != cudaSuccess) return e2;
-            if (o * bt > best_resident) {
-                best_resident = o * bt;
+            const int spread = tile_warp_spread(S::R, bt);
+            if ((long long)o * bt * best_spread > best_resident * spread) {
+                best_resident = (long long)o * bt;
+                best_spread = spread;
                 p->tile_threads = bt;
                 p->tile_smem = g.bytes;
                 occ = o;

@@ -36,7 +36,10 @@
 namespace gmmk {
 
 constexpr int kRun = 64;          /* points summed in T before a flush into double */
-constexpr int kRegThreads = 256;  /* threads per block of the register path */
+constexpr int kRegThreads = 128;  /* threads per block of the register path, and the blocks per multiprocessor */
+/* its registers must allow: 5 for float (96 registers; bench/reg_variants.cu, version 2), 4 for double (128:
+ * with 96 the double instances spill) */
+template <typename T> constexpr int reg_min_blocks() { return sizeof(T) == 4 ? 5 : 4; }
 constexpr int kRegBatch = 4;      /* points a register-path thread loads before computing (bytes in flight) */
 constexpr int kMaxThreads = 256;  /* largest block of any kernel here */
 constexpr int kReduceCols = 32;   /* reduction: statistics per block, */
@@ -281,75 +284,105 @@ template <typename T, int D, int K> struct RegParams {
     T v[K * param_stride(D, Vec16<T>::n)];
 };
 
-/* Stats pass, register path: for d = D <= 4 and exactly K components with K * E small (K is a compile-time
- * constant, so the per-component loops are straight-line code). Each thread walks its points (grid stride,
- * kRegBatch loads in flight), keeps all K * E sums in registers (T, flushed into double every kRun points,
- * checked once per batch), and the block sums its threads in a fixed order into partials[blockIdx.x]
- * (stats_len doubles: K * E statistics, then the sum of log2 p). Requires blockDim.x == kRegThreads and x
- * 16-byte aligned (the start of a cudaMalloc'd array). */
+/* The register path's per-point work: adds point xv's contributions to the K * E run sums acc (T) and returns
+ * log2 p(x). */
 template <typename T, int D, int K>
-__global__ void __launch_bounds__(kRegThreads, 2)
+__device__ __forceinline__ T reg_point(const T (&xv)[D], const RegParams<T, D, K> &prm, T (&acc)[K][n_entries(D)])
+{
+    constexpr int E = n_entries(D), P = param_stride(D, Vec16<T>::n);
+    T l[K];
+    T m = T(-INFINITY);
+#pragma unroll
+    for (int c = 0; c < K; c++) {
+        l[c] = log_density2<T, D>(xv, prm.v + c * P);
+        m = l[c] > m ? l[c] : m;
+    }
+    T s = T(0);
+#pragma unroll
+    for (int c = 0; c < K; c++) {
+        l[c] = ex2(l[c] - m);
+        s += l[c];
+    }
+    const T inv = rcp(s);
+#pragma unroll
+    for (int c = 0; c < K; c++) {
+        const T r = l[c] * inv;
+        T dx[D], rd[D];
+#pragma unroll
+        for (int j = 0; j < D; j++) {
+            dx[j] = xv[j] - prm.v[c * P + j];
+            rd[j] = r * dx[j];
+        }
+        acc_entries<T, D, 0>(acc[c], r, dx, rd, std::make_integer_sequence<int, E>{});
+    }
+    return m + lg2(s);
+}
+
+/* Loads the kRegBatch rows i0, i0 + stride, ... of x into xb (zeros past n). */
+template <typename T, int D>
+__device__ __forceinline__ void reg_load(const T *__restrict__ xa, long long n, long long i0, long long stride,
+                                         T (&xb)[kRegBatch][D])
+{
+#pragma unroll
+    for (int b = 0; b < kRegBatch; b++) {
+        const long long i = i0 + b * stride;
+        if (i < n) {
+            load_row<T, D>(xa + i * D, xb[b]);
+        } else {
+#pragma unroll
+            for (int j = 0; j < D; j++) xb[b][j] = T(0);
+        }
+    }
+}
+
+/* Stats pass, register path: for d = D <= 4 and exactly K components with K * E small (K is a compile-time
+ * constant, so the per-component loops are straight-line code). Each thread walks its points in batches of
+ * kRegBatch rows (grid stride; the next batch's loads are issued before the current batch is computed),
+ * keeps its K * E run sums in registers (T, flushed every kRun points into its own column of double sums in
+ * shared memory, so that the registers stay few enough for reg_min_blocks<T>() resident blocks), and the block
+ * sums its threads in a fixed order into partials[blockIdx.x] (stats_len doubles: K * E statistics, then
+ * the sum of log2 p). Requires blockDim.x == kRegThreads and x 16-byte aligned (the start of a cudaMalloc'd
+ * array). */
+template <typename T, int D, int K>
+__global__ void __launch_bounds__(kRegThreads, reg_min_blocks<T>())
     stats_reg_kernel(const T *__restrict__ x, long long n, const __grid_constant__ RegParams<T, D, K> prm,
                      int stats_len, double *__restrict__ partials)
 {
-    constexpr int E = n_entries(D), P = param_stride(D, Vec16<T>::n);
+    constexpr int E = n_entries(D);
     static_assert(kRun % kRegBatch == 0, "runs are whole batches");
+    /* dsum[s][thread]: a warp's 32 doubles of one statistic are contiguous (no bank conflicts) */
+    GMM_STATIC_SHARED(double, dsum, [K * E][kRegThreads]);
+    GMM_STATIC_SHARED(double, red, [kRegThreads / 32][K * E + 1]);
+    const int tid = threadIdx.x;
     T acc[K][E];
-    double dacc[K][E];
 #pragma unroll
     for (int c = 0; c < K; c++)
 #pragma unroll
         for (int e = 0; e < E; e++) {
             acc[c][e] = T(0);
-            dacc[c][e] = 0.0;
+            dsum[c * E + e][tid] = 0.0;
         }
     double ll = 0.0;
     int run = 0;
     /* x comes straight from cudaMalloc: 16-byte aligned, so rows of 2 or 4 elements load as vectors */
     const T *__restrict__ xa = static_cast<const T *>(__builtin_assume_aligned(x, 16));
-    const long long stride = (long long)gridDim.x * blockDim.x;
-    for (long long i0 = (long long)blockIdx.x * blockDim.x + threadIdx.x; i0 < n; i0 += kRegBatch * stride) {
-        T xb[kRegBatch][D];
-#pragma unroll
-        for (int b = 0; b < kRegBatch; b++) {
-            const long long i = i0 + b * stride;
-            if (i < n) {
-                load_row<T, D>(xa + i * D, xb[b]);
-            } else {
-#pragma unroll
-                for (int j = 0; j < D; j++) xb[b][j] = T(0);
-            }
-        }
+    const long long stride = (long long)gridDim.x * blockDim.x, step = kRegBatch * stride;
+    long long i0 = (long long)blockIdx.x * blockDim.x + tid;
+    T xb[kRegBatch][D];
+    if (i0 < n) reg_load<T, D>(xa, n, i0, stride, xb);
+#pragma unroll 1 /* unrolled, the loop would hold two batches' temporaries */
+    for (; i0 < n; i0 += step) {
+        T xn[kRegBatch][D];
+        reg_load<T, D>(xa, n, i0 + step, stride, xn);
 #pragma unroll
         for (int b = 0; b < kRegBatch; b++) {
             if (i0 + b * stride >= n) break;
-            T l[K];
-            T m = T(-INFINITY);
-#pragma unroll
-            for (int c = 0; c < K; c++) {
-                l[c] = log_density2<T, D>(xb[b], prm.v + c * P);
-                m = l[c] > m ? l[c] : m;
-            }
-            T s = T(0);
-#pragma unroll
-            for (int c = 0; c < K; c++) {
-                l[c] = ex2(l[c] - m);
-                s += l[c];
-            }
-            const T inv = rcp(s);
-            ll += (double)(m + lg2(s));
-#pragma unroll
-            for (int c = 0; c < K; c++) {
-                const T r = l[c] * inv;
-                T dx[D], rd[D];
-#pragma unroll
-                for (int j = 0; j < D; j++) {
-                    dx[j] = xb[b][j] - prm.v[c * P + j];
-                    rd[j] = r * dx[j];
-                }
-                acc_entries<T, D, 0>(acc[c], r, dx, rd, std::make_integer_sequence<int, E>{});
-            }
+            ll += (double)reg_point<T, D, K>(xb[b], prm, acc);
         }
+#pragma unroll
+        for (int b = 0; b < kRegBatch; b++)
+#pragma unroll
+            for (int j = 0; j < D; j++) xb[b][j] = xn[b][j];
         run += kRegBatch;
         if (run == kRun) {
             run = 0;
@@ -357,24 +390,22 @@ __global__ void __launch_bounds__(kRegThreads, 2)
             for (int c = 0; c < K; c++)
 #pragma unroll
                 for (int e = 0; e < E; e++) {
-                    dacc[c][e] += (double)acc[c][e];
+                    /* volatile: one statistic at a time (24 doubles loaded at once would need more
+                     * registers than the whole loop) */
+                    volatile double *slot = &dsum[c * E + e][tid];
+                    *slot = *slot + (double)acc[c][e];
                     acc[c][e] = T(0);
                 }
         }
     }
-#pragma unroll
-    for (int c = 0; c < K; c++)
-#pragma unroll
-        for (int e = 0; e < E; e++) dacc[c][e] += (double)acc[c][e];
 
     /* Block sum in a fixed order: warp trees, then the warps in order. */
-    GMM_STATIC_SHARED(double, red, [kRegThreads / 32][K * E + 1]);
-    const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
+    const int lane = tid % 32, warp = tid / 32;
 #pragma unroll
     for (int c = 0; c < K; c++)
 #pragma unroll
         for (int e = 0; e < E; e++) {
-            const double v = warp_sum(dacc[c][e]);
+            const double v = warp_sum(dsum[c * E + e][tid] + (double)acc[c][e]);
             if (lane == 0) red[warp][c * E + e] = v;
         }
     {
@@ -384,7 +415,7 @@ __global__ void __launch_bounds__(kRegThreads, 2)
     __syncthreads();
     double *out = partials + (size_t)blockIdx.x * (size_t)stats_len;
     const int nw = blockDim.x / 32;
-    for (int s = threadIdx.x; s < K * E + 1; s += blockDim.x) {
+    for (int s = tid; s < K * E + 1; s += blockDim.x) {
         double t = 0.0;
         for (int w = 0; w < nw; w++) t += red[w][s];
         out[s] = t;
