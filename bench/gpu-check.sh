@@ -4,8 +4,8 @@
 # CPU reference and scikit-learn on the same data up to N = 1e6, and the whole fit of the assignment's data
 # data/TrainingData_GMM.csv, k = 4, on the GPU and the CPU), and compute-sanitizer (memcheck, racecheck +
 # synccheck + initcheck) on test_cuda at reduced sizes, then, with the time left, the tile kernel at each
-# block size, Nsight Compute on one stats launch per path, the numbered register-kernel versions of
-# bench/reg_variants.cu and Nsight Compute's stall reasons, and writes the logs into OUTDIR. A failing step
+# block size, Nsight Compute on one stats launch per path and its stall reasons, and writes the logs into
+# OUTDIR. A failing step
 # never stops the run: each step's exit status and seconds go to OUTDIR/summary.txt (a step cut short by the
 # time budget shows rc=124). Designed to finish within 8 minutes on an H100.
 #
@@ -21,7 +21,7 @@
 #   GMM_GPUCHECK_BUDGET   seconds for the whole run (default 470); later steps get what is left
 #   GMM_GPUCHECK_ONLY     the steps to run, by name, separated by spaces (default: all of them): configure,
 #                         build, resources, ctest, test_cuda, bench_gpu, memcheck, racecheck, synccheck,
-#                         initcheck, tile_threads, ncu, variants, stalls (for a short diagnostic run; a name
+#                         initcheck, tile_threads, ncu, stalls (for a short diagnostic run; a name
 #                         also selects the steps named NAME_...)
 #   GMM_BENCH_ARGS        further arguments for bench_gpu, after --csv, --fit-csv data/TrainingData_GMM.csv,
 #                         --fit-k 4 and --sklearn-script bench/bench_sklearn.py (later ones win); default:
@@ -184,12 +184,6 @@ if [ -x "$NCU" ]; then
     done
 fi
 
-# Numbered versions of the register kernel (bench/reg_variants.cu), each checked against version 0 and timed.
-if command -v nvcc > /dev/null; then
-    step variants_nvcc "$OUT/bench_gpu.log" 60 nvcc -O3 -std=c++17 -arch=sm_"$ARCH" -I"$ROOT/kernels" \
-        "$ROOT/bench/reg_variants.cu" -o "$BUILD/reg_variants"
-    step variants "$OUT/bench_gpu.log" 60 "$BUILD/reg_variants" 20
-fi
 # Why the stats kernels stall: warp states, the scheduler, the instruction mix and the pipes, for one launch
 # of each path (the register kernel at N = 1e7 and the tile kernel at d = 16, K = 16, N = 1e6).
 if [ -x "$NCU" ]; then

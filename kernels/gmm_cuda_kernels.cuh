@@ -37,7 +37,7 @@ namespace gmmk {
 
 constexpr int kRun = 64;          /* points summed in T before a flush into double */
 constexpr int kRegThreads = 128;  /* threads per block of the register path, and the blocks per multiprocessor */
-/* its registers must allow: 5 for float (96 registers; bench/reg_variants.cu, version 2), 4 for double (128:
+/* its registers must allow: 5 for float (96 registers; bench/RESULTS.md, version 2), 4 for double (128:
  * with 96 the double instances spill) */
 template <typename T> constexpr int reg_min_blocks() { return sizeof(T) == 4 ? 5 : 4; }
 constexpr int kRegBatch = 4;      /* points a register-path thread loads before computing (bytes in flight) */
