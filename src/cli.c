@@ -1,6 +1,6 @@
 /*
  * cli.c — the `gmm` program: subcommands fit, predict, score and sample over the library in include/gmm.h
- * and the report writer in src/report.h. Exit status: 0 success, 1 failure (bad data, a failed fit, an
+ * and the report writer in src/app/report.h. Exit status: 0 success, 1 failure (bad data, a failed fit, an
  * unwritable output), 2 usage error (unknown option, bad option value, missing argument).
  */
 #include "gmm_internal.h"

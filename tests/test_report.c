@@ -1,5 +1,5 @@
 /*
- * test_report.c — the outputs of src/report.h: labels.csv, loglik.csv, the gnuplot data/scripts/pictures
+ * test_report.c — the outputs of src/app/report.h: labels.csv, loglik.csv, the gnuplot data/scripts/pictures
  * and report.md. Builds a small model (k = 3, d = 2) with a hand-made fit record, samples data from it,
  * labels points by the nearest mean (no gmm_fit / gmm_predict needed) and writes everything into fresh
  * folders under GMM_TEST_TMP: one rendered when gnuplot is available, one with render = 0, one where

@@ -58,13 +58,20 @@ g++ -fopenmp -o "$O/test_cuda_emu" "$O/test_cuda.o" "${objs[@]}" "$O/gmm_cuda_em
 echo "== $O/test_cuda_emu (GMM_TEST_CUDA_QUICK=${1:-1})"
 GMM_TEST_CUDA_QUICK=${1:-1} "$O/test_cuda_emu"
 # The program itself on the emulated device: test_cli's GPU branches (gmm fit --device cuda on the bundled
-# data gives the CPU's clusters; predict, score and select on the device) run where a device is found.
-gcc "${CF[@]}" "${CJ[@]}" -c "$ROOT/src/cli.c" -o "$O/cli.o"
-g++ -fopenmp -o "$O/gmm_emu" "$O/cli.o" "${objs[@]}" "$O/gmm_cuda_emu.o" "$O/fake_cudart.o" "$O/fibers.o" \
-    "${CJL[@]}" -lm
-gcc "${CF[@]}" -I"$ROOT/tests" -DGMM_SOURCE_DIR="\"$ROOT\"" -DGMM_TEST_TMP="\"$O/test-tmp\"" \
+# data gives the CPU's clusters; predict, score and select on the device) run where a device is found. The
+# program's writers (src/app/, not part of the library) are compiled for it and for test_cli.
+app_objs=()
+for f in "$ROOT"/src/app/*.c; do
+    b=$(basename "$f" .c)
+    gcc "${CF[@]}" "${CJ[@]}" -I"$ROOT/src/app" -c "$f" -o "$O/app_$b.o"
+    app_objs+=("$O/app_$b.o")
+done
+gcc "${CF[@]}" "${CJ[@]}" -I"$ROOT/src/app" -c "$ROOT/src/cli.c" -o "$O/cli.o"
+g++ -fopenmp -o "$O/gmm_emu" "$O/cli.o" "${app_objs[@]}" "${objs[@]}" "$O/gmm_cuda_emu.o" "$O/fake_cudart.o" \
+    "$O/fibers.o" "${CJL[@]}" -lm
+gcc "${CF[@]}" -I"$ROOT/src/app" -I"$ROOT/tests" -DGMM_SOURCE_DIR="\"$ROOT\"" -DGMM_TEST_TMP="\"$O/test-tmp\"" \
     -c "$ROOT/tests/test_cli.c" -o "$O/test_cli.o"
-g++ -fopenmp -o "$O/test_cli_emu" "$O/test_cli.o" "${objs[@]}" "$O/gmm_cuda_emu.o" "$O/fake_cudart.o" "$O/fibers.o" \
-    "${CJL[@]}" -lm
+g++ -fopenmp -o "$O/test_cli_emu" "$O/test_cli.o" "${app_objs[@]}" "${objs[@]}" "$O/gmm_cuda_emu.o" \
+    "$O/fake_cudart.o" "$O/fibers.o" "${CJL[@]}" -lm
 echo "== $O/test_cli_emu $O/gmm_emu"
 "$O/test_cli_emu" "$O/gmm_emu"
