@@ -521,95 +521,87 @@ static int cmp_study_value_desc(const void *a, const void *b)
     return (x < y) - (x > y);
 }
 
-/* Question 4 with an --init-study: the table, the picture and the generated analysis. */
-static gmm_status rep_q4_study(rep *p)
+/* One method's finished runs, measured against the best value over all methods. */
+typedef struct method_summary {
+    int n_fin;             /* finished runs with a finite log-likelihood */
+    double share;          /* of those, the share within STUDY_SAME_OPTIMUM of the best (NaN when none) */
+    double mean_it;        /* mean EM iterations over the n_ok runs (NaN when none) */
+    double gap_mean;       /* mean distance below the best of the runs not within it (0 when none) */
+    double gap_max;        /* the largest such distance (0 when none) */
+    double min, median, max; /* of the finite log-likelihoods (NaN when none) */
+} method_summary;
+
+/* What the init study's section is written from: computed from the study alone. */
+typedef struct study_summary {
+    double best;            /* the highest finite converged log-likelihood (-inf when none) */
+    size_t total_ok;        /* finished runs with a finite log-likelihood, all methods */
+    method_summary *per;    /* (n_study) */
+    optimum_group *groups;  /* (ng) distinct optima, best first */
+    size_t ng;
+    int *group_counts;      /* (total_ok x n_study) storage of the groups' per_method */
+} study_summary;
+
+static void study_summary_free(study_summary *ss)
 {
-    FILE *f = p->f;
-    const gmm_study_method *s = p->r->study;
-    int ns = p->r->n_study;
-    double best = -INFINITY;
-    size_t total_ok = 0;
+    free(ss->per);
+    free(ss->groups);
+    free(ss->group_counts);
+}
+
+/* The best finite converged log-likelihood over all methods and how many runs have one. */
+static void study_best(const gmm_study_method *s, int ns, double *best, size_t *total_ok)
+{
+    *best = -INFINITY;
+    *total_ok = 0;
     for (int mi = 0; mi < ns; mi++)
         for (int r = 0; r < s[mi].n_ok; r++) {
             if (isfinite(s[mi].loglik[r])) {
-                total_ok++;
-                if (s[mi].loglik[r] > best) best = s[mi].loglik[r];
+                (*total_ok)++;
+                if (s[mi].loglik[r] > *best) *best = s[mi].loglik[r];
             }
         }
-    fputs("To measure the effect of the initialization, the same data were fitted from several seeds with each "
-          "initialization method (same k, tol, reg_covar and max_iter). A run *finishes* when EM ends normally "
-          "(converged or at max_iter); the others stopped with an error (a collapsed component or a covariance "
-          "that is not positive definite). \"Within 1.0\" means a converged total log-likelihood at most "
-          "1.0 below the best value over all methods' finished runs",
-          f);
-    fprintf(f, " (best = %s).\n\n", fll(best, 10).s);
-    fputs("| method | runs | finished | min | median | max converged log-likelihood | share within 1.0 of the best | "
-          "mean iterations |\n|---|---:|---:|---:|---:|---:|---:|---:|\n",
-          f);
-    double *tmp = gmm_xmalloc((total_ok ? total_ok : 1) * sizeof *tmp);
-    double *share = gmm_xcalloc((size_t)ns, sizeof *share);
-    double *mean_it = gmm_xcalloc((size_t)ns, sizeof *mean_it);
-    double *gap_mean = gmm_xcalloc((size_t)ns, sizeof *gap_mean);
-    double *gap_max = gmm_xcalloc((size_t)ns, sizeof *gap_max);
-    int *n_fin = gmm_xcalloc((size_t)ns, sizeof *n_fin);
-    optimum_group *groups = gmm_xcalloc(total_ok ? total_ok : 1, sizeof *groups);
-    int *group_counts = gmm_xcalloc((total_ok ? total_ok : 1) * (size_t)ns, sizeof *group_counts);
-    gmm_status st = GMM_OK;
-    if (!tmp || !share || !mean_it || !gap_mean || !gap_max || !n_fin || !groups || !group_counts) {
-        st = GMM_ERR_NOMEM;
-        goto done;
-    }
-    for (int mi = 0; mi < ns; mi++) {
-        const gmm_study_method *sm = &s[mi];
-        size_t nf = 0, within = 0;
-        double it = 0.0, gsum = 0.0, gmax = 0.0;
-        int nworse = 0;
-        for (int r = 0; r < sm->n_ok; r++) {
-            double v = sm->loglik[r];
-            it += sm->n_iter[r];
-            if (!isfinite(v)) continue;
-            tmp[nf++] = v;
-            if (v >= best - STUDY_SAME_OPTIMUM) {
-                within++;
-            } else {
-                nworse++;
-                gsum += best - v;
-                if (best - v > gmax) gmax = best - v;
-            }
-        }
-        n_fin[mi] = (int)nf;
-        share[mi] = nf ? (double)within / (double)nf : NAN;
-        mean_it[mi] = sm->n_ok ? it / sm->n_ok : NAN;
-        gap_mean[mi] = nworse ? gsum / nworse : 0.0;
-        gap_max[mi] = gmax;
-        double mn = NAN, md = NAN, mx = NAN;
-        if (nf) {
-            md = median_sorted_desc(tmp, nf);
-            mx = tmp[0];
-            mn = tmp[nf - 1];
-        }
-        fputs("| ", f);
-        md_code(f, sm->name ? sm->name : "?");
-        fprintf(f, " | %d | %d | %s | %s | %s | %s | %s |\n", sm->runs, sm->n_ok, fll(mn, 10).s, fll(md, 10).s,
-                fll(mx, 10).s, fpct(share[mi]).s, fg(mean_it[mi], 4).s);
-    }
-    fputs("\n![Converged log-likelihood of every run, by initialization method](init_study.png)\n\n", f);
-    fputs("In the picture each point is one finished run (spread sideways by its run index), filled when the run "
-          "converged and open when it stopped at max_iter; the dashed line marks the best log-likelihood. "
-          "The numbers are in `init_study.dat`.\n\n",
-          f);
+}
 
-    if (total_ok == 0) {
-        fputs("No study run finished, so the study says nothing about the optima EM reaches.\n\n", f);
-        goto done;
+/* Summarizes one method against best; tmp has room for its n_ok values. */
+static method_summary summarize_method(const gmm_study_method *sm, double best, double *tmp)
+{
+    method_summary ms;
+    size_t nf = 0, within = 0;
+    double it = 0.0, gsum = 0.0, gmax = 0.0;
+    int nworse = 0;
+    for (int r = 0; r < sm->n_ok; r++) {
+        double v = sm->loglik[r];
+        it += sm->n_iter[r];
+        if (!isfinite(v)) continue;
+        tmp[nf++] = v;
+        if (v >= best - STUDY_SAME_OPTIMUM) {
+            within++;
+        } else {
+            nworse++;
+            gsum += best - v;
+            if (best - v > gmax) gmax = best - v;
+        }
     }
+    ms.n_fin = (int)nf;
+    ms.share = nf ? (double)within / (double)nf : NAN;
+    ms.mean_it = sm->n_ok ? it / sm->n_ok : NAN;
+    ms.gap_mean = nworse ? gsum / nworse : 0.0;
+    ms.gap_max = gmax;
+    ms.min = ms.median = ms.max = NAN;
+    if (nf) {
+        ms.median = median_sorted_desc(tmp, nf);
+        ms.max = tmp[0];
+        ms.min = tmp[nf - 1];
+    }
+    return ms;
+}
 
-    /* Distinct optima: all finished values, sorted descending, grouped greedily within 1.0 of a group's top. */
-    study_value *vals = gmm_xmalloc(total_ok * sizeof *vals);
-    if (!vals) {
-        st = GMM_ERR_NOMEM;
-        goto done;
-    }
+/* Distinct optima: all finished values, sorted descending, grouped greedily within STUDY_SAME_OPTIMUM of a
+ * group's top. Needs ss->best, ss->total_ok >= 1 and the groups' storage. */
+static gmm_status group_optima(const gmm_study_method *s, int ns, study_summary *ss)
+{
+    study_value *vals = gmm_xmalloc(ss->total_ok * sizeof *vals);
+    if (!vals) return GMM_ERR_NOMEM;
     size_t nv = 0;
     for (int mi = 0; mi < ns; mi++)
         for (int r = 0; r < s[mi].n_ok; r++)
@@ -617,122 +609,196 @@ static gmm_status rep_q4_study(rep *p)
     qsort(vals, nv, sizeof *vals, cmp_study_value_desc);
     size_t ng = 0;
     for (size_t i = 0; i < nv; i++) {
-        if (ng == 0 || vals[i].v < groups[ng - 1].top - STUDY_SAME_OPTIMUM) {
-            groups[ng].top = vals[i].v;
-            groups[ng].per_method = group_counts + ng * (size_t)ns;
+        if (ng == 0 || vals[i].v < ss->groups[ng - 1].top - STUDY_SAME_OPTIMUM) {
+            ss->groups[ng].top = vals[i].v;
+            ss->groups[ng].per_method = ss->group_counts + ng * (size_t)ns;
             ng++;
         }
-        optimum_group *g = &groups[ng - 1];
+        optimum_group *g = &ss->groups[ng - 1];
         g->bottom = vals[i].v;
         g->count++;
         g->per_method[vals[i].method]++;
     }
     free(vals);
-    {
-        fprintf(f, "**Distinct optima.** Grouping the %zu finished runs' log-likelihoods into values within 1.0 "
-                   "of each other gives %zu distinct optim%s:\n\n",
-                nv, ng, ng == 1 ? "um" : "a");
-        size_t show = ng <= 12 ? ng : 10;
-        for (size_t gi = 0; gi < show; gi++) {
-            const optimum_group *g = &groups[gi];
-            fprintf(f, "- %s", fll(g->top, 10).s);
-            if (strcmp(fll(g->bottom, 10).s, fll(g->top, 10).s) != 0) fprintf(f, " .. %s", fll(g->bottom, 10).s);
-            if (gi > 0) fprintf(f, " (%s below the best)", fll(best - g->top, 6).s);
-            fprintf(f, ": %d run%s (", g->count, g->count == 1 ? "" : "s");
-            int first = 1;
-            for (int mi = 0; mi < ns; mi++)
-                if (g->per_method[mi]) {
-                    fprintf(f, "%s%s %d", first ? "" : ", ", s[mi].name ? s[mi].name : "?", g->per_method[mi]);
-                    first = 0;
-                }
-            fputs(")\n", f);
-        }
-        if (show < ng) fprintf(f, "- ... and %zu lower groups\n", ng - show);
-        fputs("\n", f);
+    ss->ng = ng;
+    return GMM_OK;
+}
 
-        /* The generated analysis paragraph. */
-        fputs("**What the study shows.** ", f);
-        int n_always = 0, n_never = 0, n_some = 0;
-        for (int mi = 0; mi < ns; mi++) {
-            if (n_fin[mi] == 0) continue;
-            if (share[mi] >= 1.0) n_always++;
-            else if (share[mi] <= 0.0) n_never++;
-            else n_some++;
-        }
-        if (n_always) {
-            int first = 1;
-            for (int mi = 0; mi < ns; mi++)
-                if (n_fin[mi] && share[mi] >= 1.0) {
-                    fprintf(f, "%s%s", first ? "" : ", ", s[mi].name ? s[mi].name : "?");
-                    first = 0;
-                }
-            fprintf(f, " reached the best optimum (within 1.0 of %s) in every finished run. ", fll(best, 10).s);
-        }
-        for (int mi = 0; mi < ns; mi++) {
-            if (n_fin[mi] == 0 || share[mi] >= 1.0) continue;
-            int reached = (int)lround(share[mi] * n_fin[mi]);
-            if (reached == 0)
-                fprintf(f,
-                        "%s never reached it: its %d finished run%s stopped in worse local optima, on average %s "
-                        "and at worst %s below the best. ",
-                        s[mi].name ? s[mi].name : "?", n_fin[mi], n_fin[mi] == 1 ? "" : "s",
-                        fll(gap_mean[mi], 6).s, fll(gap_max[mi], 6).s);
-            else
-                fprintf(f,
-                        "%s reached it in %d of %d finished runs; its other runs stopped in worse local optima, "
-                        "on average %s and at worst %s below the best. ",
-                        s[mi].name ? s[mi].name : "?", reached, n_fin[mi], fll(gap_mean[mi], 6).s,
-                        fll(gap_max[mi], 6).s);
-        }
-        for (int mi = 0; mi < ns; mi++) {
-            int failed = s[mi].runs - s[mi].n_ok;
-            if (failed > 0)
-                fprintf(f, "%s: %d of %d runs stopped with an error. ", s[mi].name ? s[mi].name : "?", failed,
-                        s[mi].runs);
-        }
-        int fast = -1, slow = -1;
-        for (int mi = 0; mi < ns; mi++) {
-            if (!isfinite(mean_it[mi])) continue;
-            if (fast < 0 || mean_it[mi] < mean_it[fast]) fast = mi;
-            if (slow < 0 || mean_it[mi] > mean_it[slow]) slow = mi;
-        }
-        if (fast >= 0 && slow >= 0 && fast != slow)
-            fprintf(f, "EM needed the fewest iterations from %s (%s on average) and the most from %s (%s). ",
-                    s[fast].name ? s[fast].name : "?", fg(mean_it[fast], 4).s, s[slow].name ? s[slow].name : "?",
-                    fg(mean_it[slow], 4).s);
-        if (ng == 1)
-            fputs("Every finished run reached the same optimum, so on these data the initialization changed how "
-                  "long EM took, not where it ended.",
-                  f);
+/* Computes the whole summary of the study s (ns methods); study_summary_free releases it. */
+static gmm_status summarize_study(const gmm_study_method *s, int ns, study_summary *ss)
+{
+    memset(ss, 0, sizeof *ss);
+    study_best(s, ns, &ss->best, &ss->total_ok);
+    size_t cap = ss->total_ok ? ss->total_ok : 1;
+    double *tmp = gmm_xmalloc(cap * sizeof *tmp);
+    ss->per = gmm_xcalloc((size_t)ns, sizeof *ss->per);
+    ss->groups = gmm_xcalloc(cap, sizeof *ss->groups);
+    ss->group_counts = gmm_xcalloc(cap * (size_t)ns, sizeof *ss->group_counts);
+    gmm_status st = GMM_OK;
+    if (!tmp || !ss->per || !ss->groups || !ss->group_counts) {
+        st = GMM_ERR_NOMEM;
+    } else {
+        for (int mi = 0; mi < ns; mi++) ss->per[mi] = summarize_method(&s[mi], ss->best, tmp);
+        if (ss->total_ok > 0) st = group_optima(s, ns, ss);
+    }
+    free(tmp);
+    if (st != GMM_OK) study_summary_free(ss);
+    return st;
+}
+
+/* The study's introduction, its table (one row per method) and its picture. */
+static void rep_study_table(rep *p, const study_summary *ss)
+{
+    FILE *f = p->f;
+    const gmm_study_method *s = p->r->study;
+    fputs("To measure the effect of the initialization, the same data were fitted from several seeds with each "
+          "initialization method (same k, tol, reg_covar and max_iter). A run *finishes* when EM ends normally "
+          "(converged or at max_iter); the others stopped with an error (a collapsed component or a covariance "
+          "that is not positive definite). \"Within 1.0\" means a converged total log-likelihood at most "
+          "1.0 below the best value over all methods' finished runs",
+          f);
+    fprintf(f, " (best = %s).\n\n", fll(ss->best, 10).s);
+    fputs("| method | runs | finished | min | median | max converged log-likelihood | share within 1.0 of the best | "
+          "mean iterations |\n|---|---:|---:|---:|---:|---:|---:|---:|\n",
+          f);
+    for (int mi = 0; mi < p->r->n_study; mi++) {
+        const gmm_study_method *sm = &s[mi];
+        const method_summary *ms = &ss->per[mi];
+        fputs("| ", f);
+        md_code(f, sm->name ? sm->name : "?");
+        fprintf(f, " | %d | %d | %s | %s | %s | %s | %s |\n", sm->runs, sm->n_ok, fll(ms->min, 10).s,
+                fll(ms->median, 10).s, fll(ms->max, 10).s, fpct(ms->share).s, fg(ms->mean_it, 4).s);
+    }
+    fputs("\n![Converged log-likelihood of every run, by initialization method](init_study.png)\n\n", f);
+    fputs("In the picture each point is one finished run (spread sideways by its run index), filled when the run "
+          "converged and open when it stopped at max_iter; the dashed line marks the best log-likelihood. "
+          "The numbers are in `init_study.dat`.\n\n",
+          f);
+}
+
+/* The list of distinct optima, best first, with the runs of each method in each. */
+static void rep_study_optima(rep *p, const study_summary *ss)
+{
+    FILE *f = p->f;
+    const gmm_study_method *s = p->r->study;
+    int ns = p->r->n_study;
+    size_t ng = ss->ng;
+    fprintf(f, "**Distinct optima.** Grouping the %zu finished runs' log-likelihoods into values within 1.0 "
+               "of each other gives %zu distinct optim%s:\n\n",
+            ss->total_ok, ng, ng == 1 ? "um" : "a");
+    size_t show = ng <= 12 ? ng : 10;
+    for (size_t gi = 0; gi < show; gi++) {
+        const optimum_group *g = &ss->groups[gi];
+        fprintf(f, "- %s", fll(g->top, 10).s);
+        if (strcmp(fll(g->bottom, 10).s, fll(g->top, 10).s) != 0) fprintf(f, " .. %s", fll(g->bottom, 10).s);
+        if (gi > 0) fprintf(f, " (%s below the best)", fll(ss->best - g->top, 6).s);
+        fprintf(f, ": %d run%s (", g->count, g->count == 1 ? "" : "s");
+        int first = 1;
+        for (int mi = 0; mi < ns; mi++)
+            if (g->per_method[mi]) {
+                fprintf(f, "%s%s %d", first ? "" : ", ", s[mi].name ? s[mi].name : "?", g->per_method[mi]);
+                first = 0;
+            }
+        fputs(")\n", f);
+    }
+    if (show < ng) fprintf(f, "- ... and %zu lower groups\n", ng - show);
+    fputs("\n", f);
+}
+
+/* The generated analysis paragraph: which methods reach the best optimum, how far the others stop, which
+ * failed, which need the most iterations, and where the reported model stands. */
+static void rep_study_analysis(rep *p, const study_summary *ss)
+{
+    FILE *f = p->f;
+    const gmm_study_method *s = p->r->study;
+    const method_summary *per = ss->per;
+    int ns = p->r->n_study;
+    fputs("**What the study shows.** ", f);
+    int n_always = 0, n_never = 0, n_some = 0;
+    for (int mi = 0; mi < ns; mi++) {
+        if (per[mi].n_fin == 0) continue;
+        if (per[mi].share >= 1.0) n_always++;
+        else if (per[mi].share <= 0.0) n_never++;
+        else n_some++;
+    }
+    if (n_always) {
+        int first = 1;
+        for (int mi = 0; mi < ns; mi++)
+            if (per[mi].n_fin && per[mi].share >= 1.0) {
+                fprintf(f, "%s%s", first ? "" : ", ", s[mi].name ? s[mi].name : "?");
+                first = 0;
+            }
+        fprintf(f, " reached the best optimum (within 1.0 of %s) in every finished run. ", fll(ss->best, 10).s);
+    }
+    for (int mi = 0; mi < ns; mi++) {
+        const method_summary *ms = &per[mi];
+        if (ms->n_fin == 0 || ms->share >= 1.0) continue;
+        int reached = (int)lround(ms->share * ms->n_fin);
+        if (reached == 0)
+            fprintf(f,
+                    "%s never reached it: its %d finished run%s stopped in worse local optima, on average %s "
+                    "and at worst %s below the best. ",
+                    s[mi].name ? s[mi].name : "?", ms->n_fin, ms->n_fin == 1 ? "" : "s", fll(ms->gap_mean, 6).s,
+                    fll(ms->gap_max, 6).s);
         else
             fprintf(f,
-                    "EM only climbs to the nearest local maximum of the likelihood, so the starting point decides "
-                    "which of the %zu optima a run ends in: the initialization matters%s.",
-                    ng, n_never + n_some > 0 ? ", and several restarts (n_init) or a data-driven start protect "
+                    "%s reached it in %d of %d finished runs; its other runs stopped in worse local optima, "
+                    "on average %s and at worst %s below the best. ",
+                    s[mi].name ? s[mi].name : "?", reached, ms->n_fin, fll(ms->gap_mean, 6).s, fll(ms->gap_max, 6).s);
+    }
+    for (int mi = 0; mi < ns; mi++) {
+        int failed = s[mi].runs - s[mi].n_ok;
+        if (failed > 0)
+            fprintf(f, "%s: %d of %d runs stopped with an error. ", s[mi].name ? s[mi].name : "?", failed, s[mi].runs);
+    }
+    int fast = -1, slow = -1;
+    for (int mi = 0; mi < ns; mi++) {
+        if (!isfinite(per[mi].mean_it)) continue;
+        if (fast < 0 || per[mi].mean_it < per[fast].mean_it) fast = mi;
+        if (slow < 0 || per[mi].mean_it > per[slow].mean_it) slow = mi;
+    }
+    if (fast >= 0 && slow >= 0 && fast != slow)
+        fprintf(f, "EM needed the fewest iterations from %s (%s on average) and the most from %s (%s). ",
+                s[fast].name ? s[fast].name : "?", fg(per[fast].mean_it, 4).s, s[slow].name ? s[slow].name : "?",
+                fg(per[slow].mean_it, 4).s);
+    if (ss->ng == 1)
+        fputs("Every finished run reached the same optimum, so on these data the initialization changed how "
+              "long EM took, not where it ended.",
+              f);
+    else
+        fprintf(f,
+                "EM only climbs to the nearest local maximum of the likelihood, so the starting point decides "
+                "which of the %zu optima a run ends in: the initialization matters%s.",
+                ss->ng, n_never + n_some > 0 ? ", and several restarts (n_init) or a data-driven start protect "
                                                "against a poor optimum"
                                              : "");
-        double gap_fit = best - p->ll_final;
-        if (isfinite(gap_fit) && gap_fit <= STUDY_SAME_OPTIMUM)
-            fprintf(f, " The model reported above (%s, %s) is at the best optimum the study found.",
-                    gmm_init_name(p->r->options->init), fll(p->ll_final, 10).s);
-        else if (isfinite(gap_fit))
-            fprintf(f,
-                    " The model reported above (%s, %s) is %s below the best optimum the study found: a fit "
-                    "started the way the best runs were would give a better model.",
-                    gmm_init_name(p->r->options->init), fll(p->ll_final, 10).s, fll(gap_fit, 6).s);
-        fputs("\n\n", f);
-    }
+    double gap_fit = ss->best - p->ll_final;
+    if (isfinite(gap_fit) && gap_fit <= STUDY_SAME_OPTIMUM)
+        fprintf(f, " The model reported above (%s, %s) is at the best optimum the study found.",
+                gmm_init_name(p->r->options->init), fll(p->ll_final, 10).s);
+    else if (isfinite(gap_fit))
+        fprintf(f,
+                " The model reported above (%s, %s) is %s below the best optimum the study found: a fit "
+                "started the way the best runs were would give a better model.",
+                gmm_init_name(p->r->options->init), fll(p->ll_final, 10).s, fll(gap_fit, 6).s);
+    fputs("\n\n", f);
+}
 
-done:
-    free(tmp);
-    free(share);
-    free(mean_it);
-    free(gap_mean);
-    free(gap_max);
-    free(n_fin);
-    free(groups);
-    free(group_counts);
-    return st;
+/* Question 4 with an --init-study: the table, the picture and the generated analysis. */
+static gmm_status rep_q4_study(rep *p)
+{
+    study_summary ss;
+    gmm_status st = summarize_study(p->r->study, p->r->n_study, &ss);
+    if (st != GMM_OK) return st;
+    rep_study_table(p, &ss);
+    if (ss.total_ok == 0) {
+        fputs("No study run finished, so the study says nothing about the optima EM reaches.\n\n", p->f);
+    } else {
+        rep_study_optima(p, &ss);
+        rep_study_analysis(p, &ss);
+    }
+    study_summary_free(&ss);
+    return GMM_OK;
 }
 
 /* Question 4: the effect of the initialization (study or a pointer to --init-study). */
@@ -782,16 +848,12 @@ static const char *separation_word(double delta)
     return "strongly overlapping";
 }
 
-/* Question 5: the analysis of the results. */
-static gmm_status rep_q5(rep *p)
+/* Question 5, cluster sizes against weights: the largest and smallest weight and the component whose
+ * labelled share differs most from its weight. */
+static void rep_q5_sizes(rep *p)
 {
-    FILE *f = p->f;
     const gmm_model *m = p->m;
-    const gmm_report *r = p->r;
-    size_t k = p->k, d = p->d, n = p->n;
-    fputs("## 5. Analysis of the results\n\n", f);
-
-    /* Sizes versus weights. */
+    size_t k = p->k, n = p->n;
     size_t big = 0, small = 0, worst = 0;
     double worst_diff = -1.0;
     for (size_t c = 0; c < k; c++) {
@@ -804,7 +866,7 @@ static gmm_status rep_q5(rep *p)
             worst = c;
         }
     }
-    fprintf(f,
+    fprintf(p->f,
             "**Cluster sizes and weights.** The largest component is %zu (alpha = %s, %zu points labelled), the "
             "smallest %zu (alpha = %s, %zu points). The weights are soft shares (each point counts fractionally "
             "towards every component) while the labels are hard, so the two differ where components overlap; "
@@ -812,106 +874,141 @@ static gmm_status rep_q5(rep *p)
             big + 1, fg(m->weights[big], 5).s, p->counts[big], small + 1, fg(m->weights[small], 5).s,
             p->counts[small], fg(100.0 * worst_diff, 3).s, worst + 1, fg(m->weights[worst], 5).s,
             fpct(n ? (double)p->counts[worst] / (double)n : NAN).s);
+}
 
-    /* Separation. */
-    double closest = NAN, farthest = NAN;
-    size_t ci = 0, cj = 0, fi = 0, fj = 0;
-    double *dist = NULL;
-    size_t n_same = 0;
-    if (k >= 2) {
-        double pairs = 0.5 * (double)k * (double)(k - 1);
-        double work = pairs * ((double)d * d * d / 3.0 + (double)d * d);
-        if (work <= PAIR_WORK_CAP) {
-            dist = gmm_xcalloc(k * k, sizeof *dist);
-            double *w = gmm_xmalloc((d * d + d) * sizeof *w);
-            if (!dist || !w) {
-                free(dist);
-                free(w);
-                return GMM_ERR_NOMEM;
-            }
-            for (size_t i = 0; i < k; i++)
-                for (size_t j = i + 1; j < k; j++) {
-                    double v = pair_distance(m, i, j, w);
-                    dist[i * k + j] = dist[j * k + i] = v;
-                    if (!isfinite(v)) continue;
-                    if (!isfinite(closest) || v < closest) {
-                        closest = v;
-                        ci = i;
-                        cj = j;
-                    }
-                    if (!isfinite(farthest) || v > farthest) {
-                        farthest = v;
-                        fi = i;
-                        fj = j;
-                    }
-                }
-            free(w);
-        }
+/* The pairwise separation of the components' means (Question 5). */
+typedef struct separation {
+    double *dist;            /* (k x k) Delta_ij, NaN where not computable; NULL when k < 2 or too costly */
+    double closest, farthest; /* the extreme finite Delta (NaN when none) */
+    size_t ci, cj, fi, fj;   /* their pairs */
+    size_t n_same;           /* pairs closer than SAME_COMPONENT_DELTA */
+} separation;
+
+/* Computes every pair's Delta when the work is below PAIR_WORK_CAP; free sep->dist afterwards. */
+static gmm_status separation_compute(const rep *p, separation *sep)
+{
+    const gmm_model *m = p->m;
+    size_t k = p->k, d = p->d;
+    memset(sep, 0, sizeof *sep);
+    sep->closest = sep->farthest = NAN;
+    if (k < 2) return GMM_OK;
+    double pairs = 0.5 * (double)k * (double)(k - 1);
+    double work = pairs * ((double)d * d * d / 3.0 + (double)d * d);
+    if (work > PAIR_WORK_CAP) return GMM_OK;
+    double *dist = gmm_xcalloc(k * k, sizeof *dist);
+    double *w = gmm_xmalloc((d * d + d) * sizeof *w);
+    if (!dist || !w) {
+        free(dist);
+        free(w);
+        return GMM_ERR_NOMEM;
     }
+    for (size_t i = 0; i < k; i++)
+        for (size_t j = i + 1; j < k; j++) {
+            double v = pair_distance(m, i, j, w);
+            dist[i * k + j] = dist[j * k + i] = v;
+            if (v < SAME_COMPONENT_DELTA) sep->n_same++;
+            if (!isfinite(v)) continue;
+            if (!isfinite(sep->closest) || v < sep->closest) {
+                sep->closest = v;
+                sep->ci = i;
+                sep->cj = j;
+            }
+            if (!isfinite(sep->farthest) || v > sep->farthest) {
+                sep->farthest = v;
+                sep->fi = i;
+                sep->fj = j;
+            }
+        }
+    free(w);
+    sep->dist = dist;
+    return GMM_OK;
+}
+
+/* The table of every pair's Delta (k <= REPORT_PAIR_TABLE_K). */
+static void rep_separation_table(rep *p, const double *dist)
+{
+    FILE *f = p->f;
+    size_t k = p->k;
+    fputs("| Delta |", f);
+    for (size_t j = 0; j < k; j++) fprintf(f, " %zu |", j + 1);
+    fputs("\n|---:|", f);
+    for (size_t j = 0; j < k; j++) fputs("---:|", f);
+    fputs("\n", f);
+    for (size_t i = 0; i < k; i++) {
+        fprintf(f, "| **%zu** |", i + 1);
+        for (size_t j = 0; j < k; j++) fprintf(f, " %s |", i == j ? "" : fg(dist[i * k + j], 4).s);
+        fputs("\n", f);
+    }
+    fputs("\n", f);
+}
+
+/* Question 5, separation: the definition of Delta, the closest and farthest pairs, the pairs that
+ * coincide, and the table. */
+static void rep_q5_separation(rep *p, const separation *sep)
+{
+    FILE *f = p->f;
+    size_t k = p->k, d = p->d;
     fputs("**Separation.** For two components i and j, Delta_ij = sqrt((mu_i - mu_j)^T ((Sigma_i + Sigma_j)/2)^(-1) "
           "(mu_i - mu_j)) is the distance between their means in units of their average spread (about 4 or more: "
           "well separated; 2 to 4: partly overlapping; below 2: strongly overlapping). ",
           f);
     if (k < 2) {
         fputs("With a single component there is nothing to separate.\n\n", f);
-    } else if (!dist) {
+        return;
+    }
+    if (!sep->dist) {
         fprintf(f, "With k = %zu and d = %zu the %zu pairwise distances were not computed (too costly for a report).\n\n",
                 k, d, k * (k - 1) / 2);
-    } else if (!isfinite(closest)) {
+        return;
+    }
+    if (!isfinite(sep->closest)) {
         fputs("No pair's average covariance was positive definite, so no distance could be computed.\n\n", f);
-    } else {
-        fprintf(f, "The closest pair is components %zu and %zu with Delta = %s (%s); the farthest is %zu and %zu "
-                   "with Delta = %s.",
-                ci + 1, cj + 1, fg(closest, 4).s, separation_word(closest), fi + 1, fj + 1, fg(farthest, 4).s);
-        if (closest >= 4.0)
-            fputs(" Every pair is well separated, so the labels of Problem 2 are unambiguous for almost all points.",
-                  f);
-        else if (closest >= SAME_COMPONENT_DELTA)
-            fputs(" Points between the closest components are the ones whose labels are least certain.", f);
-        for (size_t i = 0; i < k; i++)
-            for (size_t j = i + 1; j < k; j++)
-                if (dist[i * k + j] < SAME_COMPONENT_DELTA) {
-                    n_same++;
-                    fprintf(f, " Components %zu and %zu nearly coincide (Delta = %s): two components describe the "
-                               "same cluster, so the model has fewer distinct clusters than k, which marks a poor "
-                               "local optimum.",
-                            i + 1, j + 1, fg(dist[i * k + j], 3).s);
-                }
-        fputs("\n\n", f);
-        if (k <= REPORT_PAIR_TABLE_K) {
-            fputs("| Delta |", f);
-            for (size_t j = 0; j < k; j++) fprintf(f, " %zu |", j + 1);
-            fputs("\n|---:|", f);
-            for (size_t j = 0; j < k; j++) fputs("---:|", f);
-            fputs("\n", f);
-            for (size_t i = 0; i < k; i++) {
-                fprintf(f, "| **%zu** |", i + 1);
-                for (size_t j = 0; j < k; j++) fprintf(f, " %s |", i == j ? "" : fg(dist[i * k + j], 4).s);
-                fputs("\n", f);
-            }
-            fputs("\n", f);
-        }
+        return;
     }
-    free(dist);
+    fprintf(f, "The closest pair is components %zu and %zu with Delta = %s (%s); the farthest is %zu and %zu "
+               "with Delta = %s.",
+            sep->ci + 1, sep->cj + 1, fg(sep->closest, 4).s, separation_word(sep->closest), sep->fi + 1, sep->fj + 1,
+            fg(sep->farthest, 4).s);
+    if (sep->closest >= 4.0)
+        fputs(" Every pair is well separated, so the labels of Problem 2 are unambiguous for almost all points.", f);
+    else if (sep->closest >= SAME_COMPONENT_DELTA)
+        fputs(" Points between the closest components are the ones whose labels are least certain.", f);
+    for (size_t i = 0; i < k; i++)
+        for (size_t j = i + 1; j < k; j++)
+            if (sep->dist[i * k + j] < SAME_COMPONENT_DELTA)
+                fprintf(f, " Components %zu and %zu nearly coincide (Delta = %s): two components describe the "
+                           "same cluster, so the model has fewer distinct clusters than k, which marks a poor "
+                           "local optimum.",
+                        i + 1, j + 1, fg(sep->dist[i * k + j], 3).s);
+    fputs("\n\n", f);
+    if (k <= REPORT_PAIR_TABLE_K) rep_separation_table(p, sep->dist);
+}
 
-    /* Components that explain data but win no point. */
-    size_t n_empty = 0;
+/* Question 5, components that explain data but win no point (nothing when every component has points). */
+static void rep_q5_empty(rep *p)
+{
+    FILE *f = p->f;
+    size_t k = p->k, n_empty = 0;
     for (size_t c = 0; c < k; c++) n_empty += p->counts[c] == 0;
-    if (n_empty) {
-        fputs("**Empty clusters.** No point is labelled with component", f);
-        fputs(n_empty > 1 ? "s" : "", f);
-        size_t shown = 0;
-        for (size_t c = 0; c < k; c++)
-            if (p->counts[c] == 0) fprintf(f, "%s %zu", shown++ ? "," : "", c + 1);
-        fputs(": every point is more responsible to another component, although the weight", f);
-        fputs(n_empty > 1 ? "s are" : " is", f);
-        shown = 0;
-        for (size_t c = 0; c < k; c++)
-            if (p->counts[c] == 0) fprintf(f, "%s %s", shown++ ? "," : "", fg(m->weights[c], 5).s);
-        fputs(". Problem 2's clustering therefore has fewer than k clusters.\n\n", f);
-    }
+    if (!n_empty) return;
+    fputs("**Empty clusters.** No point is labelled with component", f);
+    fputs(n_empty > 1 ? "s" : "", f);
+    size_t shown = 0;
+    for (size_t c = 0; c < k; c++)
+        if (p->counts[c] == 0) fprintf(f, "%s %zu", shown++ ? "," : "", c + 1);
+    fputs(": every point is more responsible to another component, although the weight", f);
+    fputs(n_empty > 1 ? "s are" : " is", f);
+    shown = 0;
+    for (size_t c = 0; c < k; c++)
+        if (p->counts[c] == 0) fprintf(f, "%s %s", shown++ ? "," : "", fg(p->m->weights[c], 5).s);
+    fputs(". Problem 2's clustering therefore has fewer than k clusters.\n\n", f);
+}
 
-    /* Compactness. */
+/* Question 5, compactness: the components of smallest and largest det Sigma. */
+static void rep_q5_compactness(rep *p)
+{
+    FILE *f = p->f;
+    size_t k = p->k, d = p->d;
     size_t tight = 0, loose = 0;
     for (size_t c = 0; c < k; c++) {
         if (p->logdet[c] < p->logdet[tight]) tight = c;
@@ -927,66 +1024,100 @@ static gmm_status rep_q5(rep *p)
         fprintf(f, "; the 1-sigma ellipsoid of %zu holds %s times the volume of that of %zu", loose + 1,
                 fg(exp(0.5 * (p->logdet[loose] - p->logdet[tight])), 4).s, tight + 1);
     fputs(".\n\n", f);
+}
 
-    /* Convergence. */
+/* Question 5, convergence: the last change against tol, decreases, the time per iteration. */
+static void rep_q5_convergence(rep *p)
+{
+    FILE *f = p->f;
+    const gmm_model *m = p->m;
+    const gmm_report *r = p->r;
     const gmm_options *o = r->options;
     fputs("**Convergence.** ", f);
     if (p->len < 1) {
         fputs("The model has no fit record, so nothing can be said about convergence.\n\n", f);
-    } else {
-        double last_change = p->len > 1 ? (p->trace[p->len - 1] - p->trace[p->len - 2]) / (double)n : NAN;
-        if (m->converged && fabs(last_change) < o->tol)
-            fprintf(f, "EM converged after %d iterations: the mean per-point log-likelihood last changed by %s, "
-                       "below tol = %s. ",
-                    p->len, fg(last_change, 3).s, fg(o->tol, 3).s);
-        else if (m->converged)
-            fprintf(f, "EM converged after %d iterations (the fit met tol = %s; the last change of the mean "
-                       "per-point log-likelihood in the trace is %s). ",
-                    p->len, fg(o->tol, 3).s, fg(last_change, 3).s);
-        else
-            fprintf(f,
-                    "EM did **not** converge within max_iter = %d iterations: the mean per-point log-likelihood "
-                    "still changed by %s at the last iteration (tol = %s); more iterations (`--max-iter`) would "
-                    "move the model further. ",
-                    o->max_iter, fg(last_change, 3).s, fg(o->tol, 3).s);
-        if (p->n_decrease == 0)
-            fputs("The log-likelihood never decreased. ", f);
-        else
-            fprintf(f, "The log-likelihood decreased at %d step%s (largest drop %s). ", p->n_decrease,
-                    p->n_decrease == 1 ? "" : "s", fg(p->max_drop, 4).s);
-        double tsum = 0.0;
-        for (int i = 0; i < p->slen; i++) tsum += p->secs[i];
-        if (p->slen > 0)
-            fprintf(f, "An iteration took %s on average on %s (%s for the whole fit).", fsec(tsum / p->slen).s,
-                    r->device ? r->device : "this device", fsec(r->fit_seconds).s);
-        fputs("\n\n", f);
+        return;
     }
+    double last_change = p->len > 1 ? (p->trace[p->len - 1] - p->trace[p->len - 2]) / (double)p->n : NAN;
+    if (m->converged && fabs(last_change) < o->tol)
+        fprintf(f, "EM converged after %d iterations: the mean per-point log-likelihood last changed by %s, "
+                   "below tol = %s. ",
+                p->len, fg(last_change, 3).s, fg(o->tol, 3).s);
+    else if (m->converged)
+        fprintf(f, "EM converged after %d iterations (the fit met tol = %s; the last change of the mean "
+                   "per-point log-likelihood in the trace is %s). ",
+                p->len, fg(o->tol, 3).s, fg(last_change, 3).s);
+    else
+        fprintf(f,
+                "EM did **not** converge within max_iter = %d iterations: the mean per-point log-likelihood "
+                "still changed by %s at the last iteration (tol = %s); more iterations (`--max-iter`) would "
+                "move the model further. ",
+                o->max_iter, fg(last_change, 3).s, fg(o->tol, 3).s);
+    if (p->n_decrease == 0)
+        fputs("The log-likelihood never decreased. ", f);
+    else
+        fprintf(f, "The log-likelihood decreased at %d step%s (largest drop %s). ", p->n_decrease,
+                p->n_decrease == 1 ? "" : "s", fg(p->max_drop, 4).s);
+    double tsum = 0.0;
+    for (int i = 0; i < p->slen; i++) tsum += p->secs[i];
+    if (p->slen > 0)
+        fprintf(f, "An iteration took %s on average on %s (%s for the whole fit).", fsec(tsum / p->slen).s,
+                r->device ? r->device : "this device", fsec(r->fit_seconds).s);
+    fputs("\n\n", f);
+}
 
-    /* Model selection. */
+/* Question 5, fit and model size: the mean log-likelihood, the parameter count, BIC and AIC. */
+static void rep_q5_model_size(rep *p)
+{
+    const gmm_model *m = p->m;
+    size_t k = p->k, n = p->n;
     double ll_per_point = n ? p->ll_final / (double)n : NAN;
-    fprintf(f,
+    fprintf(p->f,
             "**Fit and model size.** The final mean log-likelihood is %s per point (total %s). With %zu free "
             "parameters ((k-1) weights + k d means + k d(d+1)/2 covariance entries) and n = %zu, BIC = %s and "
             "AIC = %s; both are lower for a better trade-off between fit and size and mean something only in "
             "comparison, so fit the data again with other k (for example k = %zu and k = %zu) and keep the k with "
             "the lowest BIC.\n\n",
-            fg(ll_per_point, 6).s, fll(p->ll_final, 10).s, gmm_n_parameters(m), n, fll(r->bic, 10).s,
-            fll(r->aic, 10).s, k > 1 ? k - 1 : k + 1, k + (k > 1 ? 1 : 2));
+            fg(ll_per_point, 6).s, fll(p->ll_final, 10).s, gmm_n_parameters(m), n, fll(p->r->bic, 10).s,
+            fll(p->r->aic, 10).s, k > 1 ? k - 1 : k + 1, k + (k > 1 ? 1 : 2));
+}
 
-    /* Conclusion. */
-    fprintf(f, "**In short.** EM fitted %zu components to the %zu points in %d iteration%s (%s)", k, n, p->len,
-            p->len == 1 ? "" : "s", m->converged ? "converged" : "not converged");
-    if (n_same)
+/* Question 5, the closing sentence. */
+static void rep_q5_conclusion(rep *p, const separation *sep)
+{
+    FILE *f = p->f;
+    size_t k = p->k;
+    fprintf(f, "**In short.** EM fitted %zu components to the %zu points in %d iteration%s (%s)", k, p->n, p->len,
+            p->len == 1 ? "" : "s", p->m->converged ? "converged" : "not converged");
+    if (sep->n_same)
         fprintf(f, "; %zu pair%s of components coincide, so the data are described by fewer distinct clusters "
                    "than k",
-                n_same, n_same == 1 ? "" : "s");
-    else if (k >= 2 && isfinite(closest))
-        fprintf(f, "; the components are %s (smallest Delta = %s)", separation_word(closest), fg(closest, 4).s);
-    if (r->study && r->n_study > 0)
+                sep->n_same, sep->n_same == 1 ? "" : "s");
+    else if (k >= 2 && isfinite(sep->closest))
+        fprintf(f, "; the components are %s (smallest Delta = %s)", separation_word(sep->closest),
+                fg(sep->closest, 4).s);
+    if (p->r->study && p->r->n_study > 0)
         fputs("; as section 4 shows, the optimum EM reaches depends on its start, so the result should be "
               "taken from several starts or a data-driven initialization",
               f);
     fputs(".\n", f);
+}
+
+/* Question 5: the analysis of the results. */
+static gmm_status rep_q5(rep *p)
+{
+    separation sep;
+    gmm_status st = separation_compute(p, &sep);
+    if (st != GMM_OK) return st;
+    fputs("## 5. Analysis of the results\n\n", p->f);
+    rep_q5_sizes(p);
+    rep_q5_separation(p, &sep);
+    rep_q5_empty(p);
+    rep_q5_compactness(p);
+    rep_q5_convergence(p);
+    rep_q5_model_size(p);
+    rep_q5_conclusion(p, &sep);
+    free(sep.dist);
     return GMM_OK;
 }
 
