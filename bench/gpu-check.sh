@@ -2,12 +2,14 @@
 # gpu-check.sh — every GPU check of gmm in one run, for a machine with an NVIDIA GPU and the CUDA toolkit:
 # builds Release for the card, runs the whole ctest suite (test_cuda verbosely), the GPU benchmark (with the
 # CPU reference and scikit-learn on the same data up to N = 1e6, and the whole fit of the assignment's data
-# data/TrainingData_GMM.csv, k = 4, on the GPU and the CPU), and compute-sanitizer (memcheck, racecheck +
-# synccheck + initcheck) on test_cuda at reduced sizes, then, with the time left, the tile kernel at each
-# block size, Nsight Compute on one stats launch per path and its stall reasons, and writes the logs into
-# OUTDIR. A failing step
-# never stops the run: each step's exit status and seconds go to OUTDIR/summary.txt (a step cut short by the
-# time budget shows rc=124). Designed to finish within 8 minutes on an H100.
+# data/TrainingData_GMM.csv, k = 4, on the GPU and the CPU), and compute-sanitizer: memcheck (with leak
+# check) on test_cuda at reduced sizes, and racecheck, synccheck and initcheck on every kernel instance
+# (test_cuda's `instances` part: every padded D in {1, 2, 3, 4, 6, 8, 12, 16, 24, 32} for float and double,
+# the tile stats, predict and initialization kernels, every register-path (D, K)), once per tile block size
+# (64, 128, 256 threads). Then, with the time left, the tile kernel at each block size in the benchmark,
+# Nsight Compute on one stats launch per path and its stall reasons. Writes the logs into OUTDIR. A failing
+# step never stops the run: each step's exit status and seconds go to OUTDIR/summary.txt (a step cut short by
+# the time budget shows rc=124, one never started rc=skip). Budget: 540 s in all (GMM_GPUCHECK_BUDGET).
 #
 # Usage: bench/gpu-check.sh OUTDIR
 #        bench/gpu-check.sh --fetch-deps    (on a machine with apt and network) downloads the .deb files of cJSON
@@ -18,11 +20,11 @@
 #   GMM_CUDA_ARCH         CMAKE_CUDA_ARCHITECTURES (default 90: H100 / H200)
 #   GMM_GPUCHECK_BUILD    build folder (default <repo>/build-gpucheck)
 #   GMM_GPUCHECK_DEPS     folder of carried .deb files (default <repo>/.gpucheck-deps)
-#   GMM_GPUCHECK_BUDGET   seconds for the whole run (default 470); later steps get what is left
+#   GMM_GPUCHECK_BUDGET   seconds for the whole run (default 540); later steps get what is left
 #   GMM_GPUCHECK_ONLY     the steps to run, by name, separated by spaces (default: all of them): configure,
 #                         build, resources, ctest, test_cuda, bench_gpu, memcheck, racecheck, synccheck,
 #                         initcheck, tile_threads, ncu, stalls (for a short diagnostic run; a name
-#                         also selects the steps named NAME_...)
+#                         also selects the steps named NAME_..., e.g. racecheck the three racecheck_BT)
 #   GMM_BENCH_ARGS        further arguments for bench_gpu, after --csv, --fit-csv data/TrainingData_GMM.csv,
 #                         --fit-k 4 and --sklearn-script bench/bench_sklearn.py (later ones win); default:
 #                         --cpu-max-n 1e6 --sklearn-max-n 1e6 --sklearn-iters 5 --sklearn-budget 60
@@ -44,7 +46,7 @@ if [ "${1:-}" = "--fetch-deps" ]; then
     exit 0
 fi
 if [ $# -ne 1 ]; then
-    sed -n '2,34p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
+    sed -n '2,36p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
     exit 2
 fi
 
@@ -52,7 +54,7 @@ mkdir -p "$1" || exit 1
 OUT=$(cd "$1" && pwd)
 BUILD=${GMM_GPUCHECK_BUILD:-$ROOT/build-gpucheck}
 ARCH=${GMM_CUDA_ARCH:-90}
-BUDGET=${GMM_GPUCHECK_BUDGET:-470}
+BUDGET=${GMM_GPUCHECK_BUDGET:-540}
 BENCH_ARGS=${GMM_BENCH_ARGS:---cpu-max-n 1e6 --sklearn-max-n 1e6 --sklearn-iters 5 --sklearn-budget 60}
 JOBS=$(nproc 2>/dev/null || echo 4)
 START=$(date +%s)
@@ -152,16 +154,26 @@ step bench_gpu "$OUT/bench_gpu.log" 240 "$BUILD/bench_gpu" --csv "$OUT/bench_gpu
 [ -f "$OUT/bench_gpu.csv" ] || echo "bench_gpu wrote no CSV; see bench_gpu.log" > "$OUT/bench_gpu.csv"
 
 # ------------------------------------------------------------------------------------------ sanitizers
+# memcheck on the whole of test_cuda at reduced sizes (GMM_TEST_CUDA_QUICK=1). racecheck, synccheck and
+# initcheck on every kernel instance: test_cuda's `instances` part alone, once per tile block size forced by
+# GMM_CUDA_TILE_THREADS (a shape too large for a forced size is refused by the plan and named in the log);
+# the register kernel's cases, which launch no tile kernel, only in the first (64-thread) run.
 SAN=$(command -v compute-sanitizer || echo /usr/local/cuda/bin/compute-sanitizer)
 if [ -x "$SAN" ]; then
     GMM_TEST_CUDA_QUICK=1 step memcheck "$OUT/memcheck.log" 180 \
         "$SAN" --tool memcheck --leak-check full --error-exitcode 1 "$BUILD/test_cuda"
-    GMM_TEST_CUDA_QUICK=2 step racecheck "$OUT/racecheck.log" 180 \
-        "$SAN" --tool racecheck --racecheck-report all --error-exitcode 1 "$BUILD/test_cuda"
-    GMM_TEST_CUDA_QUICK=2 step synccheck "$OUT/racecheck.log" 90 \
-        "$SAN" --tool synccheck --error-exitcode 1 "$BUILD/test_cuda"
-    GMM_TEST_CUDA_QUICK=2 step initcheck "$OUT/racecheck.log" 90 \
-        "$SAN" --tool initcheck --error-exitcode 1 "$BUILD/test_cuda"
+    # tool, log, at most seconds per block size, further arguments
+    for spec in "racecheck racecheck.log 120 --racecheck-report all" "synccheck racecheck.log 60" \
+                "initcheck racecheck.log 60"; do
+        read -r tool log max extra <<< "$spec"
+        for bt in 64 128 256; do
+            which=tile
+            [ "$bt" = 64 ] && which=all
+            # shellcheck disable=SC2086
+            GMM_TEST_CUDA_ONLY=instances GMM_TEST_CUDA_INSTANCES=$which GMM_CUDA_TILE_THREADS=$bt \
+                step "${tool}_$bt" "$OUT/$log" "$max" "$SAN" --tool "$tool" $extra --error-exitcode 1 "$BUILD/test_cuda"
+        done
+    done
 else
     echo "compute-sanitizer not found" | tee -a "$OUT/memcheck.log" >> "$OUT/racecheck.log"
     printf '%-16s rc=%-4s\n' compute-sanitizer 127 >> "$OUT/summary.txt"

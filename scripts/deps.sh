@@ -1,17 +1,38 @@
 #!/usr/bin/env bash
-# deps.sh — installs the Debian packages gmm needs to build, test and draw its plots, only those missing:
-# a C compiler, CMake, pkg-config, cJSON (libcjson-dev) and gnuplot (pngcairo). The CUDA toolkit is not
-# installed here: it is optional (without nvcc only the CPU backend is built).
+# deps.sh [--oracle] [--fuzz] — installs the Debian packages gmm needs, only those missing.
+#   (always)  to build, test and draw the plots: a C and C++ compiler (g++ builds the CUDA emulation),
+#             CMake, make, pkg-config, cJSON (libcjson-dev) and gnuplot (pngcairo, in gnuplot-nox)
+#   --oracle  Debian's python3 with numpy and scikit-learn, for the scikit-learn oracle test (scripts/test.sh
+#             asks for it only when no python3 on PATH imports them and pip cannot install them)
+#   --fuzz    clang with its libFuzzer and sanitizer runtimes (libclang-rt-dev) and LLVM's OpenMP
+#             (libomp-dev), for scripts/fuzz.sh
+# The CUDA toolkit is not installed here: it is optional (without nvcc only the CPU backend is built; the
+# kernels are still tested under kernels/emu).
 set -euo pipefail
 need=()
 have_cmd() { command -v "$1" >/dev/null 2>&1; }
 have_pkg() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok installed"; }
 have_cmd cc || need+=(gcc)
+have_cmd g++ || need+=(g++)
 have_cmd cmake || need+=(cmake)
 have_cmd make || need+=(make)
 have_cmd pkg-config || need+=(pkg-config)
 have_pkg libcjson-dev || need+=(libcjson-dev)
 have_cmd gnuplot || need+=(gnuplot-nox)
+for opt in "$@"; do
+  case $opt in
+    --oracle)
+      for p in python3 python3-numpy python3-sklearn; do have_pkg "$p" || need+=("$p"); done
+      ;;
+    --fuzz)
+      for p in clang libclang-rt-dev libomp-dev; do have_pkg "$p" || need+=("$p"); done
+      ;;
+    *)
+      echo "usage: $0 [--oracle] [--fuzz]" >&2
+      exit 2
+      ;;
+  esac
+done
 if [ ${#need[@]} -eq 0 ]; then
   exit 0
 fi

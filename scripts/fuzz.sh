@@ -4,7 +4,9 @@
 # of its seed corpus (tests/fuzz/corpus/KIND/) plus the regression inputs (tests/fuzz/regress/KIND/).
 # Fails (exit 1) when a target crashes, leaks, runs out of memory or times out on an input; the input is
 # left in build-fuzz/fuzz-run/KIND/artifacts/ (minimize it into tests/fuzz/regress/KIND/ once understood).
-# Where clang or its libFuzzer runtime is missing it says why and exits 0, so CI on a bare machine passes.
+# Where clang, its libFuzzer and sanitizer runtimes or LLVM's OpenMP are missing it installs them from Debian
+# (scripts/deps.sh --fuzz: clang, libclang-rt-dev, libomp-dev); when they still cannot be used it says why
+# and exits 77, which scripts/test.sh (CI) counts as a failure: the fuzzers are never skipped silently.
 # Environment: CLANG (default clang), FUZZ_JOBS (parallel build jobs, default nproc).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -17,14 +19,11 @@ clang_bin=${CLANG:-clang}
 jobs=${FUZZ_JOBS:-$(nproc 2>/dev/null || echo 2)}
 build="$root/build-fuzz"
 
-skip() {
-  echo "fuzz.sh: skipping the fuzzers: $*" >&2
-  exit 0
+cannot_run() {
+  echo "fuzz.sh: the fuzzers cannot run: $*" >&2
+  exit 77
 }
-command -v "$clang_bin" >/dev/null 2>&1 || skip "'$clang_bin' not found (install clang, or set CLANG=/path/to/clang)"
-command -v cmake >/dev/null 2>&1 || skip "cmake not found"
 
-# Does this clang link a libFuzzer program with the sanitizers? (Debian splits the runtime off at times.)
 probe=$(mktemp -d)
 trap 'rm -rf "$probe"' EXIT
 cat >"$probe/probe.c" <<'EOF'
@@ -33,16 +32,30 @@ cat >"$probe/probe.c" <<'EOF'
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) { (void)data; (void)size; return 0; }
 EOF
-if ! "$clang_bin" -fsanitize=fuzzer,address,undefined "$probe/probe.c" -o "$probe/probe" >"$probe/log" 2>&1; then
-  skip "'$clang_bin' cannot link a program with -fsanitize=fuzzer,address,undefined: $(head -n 3 "$probe/log" | tr '\n' ' ')"
-fi
 # The library needs OpenMP, which clang takes from LLVM's libomp (Debian: libomp-dev).
 cat >"$probe/omp.c" <<'EOF'
 #include <omp.h>
 int main(void) { return omp_get_max_threads() > 0 ? 0 : 1; }
 EOF
-if ! "$clang_bin" -fopenmp "$probe/omp.c" -o "$probe/omp" >"$probe/log" 2>&1; then
-  skip "'$clang_bin' cannot build OpenMP code (install libomp-dev): $(head -n 3 "$probe/log" | tr '\n' ' ')"
+# toolchain_problem: prints what is missing (nothing when clang, its libFuzzer runtime with the sanitizers,
+# LLVM's OpenMP and cmake all work). Debian ships the runtime apart from clang at times (libclang-rt-dev).
+toolchain_problem() {
+  if ! command -v "$clang_bin" >/dev/null 2>&1; then
+    echo "'$clang_bin' not found (install clang, or set CLANG=/path/to/clang)"
+  elif ! command -v cmake >/dev/null 2>&1; then
+    echo "cmake not found"
+  elif ! "$clang_bin" -fsanitize=fuzzer,address,undefined "$probe/probe.c" -o "$probe/probe" >"$probe/log" 2>&1; then
+    echo "'$clang_bin' cannot link a program with -fsanitize=fuzzer,address,undefined: $(head -n 3 "$probe/log" | tr '\n' ' ')"
+  elif ! "$clang_bin" -fopenmp "$probe/omp.c" -o "$probe/omp" >"$probe/log" 2>&1; then
+    echo "'$clang_bin' cannot build OpenMP code (install libomp-dev): $(head -n 3 "$probe/log" | tr '\n' ' ')"
+  fi
+}
+problem=$(toolchain_problem)
+if [ -n "$problem" ]; then
+  echo "fuzz.sh: $problem; installing clang's fuzzing toolchain (scripts/deps.sh --fuzz)" >&2
+  "$root/scripts/deps.sh" --fuzz || cannot_run "$problem, and scripts/deps.sh --fuzz could not install it"
+  problem=$(toolchain_problem)
+  [ -z "$problem" ] || cannot_run "$problem (after scripts/deps.sh --fuzz)"
 fi
 
 echo "== fuzz.sh: building the fuzz targets with $clang_bin into $build =="

@@ -1177,6 +1177,75 @@ done:
     free(pc);
 }
 
+/* ----------------------------------------------------------------------------------- kernel instances */
+
+/* Whether (d, k) takes the register path: the register kernel's instances, as kernels/gmm_cuda.cu lists
+ * them (float: (1, 1..8), (2, 1..4), (3, 1..2), (4, 1); double: (1, 1..4), (2, 1..2), (3, 1), (4, 1)). */
+static int reg_instance(size_t d, size_t k, int use_double)
+{
+    static const size_t max_k_float[] = {0, 8, 4, 2, 1}, max_k_double[] = {0, 4, 2, 1, 1};
+    return d >= 1 && d <= 4 && k >= 1 && k <= (use_double ? max_k_double : max_k_float)[d];
+}
+
+/* 1 when the CUDA backend plans k components on d features (0 with the reason on stderr: a block size
+ * forced by GMM_CUDA_TILE_THREADS can be too large for the shared memory of a shape). */
+static int plan_fits(size_t d, size_t k, int use_double)
+{
+    double *x = calloc(d, sizeof *x);
+    gmm_backend b;
+    gmm_status st = x ? gmm_backend_cuda_open(&b, x, 1, d, use_double) : GMM_ERR_NOMEM;
+    CHECK(st == GMM_OK);
+    if (st == GMM_OK) {
+        st = gmm_backend_cuda_check_k(&b, k);
+        if (st != GMM_OK) fprintf(stderr, "instances: d=%zu k=%zu: %s\n", d, k, gmm_last_error());
+        b.release(&b);
+    }
+    free(x);
+    return st == GMM_OK;
+}
+
+/* Every kernel instance at least once, at small n: for float and double and every padded dimension D (d =
+ * D), the tile stats and predict kernels with few components (several lanes per component) and with 17, the
+ * initializations' kernels (compare_init_case: k-means++, Lloyd, the tile kernel's INIT instance), and the
+ * register kernel for each of its (D, K). bench/gpu-check.sh runs this part alone under compute-sanitizer's
+ * racecheck, synccheck and initcheck once per tile block size (GMM_CUDA_TILE_THREADS = 64, 128, 256); with a
+ * forced size a shape whose shared memory does not fit it is left out (the plan refuses it for every caller).
+ * GMM_TEST_CUDA_INSTANCES=tile leaves out the register cases (they launch no tile kernel: one run has them). */
+static void test_instances(void)
+{
+    static const size_t dims[] = {1, 2, 3, 4, 6, 8, 12, 16, 24, 32};
+    const size_t n = 517;
+    const int forced = getenv("GMM_CUDA_TILE_THREADS") != NULL;
+    const char *which = getenv("GMM_TEST_CUDA_INSTANCES");
+    const int with_reg = !(which && strcmp(which, "tile") == 0);
+    uint64_t seed = 7000;
+    int cases = 0, left_out = 0;
+    for (int dbl = 0; dbl <= 1; dbl++)
+        for (size_t a = 0; a < sizeof dims / sizeof *dims; a++) {
+            const size_t d = dims[a];
+            for (size_t k = 1; k <= 8 && with_reg; k++)
+                if (reg_instance(d, k, dbl)) {
+                    compare_case(d, k, n, dbl, seed++);
+                    cases++;
+                }
+            const size_t tile_ks[] = {d <= 4 ? 9 : 3, 17};
+            for (size_t t = 0; t < 2; t++) {
+                CHECK(!reg_instance(d, tile_ks[t], dbl));
+                if (!plan_fits(d, tile_ks[t], dbl)) {
+                    CHECK(forced); /* without a forced block size every shape here fits */
+                    left_out++;
+                    continue;
+                }
+                compare_case(d, tile_ks[t], n, dbl, seed++);
+                cases++;
+            }
+            compare_init_case(d, 3, n, dbl, seed++);
+            cases++;
+        }
+    fprintf(stderr, "instances: %d cases%s%s, %d shapes too large for the forced block\n", cases,
+            with_reg ? "" : " (tile kernels only)", forced ? " (tile block size forced)" : "", left_out);
+}
+
 int main(void)
 {
     char name[256];
@@ -1205,7 +1274,8 @@ int main(void)
                  {"sweep", test_sweep},       {"em_runs", test_em_runs},         {"big_loglik", test_big_loglik},
                  {"fit_covariance_types", test_fit_covariance_types},            {"init_passes", test_init_passes},
                  {"init_fallback", test_init_fallback},
-                 {"infer_backends", test_infer_backends},  {"fit_predict_cuda", test_fit_predict_cuda}};
+                 {"infer_backends", test_infer_backends},  {"fit_predict_cuda", test_fit_predict_cuda},
+                 {"instances", test_instances}};
     const char *only = getenv("GMM_TEST_CUDA_ONLY"); /* one part by name, for debugging */
     for (size_t p = 0; p < sizeof parts / sizeof *parts; p++) {
         if (only && strcmp(only, parts[p].name) != 0) continue;
