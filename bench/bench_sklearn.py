@@ -17,7 +17,8 @@ How an iteration is timed (the method, and why):
   extra final _e_step is not counted. As for gmm, iteration 1 is warm-up and the reported figure is the
   MEDIAN over iterations 2..R. This is preferred over (t_fit(R) - t_fit(1)) / (R - 1): that difference of
   two whole-fit wall times also carries input validation, the final E-step and any noise of either run on
-  a shared machine, and can even come out negative at small N; the wrapper adds ~1 us per call.
+  a shared machine, and can even come out negative at small N; the wrappers add two clock reads per
+  iteration.
 
 Threads: OMP_NUM_THREADS / OPENBLAS_NUM_THREADS / MKL_NUM_THREADS are set to --threads (default: the
 threads column of the gmm CSV) before numpy is imported, and threadpoolctl limits BLAS and OpenMP pools

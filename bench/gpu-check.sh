@@ -146,8 +146,7 @@ step ctest "$OUT/ctest.log" 300 ctest --test-dir "$BUILD" --output-on-failure --
 step test_cuda "$OUT/ctest.log" 300 ctest --test-dir "$BUILD" -V -R '^test_cuda$'
 
 # ---------------------------------------------------------------------------------------------- bench
-# At most 60 s of it for scikit-learn (--sklearn-budget: no sklearn case starts after that) and well under a
-# second for the whole fits of the assignment's 5000 points.
+# At most 60 s of it for scikit-learn (--sklearn-budget: no sklearn case starts after that).
 # shellcheck disable=SC2086
 step bench_gpu "$OUT/bench_gpu.log" 240 "$BUILD/bench_gpu" --csv "$OUT/bench_gpu.csv" \
     --fit-csv "$ROOT/data/TrainingData_GMM.csv" --fit-k 4 --sklearn-script "$ROOT/bench/bench_sklearn.py" $BENCH_ARGS

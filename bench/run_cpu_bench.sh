@@ -14,7 +14,7 @@
 #   GMM_BENCH_THREADS    threads for gmm and for sklearn's BLAS/OpenMP (default: nproc)
 #   GMM_BENCH_REPEATS    fits per case, gmm and sklearn (default 3; sklearn stops repeating a case after 30 s)
 #   GMM_BENCH_KEEP_DATA  1 keeps the .npy files in OUTDIR/work (default: removed at the end)
-# About 3-6 minutes on a 2-core machine; the largest case (1e7 points, d = 2) runs 6 iterations.
+# The largest default case (1e7 points, d = 2) runs 6 iterations. bench/RESULTS.md says how long a run took.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)

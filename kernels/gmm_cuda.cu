@@ -227,9 +227,9 @@ extern "C" cudaError_t gmm_cuda_plan_make(gmm_cuda_plan *p, int device, long lon
         if (max_dyn_init < max_dyn) max_dyn = max_dyn_init; /* both instances run with the same shape */
         /* The block size with the most threads resident per multiprocessor (the shared memory per block
          * shrinks with it: its statistics slots, responsibilities and tile scale with the threads) divided
-         * by the statistics groups a warp of phase 2 spans (each is a branch of its own: measured on an H100
-         * at d = 32, k = 8, blocks of 64, 128 and 256 threads took 8.8, 3.8 and 2.65 ms per pass), the
-         * larger block on ties. GMM_CUDA_TILE_THREADS (64, 128 or 256) forces one, for benchmarking. */
+         * by the statistics groups a warp of phase 2 spans (each is a branch of its own; bench/RESULTS.md,
+         * "Tile kernel's block size", compares the sizes on an H100), the larger block on ties.
+         * GMM_CUDA_TILE_THREADS (64, 128 or 256) forces one, for benchmarking. */
         const char *force_env = getenv("GMM_CUDA_TILE_THREADS");
         const int force = force_env ? atoi(force_env) : 0;
         long long best_resident = 0, best_spread = 1;

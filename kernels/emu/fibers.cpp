@@ -8,8 +8,8 @@
  * not every thread of the block, or warp, reaches: a deadlock or undefined behaviour on the GPU).
  *
  * Context switches: a few instructions of assembly on x86-64 (callee-saved registers, MXCSR and the x87
- * control word; no signal-mask system call), POSIX ucontext elsewhere or with -DGMM_EMU_UCONTEXT (5 to
- * 20 times slower here: each swapcontext makes a sigprocmask system call). Built with AddressSanitizer, every
+ * control word; no signal-mask system call), POSIX ucontext elsewhere or with -DGMM_EMU_UCONTEXT (slower:
+ * each swapcontext makes a sigprocmask system call). Built with AddressSanitizer, every
  * switch is announced to it (__sanitizer_start_switch_fiber / __sanitizer_finish_switch_fiber).
  */
 #include "emu.h"

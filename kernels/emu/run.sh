@@ -8,8 +8,8 @@
 # the CPU reference; it cannot check races, timing, the inline PTX (ex2.approx falls back to exp2f) or
 # anything about the real hardware.
 #
-# Usage: kernels/emu/run.sh [QUICK]     QUICK = GMM_TEST_CUDA_QUICK: 1 (default, ~10 s on 2 cores), 2, or 0
-#                                       (the full test with n = 1e7, ~40 s; what CI runs)
+# Usage: kernels/emu/run.sh [QUICK]     QUICK = GMM_TEST_CUDA_QUICK: 1 (default, reduced sizes), 2, or 0
+#                                       (the full test with n = 1e7; what CI runs)
 #        kernels/emu/run.sh --bench-gpu [ARGS...]
 #                                       instead builds bench/bench_gpu.c the same way (build-emu/bench_gpu_emu)
 #                                       and runs it with ARGS: a check of its code paths (sklearn, whole fit,
