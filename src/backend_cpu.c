@@ -173,7 +173,7 @@ static void block_estep(const gmm_model *m, const double *log_w, const double *x
     }
     /* sum of exp(logp - max) in rd's first row, then lse = max + log(sum). Exponents are clamped at
      * EXP_ARG_MIN (exp = 3.3e-308, nothing next to the maximum's term of 1): below it the vector exp leaves its fast
-     * path for a scalar underflow path per lane (its cost: bench/RESULTS.md, CPU "Observations"). */
+     * path for a scalar underflow path per lane (bench/RESULTS.md, CPU "Observations"). */
     double *sum = s->rd, *arg = s->dx;
 #pragma omp simd
     for (size_t b = 0; b < nb; b++) sum[b] = 0.0;
