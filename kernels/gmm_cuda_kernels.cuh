@@ -4,7 +4,7 @@
  * reduction of their per-block partials, and the predict kernel. Included by gmm_cuda.cu only; the C
  * interface and the memory layouts are documented in gmm_cuda.h.
  *
- * Numerics (../shared/DESIGN.md): per point, in the data type T (float32 by default),
+ * Numerics (docs/DESIGN.md): per point, in the data type T (float32 by default),
  *   l_c = log2(w_c N(x | c)) = base_c - |(x - mu_c) U'_c|^2     (U' = U sqrt(1/(2 ln 2)): log2 units)
  *   m = max_c l_c,  s = sum_c 2^(l_c - m),  log2 p(x) = m + log2 s,  r_c = 2^(l_c - m) / s,
  * and the statistics N_c = sum r, S_c = sum r (x - mu_c), T_c = sum r (x - mu_c)(x - mu_c)^T (upper

@@ -12,7 +12,7 @@
  * that every inner loop runs over the points of the block and vectorizes (the exp calls go to glibc's
  * vector exp, libmvec, where the compiler supports it).
  *
- * Numerics (DESIGN.md): log N(x | mu_k, Sigma_k) = -1/2 (d log 2pi + ||(x - mu_k) U_k||^2) + sum log diag U_k
+ * Numerics (docs/DESIGN.md): log N(x | mu_k, Sigma_k) = -1/2 (d log 2pi + ||(x - mu_k) U_k||^2) + sum log diag U_k
  * with the precision Cholesky factor U_k; responsibilities by log-sum-exp with the per-point maximum
  * subtracted; second moments around the current means.
  */

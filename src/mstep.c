@@ -1,6 +1,6 @@
 /*
  * mstep.c — sufficient statistics containers and the M-step: the one implementation of the parameter
- * update that every backend's statistics feed (DESIGN.md, "Data flow").
+ * update that every backend's statistics feed (docs/DESIGN.md, "Data flow").
  */
 #include "gmm_internal.h"
 

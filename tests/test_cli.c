@@ -23,7 +23,7 @@
 static const char *GMM;
 static char TMP[256];
 
-/* The assignment's reported means (../shared/assignment.md). */
+/* The assignment's reported means (data/assignment_model.json; data/README.md). */
 static const double REPORTED_MU[8] = {-0.40658, 0.32248, 1.20354, -1.19686, 0.14435, 0.14614, -0.44149, -0.45088};
 
 /* Runs `gmm ARGS` with stdout and stderr captured into TMP/out.txt and TMP/err.txt; returns the exit status. */

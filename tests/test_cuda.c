@@ -1,6 +1,6 @@
 /*
- * test_cuda.c — the CUDA backend against the CPU reference backend, with the tolerances of DESIGN.md
- * ("Tolerances for GPU float32 against the CPU double reference"): one E-step + M-step from identical
+ * test_cuda.c — the CUDA backend against the CPU reference backend, with the tolerances of docs/DESIGN.md
+ * ("Tolerances", GPU float32 against the CPU double reference): one E-step + M-step from identical
  * parameters for every d in {1, 2, 3, 5, 8, 16, 20, 32}, k in {1, 4, 17, 64} (k <= 17 above 16 features) and n
  * in {1, 100, 1037, 100003} (no n a multiple of a block size; both stats kernels and the padded dimensions
  * are covered), the predict pass
@@ -239,7 +239,7 @@ done:
 }
 
 /* One stats pass + M-step + predict, GPU (float32, or float64 with use_double) against the CPU reference.
- * tight: the float64 device path, held to near double precision instead of DESIGN.md's float32 tolerances. */
+ * tight: the float64 device path, held to near double precision instead of docs/DESIGN.md's float32 tolerances. */
 static void compare_case(size_t d, size_t k, size_t n, int use_double, uint64_t seed)
 {
     char where[96];
@@ -291,7 +291,7 @@ static void compare_case(size_t d, size_t k, size_t n, int use_double, uint64_t 
     gmm_model_free(m);
 }
 
-/* compare_case over every (d, k, n) of DESIGN.md's list (float32), and a float64 set. */
+/* compare_case over every (d, k, n) of a grid (float32), and a float64 set. */
 static void test_sweep(void)
 {
     /* full; quick = 1 (memcheck); quick = 2 (racecheck: a few cases that cover every kernel) */
@@ -627,7 +627,7 @@ static void test_errors(void)
 }
 
 /* Whole fits through gmm_fit for every covariance type, GPU (float32) against the CPU reference from the
- * same initial parameters, with DESIGN.md's whole-fit tolerances: lower bound rtol 1e-5, iteration counts
+ * same initial parameters, with docs/DESIGN.md's whole-fit tolerances: lower bound rtol 1e-5, iteration counts
  * within 1, labels equal except near ties; weights, means and covariances as in the one-step comparison. */
 /* gmm_fit of x (n, d) with options o on the CPU into *mc and on CUDA into *mg; both must succeed (where names
  * the case in the message of a failure). o->backend is changed. */
@@ -731,7 +731,7 @@ static void test_fit_covariance_types(void)
  * potentials (rtol 1e-5) and draws (the drawn point's running sum brackets the target within rtol 1e-5, by
  * the test's own double sums), greedy k-means++ seeds (equal), Lloyd's centers from the same seeds, the
  * farthest point, and the statistics of one-hot (Lloyd's labels) and random responsibilities (through the
- * M-step, with the tolerances of DESIGN.md). */
+ * M-step, with the tolerances of docs/DESIGN.md). */
 static void compare_init_case(size_t d, size_t k, size_t n, int use_double, uint64_t seed)
 {
     char where[96];
@@ -1004,7 +1004,7 @@ static void test_init_passes(void)
 /* ------------------------------------------------------------------------------ gmm_infer, fit_predict */
 
 /* The per-point outputs of the public gmm_infer on the CUDA backend (float32) against its CPU reference
- * (NULL options), with DESIGN.md's tolerances (log p |diff| <= 1e-4 + 1e-5 |ref|, responsibilities atol
+ * (NULL options), with docs/DESIGN.md's tolerances (log p |diff| <= 1e-4 + 1e-5 |ref|, responsibilities atol
  * 1e-4 and rows summing to 1 within 1e-5, labels equal except where the CPU's two best responsibilities are
  * within 1e-4; NaN fails), float64 on the device a million times tighter; AUTO takes the GPU (the same
  * bits as CUDA) for k <= 64 and the CPU (the CPU's bits) for k = 65; CUDA refuses k = 65 and non-finite
