@@ -35,6 +35,7 @@ typedef struct gmm_report {
     double fit_seconds;        /* wall time of the whole fit (all n_init runs) */
     const gmm_study_method *study; /* NULL when no --init-study */
     int n_study;
+    double loglik;             /* total log-likelihood of the final model on the data (what BIC and AIC use) */
     double bic, aic;
     int plots_rendered;        /* 1 if the PNG files exist, 0 if only the .gp scripts were written */
 } gmm_report;
