@@ -170,7 +170,10 @@ void gmm_free(void *p);
 /* ------------------------------------------------------------------------------------------- inference */
 
 /* The functions below that take no options (gmm_predict ... gmm_aic) run on the CPU reference backend,
- * the library's default; gmm_infer runs the same pass on a chosen backend. */
+ * the library's default; gmm_infer runs the same pass on a chosen backend. Log-densities are computed in log
+ * space, so a point far from every component still gets a finite value; a point whose log-density is below
+ * the smallest double in every component (its squared Mahalanobis distance overflows, e.g. a value of 1e200)
+ * fails with GMM_ERR_INVALID_ARG naming its row (0-based). No output is ever NaN. */
 
 /* labels (n): the most responsible component of each point of x (n, d). */
 gmm_status gmm_predict(const gmm_model *model, const double *x, size_t n, int *labels);

@@ -85,8 +85,9 @@ static const char *SELECT_USAGE =
     "Model selection: fits every number of components k in A..B with each covariance type and writes into\n"
     "--out DIR selection.csv (k, covariance, status, loglik, bic, aic, n_iter, converged), selection.png\n"
     "(BIC and AIC against k, one line per type) and model.json (the candidate with the lowest BIC, which\n"
-    "is also named on standard output). A candidate that fails (e.g. a collapsed component) is reported\n"
-    "and skipped. The data are opened on the device once for all candidates (--device auto decides with\n"
+    "is also named on standard output); loglik is the final model's, as gmm fit and gmm score print it.\n"
+    "A candidate that fails (e.g. a covariance that is not positive definite) is reported and skipped;\n"
+    "one whose components emptied is noted on stderr. The data are opened on the device once for all candidates (--device auto decides with\n"
     "the largest k); the device is printed on stderr unless --quiet.\n"
     "\n"
     "options:\n"
@@ -390,7 +391,7 @@ static gmm_status init_study(gmm_session *ses, const gmm_options *base, int runs
                 s->n_iter[s->n_ok] = gmm_model_n_iter(m);
                 s->converged[s->n_ok] = gmm_model_converged(m);
                 if (!p->quiet)
-                    fprintf(stderr, "%sloglik %.4f after %d iterations%s\n", prefix, tr[len - 1], len,
+                    fprintf(stderr, "%slower bound %.4f (total) after %d iterations%s\n", prefix, tr[len - 1], len,
                             gmm_model_converged(m) ? "" : " (not converged)");
                 s->n_ok++;
                 gmm_model_free(m);
@@ -972,6 +973,7 @@ static int cmd_select(int argc, char **argv)
             double t0 = gmm_now();
             st = gmm_session_fit(&ses, &oc, &m);
             double mean = 0;
+            int n_empty = 0;
             if (st == GMM_OK) st = gmm_session_predict(&ses, m, logp, NULL, NULL);
             if (st == GMM_OK) {
                 mean = gmm_mean_logp(logp, n);
@@ -988,6 +990,7 @@ static int cmd_select(int argc, char **argv)
                 r->loglik = mean * (double)n;
                 r->n_iter = gmm_model_n_iter(m);
                 r->converged = gmm_model_converged(m);
+                for (long c = 0; c < k; c++) n_empty += gmm_model_empty_since(m, (size_t)c) > 0;
                 if (best_row == n_rows || r->bic < rows[best_row].bic) {
                     gmm_model_free(best);
                     best = m;
@@ -1000,9 +1003,11 @@ static int cmd_select(int argc, char **argv)
             gmm_model_free(m);
             if (!quiet) {
                 if (r->ok)
-                    fprintf(stderr, "gmm select: [%zu/%zu] k = %ld, %s: loglik %.4f, BIC %.4f, AIC %.4f, %d iterations%s (%.2f s)\n",
+                    fprintf(stderr, "gmm select: [%zu/%zu] k = %ld, %s: loglik %.4f, BIC %.4f, AIC %.4f, %d iterations%s%s "
+                                    "(%.2f s)\n",
                             row + 1, n_rows, k, gmm_covariance_name(r->type), r->loglik, r->bic, r->aic, r->n_iter,
-                            r->converged ? "" : " (not converged)", gmm_now() - t0);
+                            r->converged ? "" : " (not converged)", n_empty ? " (some components emptied)" : "",
+                            gmm_now() - t0);
                 else
                     fprintf(stderr, "gmm select: [%zu/%zu] k = %ld, %s: failed: %s\n", row + 1, n_rows, k,
                             gmm_covariance_name(r->type), r->error);

@@ -568,8 +568,8 @@ static gmm_status rep_q4_study(rep *p)
         }
     fputs("To measure the effect of the initialization, the same data were fitted from several seeds with each "
           "initialization method (same k, tol, reg_covar and max_iter). A run *finishes* when EM ends normally "
-          "(converged or at max_iter); the others stopped with an error (a collapsed component or a covariance "
-          "that is not positive definite). \"Within 1.0\" means a converged total log-likelihood at most "
+          "(converged or at max_iter); the others stopped with an error (a covariance that is not positive "
+          "definite). \"Within 1.0\" means a converged total log-likelihood at most "
           "1.0 below the best value over all methods' finished runs",
           f);
     fprintf(f, " (best = %s).\n\n", fll(best, 10).s);
