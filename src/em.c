@@ -362,7 +362,7 @@ gmm_status gmm_fit_predict(const double *x, size_t n, size_t d, const gmm_option
     if (st != GMM_OK) return st;
     gmm_model *m = NULL;
     st = session_fit_checked(&s, o, &m);
-    if (st == GMM_OK) st = s.b.predict(&s.b, m, NULL, labels, NULL);
+    if (st == GMM_OK) st = gmm_session_predict(&s, m, NULL, labels, NULL);
     gmm_session_close(&s);
     if (st != GMM_OK) {
         gmm_model_free(m);
