@@ -30,7 +30,8 @@ typedef enum gmm_status {
     GMM_ERR_IO = 3,          /* a file could not be opened, read or written */
     GMM_ERR_PARSE = 4,       /* a data or model file is malformed (message has file:line:column) */
     GMM_ERR_NOT_PD = 5,      /* a covariance is not positive definite even after reg_covar */
-    GMM_ERR_COLLAPSED = 6,   /* a component lost all its responsibility during EM */
+    GMM_ERR_COLLAPSED = 6,   /* reserved: gmm_fit no longer returns it; a component that loses all its
+                                responsibility is kept as scikit-learn keeps it (see GMM_EMPTY_FLOOR) */
     GMM_ERR_TOO_FEW_POINTS = 7, /* fewer points than components */
     GMM_ERR_CUDA = 8,        /* a CUDA call failed */
     GMM_ERR_NO_DEVICE = 9    /* the requested backend is not available */
@@ -87,26 +88,36 @@ typedef struct gmm_model gmm_model;
 
 /* Called after every EM iteration when options.on_iter is set. run is the 0-based n_init run, iter is
  * 1-based; loglik is the total log-likelihood over all points of the parameters entering the iteration;
- * change is the change of the mean per-point log-likelihood (NaN at iter 1); seconds is the wall time of
+ * change is the change of the mean per-point log-likelihood (NaN at iter 1 of a fresh start; measured from
+ * options.warm_lower_bound when that is finite); seconds is the wall time of
  * the iteration. */
 typedef void (*gmm_iter_callback)(void *user, int run, int iter, double loglik, double change,
                                   double seconds);
+
+/* How far initial weights may sum from 1 (scikit-learn's atol for float64 weights). */
+#define GMM_WEIGHTS_SUM_TOL 1e-8
 
 typedef struct gmm_options {
     int n_components;          /* k; default 1 (scikit-learn's default; the CLI requires -k) */
     gmm_covariance_type covariance_type; /* default GMM_COV_FULL */
     double tol;                /* stop when |change of mean per-point log-likelihood| < tol; default 1e-3 */
     double reg_covar;          /* added to every covariance diagonal; default 1e-6; must be >= 0 */
-    int max_iter;              /* EM iterations per run; default 100 */
+    int max_iter;              /* EM iterations per run; default 100. 0, as in scikit-learn: the initial
+                                  parameters, n_iter 0, converged 0, lower bound -INFINITY */
     int n_init;                /* runs from different seeds; the best lower bound wins; default 1 */
     gmm_init_method init;      /* default GMM_INIT_KMEANS */
     /* Optional initial parameters, as scikit-learn's weights_init / means_init / precisions_init: each one
      * given replaces what the init method would produce (borrowed; NULL by default). When all three are
      * given the init method is not run. precisions are inverse covariances in the covariance type's own
      * shape: full (k, d, d), tied (d, d), diag (k, d), spherical (k). */
-    const double *weights_init;    /* (k), positive, normalized to sum 1 */
+    const double *weights_init;    /* (k), each in [0, 1], summing to 1 within GMM_WEIGHTS_SUM_TOL (scikit-learn's check);
+                                      used as given, never renormalized */
     const double *means_init;      /* (k, d) */
     const double *precisions_init; /* shape of covariance_type, symmetric positive definite */
+    /* The lower bound of the model a run continues from, as scikit-learn's warm_start keeps lower_bound_:
+     * the first iteration's change is measured from it, so a chain of max_iter = 1 fits converges where one
+     * long fit would. Default -INFINITY (a fresh start); otherwise finite. */
+    double warm_lower_bound;
     uint64_t seed;             /* every random choice derives from it; default 0 */
     int n_threads;             /* CPU threads; 0 = OpenMP's default. Results do not depend on it. */
     gmm_backend_kind backend;  /* default GMM_BACKEND_CPU, the reference; GMM_BACKEND_AUTO uses a GPU if any */
@@ -123,8 +134,10 @@ void gmm_options_init(gmm_options *options);
 
 /* Fits a mixture of options->n_components Gaussians to x (n, d) by EM and returns it in *out (owned by the
  * caller; release with gmm_model_free). Non-convergence within max_iter is not an error: check
- * gmm_model_converged(). Errors: GMM_ERR_TOO_FEW_POINTS when n < k, GMM_ERR_NOT_PD naming the component,
- * GMM_ERR_COLLAPSED when a component's total responsibility falls below GMM_COLLAPSE_FLOOR. */
+ * gmm_model_converged(). A component that loses its responsibility is kept, as scikit-learn keeps it
+ * (gmm_model_empty_since names it). Errors: GMM_ERR_TOO_FEW_POINTS when n < k, GMM_ERR_NOT_PD naming the
+ * component. Components are named in messages as "component j (label j-1)": numbered from 1, beside the
+ * 0-based index that labels and arrays use. */
 gmm_status gmm_fit(const double *x, size_t n, size_t d, const gmm_options *options, gmm_model **out);
 
 /* scikit-learn's fit_predict: fits as gmm_fit(x, n, d, options, out) does (same checks, same model bit for
@@ -136,9 +149,11 @@ gmm_status gmm_fit(const double *x, size_t n, size_t d, const gmm_options *optio
 gmm_status gmm_fit_predict(const double *x, size_t n, size_t d, const gmm_options *options, gmm_model **out,
                            int *labels);
 
-/* A component whose total responsibility N_k falls below this many points' worth stops the fit with
- * GMM_ERR_COLLAPSED (the component explains no data; dividing by N_k would be dividing by ~0). */
-#define GMM_COLLAPSE_FLOOR 1e-6
+/* A component whose total responsibility N_k falls below this many points' worth is empty: it explains no
+ * data. As in scikit-learn the fit goes on: the M-step divides by N_k + 10 eps, so the component's mean
+ * becomes sum_i r_ik x_i / (N_k + 10 eps) (near the origin when N_k is ~0), its covariance reg_covar I and its
+ * weight ~10 eps / n. gmm_model_empty_since records it. */
+#define GMM_EMPTY_FLOOR 1e-6
 
 /* Builds a model from explicit parameters: weights (k) (normalized to sum 1), means (k, d), covariances in
  * the type's own shape (full (k, d, d), tied (d, d), diag (k, d), spherical (k)), symmetric positive
@@ -155,7 +170,10 @@ void gmm_free(void *p);
 /* ------------------------------------------------------------------------------------------- inference */
 
 /* The functions below that take no options (gmm_predict ... gmm_aic) run on the CPU reference backend,
- * the library's default; gmm_infer runs the same pass on a chosen backend. */
+ * the library's default; gmm_infer runs the same pass on a chosen backend. Log-densities are computed in log
+ * space, so a point far from every component still gets a finite value; a point whose log-density is below
+ * the smallest double in every component (its squared Mahalanobis distance overflows, e.g. a value of 1e200)
+ * fails with GMM_ERR_INVALID_ARG naming its row (0-based). No output is ever NaN. */
 
 /* labels (n): the most responsible component of each point of x (n, d). */
 gmm_status gmm_predict(const gmm_model *model, const double *x, size_t n, int *labels);
@@ -205,7 +223,13 @@ gmm_covariance_type gmm_model_covariance_type(const gmm_model *model);
 /* Fit record (zero / empty for a model that was not produced by gmm_fit). */
 int gmm_model_converged(const gmm_model *model);  /* 1 if the best run met tol */
 int gmm_model_n_iter(const gmm_model *model);     /* EM iterations of the best run */
-double gmm_model_lower_bound(const gmm_model *model); /* mean per-point log-likelihood, best run */
+/* scikit-learn's lower_bound_: the mean per-point log-likelihood of the parameters entering the best run's
+ * last iteration (before its M-step), -INFINITY when max_iter was 0. The final model's own log-likelihood
+ * is gmm_score's. */
+double gmm_model_lower_bound(const gmm_model *model);
+/* The first iteration (1-based) of the best run whose E-step left component c (0-based) empty (N_k below
+ * GMM_EMPTY_FLOOR), 0 when it never was (or the model was not fitted). */
+int gmm_model_empty_since(const gmm_model *model, size_t c);
 /* The best run's total log-likelihood per iteration (*len entries; entry i is iteration i+1), borrowed. */
 const double *gmm_model_loglik_trace(const gmm_model *model, int *len);
 /* Seconds of wall time per iteration of the best run (*len entries), borrowed. */

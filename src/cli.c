@@ -54,14 +54,16 @@ static const char *FIT_USAGE =
     "  --init METHOD        kmeans (default), k-means++, random, random_from_data, or binary (the\n"
     "                       assignment's scheme: means drawn from {0,1}^d, identity covariances,\n"
     "                       equal weights)\n"
-    "  --covariance TYPE    full (default), tied, diag or spherical (scikit-learn's covariance_type)\n"
+    "  --covariance TYPE    full (default; with --warm-start, the model's), tied, diag or spherical\n"
+    "                       (scikit-learn's covariance_type)\n"
     "  --init-model FILE    initial parameters from a JSON file holding any of \"weights\", \"means\",\n"
     "                       \"covariances\" or \"precisions\" (a model.json works): what it holds replaces\n"
     "                       what --init would produce (scikit-learn's weights_init, means_init,\n"
-    "                       precisions_init)\n"
-    "  --warm-start MODEL   continue from a saved model (all its parameters; --n-init is then 1)\n"
+    "                       precisions_init); its covariances must be of the --covariance type\n"
+    "  --warm-start MODEL   continue from a saved model (all its parameters and its lower bound, as\n"
+    "                       scikit-learn's warm_start; --n-init is then 1)\n"
     "  --n-init N           runs from different seeds; the best lower bound wins (default 1)\n"
-    "  --max-iter N         EM iterations per run (default 100)\n"
+    "  --max-iter N         EM iterations per run (default 100); 0 keeps the initial parameters\n"
     "  --tol T              stop when the mean per-point log-likelihood changes by less than T\n"
     "                       (default 1e-3)\n"
     "  --reg-covar R        added to every covariance diagonal (default 1e-6)\n"
@@ -83,9 +85,10 @@ static const char *SELECT_USAGE =
     "Model selection: fits every number of components k in A..B with each covariance type and writes into\n"
     "--out DIR selection.csv (k, covariance, status, loglik, bic, aic, n_iter, converged), selection.png\n"
     "(BIC and AIC against k, one line per type) and model.json (the candidate with the lowest BIC, which\n"
-    "is also named on standard output). A candidate that fails (e.g. a collapsed component) is reported\n"
-    "and skipped. The data are opened on the device once for all candidates (--device auto decides with\n"
-    "the largest k); the device is printed on stderr unless --quiet.\n"
+    "is also named on standard output); loglik is the final model's, as gmm fit and gmm score print it.\n"
+    "A candidate that fails (e.g. a covariance that is not positive definite) is reported and skipped;\n"
+    "one whose components emptied is noted on stderr. The data are opened on the device once for all\n"
+    "candidates (--device auto decides with the largest k); the device is printed on stderr unless --quiet.\n"
     "\n"
     "options:\n"
     "  --k A..B | --k K     the numbers of components to try (required)\n"
@@ -205,7 +208,7 @@ static int parse_em_option(const char *cmd, int c, const char *arg, gmm_options 
         o->n_init = (int)v;
         return 0;
     case 'm':
-        if (parse_long(arg, 1, 100000000, &v)) return usage_error(cmd, "--max-iter expects a whole number >= 1, got '%s'", arg);
+        if (parse_long(arg, 0, 100000000, &v)) return usage_error(cmd, "--max-iter expects a whole number >= 0, got '%s'", arg);
         o->max_iter = (int)v;
         return 0;
     case 't':
@@ -305,6 +308,41 @@ static void print_model(FILE *f, const gmm_model *m)
     }
 }
 
+/* The fit's numbers on stdout, each saying what it is: the final model's log-likelihood (the labels' pass,
+ * what BIC and AIC and `gmm score` use) and scikit-learn's lower bound (of the parameters entering the last
+ * iteration, what the convergence test and n_init compare). */
+static void print_fit_summary(const gmm_model *m, const gmm_options *o, size_t n, double final_mean,
+                              const gmm_report *r)
+{
+    const int it = gmm_model_n_iter(m);
+    printf("converged: %s after %d iteration%s (best of %d run%s)\n", gmm_model_converged(m) ? "yes" : "no", it,
+           it == 1 ? "" : "s", o->n_init, o->n_init == 1 ? "" : "s");
+    printf("log-likelihood of the final model: %.4f (mean per point %.6f)\n", final_mean * (double)n, final_mean);
+    if (it > 0)
+        printf("lower bound (scikit-learn's lower_bound_, parameters entering iteration %d): %.4f (mean per point "
+               "%.6f)\n", it, gmm_model_lower_bound(m) * (double)n, gmm_model_lower_bound(m));
+    else
+        printf("lower bound: -inf (no EM iteration, as scikit-learn's lower_bound_ with max_iter 0)\n");
+    printf("BIC: %.4f  AIC: %.4f (final model)\n", r->bic, r->aic);
+}
+
+/* One warning line naming the components the best run's E-steps left empty (kept as scikit-learn keeps
+ * them), with the iteration each emptied; nothing when none did. */
+static void print_empty_warning(FILE *f, const gmm_model *m)
+{
+    size_t k = gmm_model_n_components(m), n_empty = 0;
+    for (size_t c = 0; c < k; c++) n_empty += gmm_model_empty_since(m, c) > 0;
+    if (n_empty == 0) return;
+    fprintf(f, "gmm fit: warning: %zu of %zu components emptied (total responsibility below %g points) and were "
+               "kept as scikit-learn keeps them (weight ~1e-16, covariance reg_covar I); fewer components may "
+               "describe the data:", n_empty, k, GMM_EMPTY_FLOOR);
+    for (size_t c = 0, shown = 0; c < k; c++)
+        if (gmm_model_empty_since(m, c) > 0)
+            fprintf(f, "%s component %zu (label %zu) at iteration %d", shown++ ? "," : "", c + 1, c,
+                    gmm_model_empty_since(m, c));
+    fputc('\n', f);
+}
+
 static const gmm_init_method STUDY_METHODS[] = {GMM_INIT_KMEANS, GMM_INIT_KMEANS_PLUSPLUS, GMM_INIT_RANDOM,
                                                 GMM_INIT_RANDOM_FROM_DATA, GMM_INIT_BINARY};
 #define N_STUDY_METHODS ((int)(sizeof STUDY_METHODS / sizeof STUDY_METHODS[0]))
@@ -353,7 +391,7 @@ static gmm_status init_study(gmm_session *ses, const gmm_options *base, int runs
                 s->n_iter[s->n_ok] = gmm_model_n_iter(m);
                 s->converged[s->n_ok] = gmm_model_converged(m);
                 if (!p->quiet)
-                    fprintf(stderr, "%sloglik %.4f after %d iterations%s\n", prefix, tr[len - 1], len,
+                    fprintf(stderr, "%slower bound %.4f (total) after %d iterations%s\n", prefix, tr[len - 1], len,
                             gmm_model_converged(m) ? "" : " (not converged)");
                 s->n_ok++;
                 gmm_model_free(m);
@@ -428,6 +466,8 @@ static int cmd_fit(int argc, char **argv)
     if (init_model_path && warm_path) return usage_error("fit", "%s", "--init-model and --warm-start exclude each other");
     if (warm_path && (init_given || n_init_given))
         return usage_error("fit", "%s", "--warm-start starts from the model: it excludes --init and --n-init");
+    if (study_runs > 0 && o.max_iter == 0)
+        return usage_error("fit", "%s", "--init-study compares fitted log-likelihoods: it needs --max-iter >= 1");
     const char *data_path = argv[optind];
 
     double *x = NULL;
@@ -442,12 +482,20 @@ static int cmd_fit(int argc, char **argv)
         const char *problem = NULL;
         char msg[512];
         if (st == GMM_OK) {
-            if (!cov_given) o.covariance_type = init.type;
+            /* --warm-start continues the model as it is, type included; --init-model never changes --covariance */
+            if (warm_path && !cov_given && init.type != o.covariance_type) {
+                o.covariance_type = init.type;
+                if (!prog.quiet)
+                    fprintf(stderr, "gmm fit: --warm-start: %s covariances, as in %s\n",
+                            gmm_covariance_name(init.type), warm_path);
+            }
             if (warm_path && !(init.weights && init.means && init.precisions))
                 problem = "--warm-start needs a model with weights, means and covariances (or precisions)";
             else if (init.precisions && init.type != o.covariance_type) {
-                snprintf(msg, sizeof msg, "%s holds %s covariances but the fit asks for --covariance %s", init_path,
-                         gmm_covariance_name(init.type), gmm_covariance_name(o.covariance_type));
+                snprintf(msg, sizeof msg, "%s holds %s covariances but the fit asks for --covariance %s%s; give "
+                         "--covariance %s to use them", init_path, gmm_covariance_name(init.type),
+                         gmm_covariance_name(o.covariance_type), cov_given ? "" : " (the default)",
+                         gmm_covariance_name(init.type));
                 problem = msg;
             } else if (init.k && init.k != (size_t)o.n_components) {
                 snprintf(msg, sizeof msg, "%s has %zu components but the fit asks for -k %d", init_path, init.k,
@@ -468,7 +516,10 @@ static int cmd_fit(int argc, char **argv)
         o.weights_init = init.weights;
         o.means_init = init.means;
         o.precisions_init = init.precisions;
-        if (warm_path) o.n_init = 1;
+        if (warm_path) {
+            o.n_init = 1;
+            o.warm_lower_bound = init.lower_bound; /* scikit-learn's warm_start keeps lower_bound_ */
+        }
     }
     struct stat out_st;
     int out_existed = stat(out_dir, &out_st) == 0;
@@ -498,9 +549,11 @@ static int cmd_fit(int argc, char **argv)
     int rc = 0;
     if (st != GMM_OK) goto failed;
     if (!prog.quiet) fprintf(stderr, "gmm fit: device: %s\n", gmm_model_device(m));
-    if (!gmm_model_converged(m))
+    /* as scikit-learn: no convergence warning for max_iter 0, whose point is the initial parameters */
+    if (!gmm_model_converged(m) && o.max_iter > 0)
         fprintf(stderr, "gmm fit: warning: did not converge within %d iterations (best run %d); try a larger "
                         "--max-iter or --tol\n", o.max_iter, gmm_model_best_run(m) + 1);
+    print_empty_warning(stderr, m);
     if (study_runs > 0) {
         gmm_options so = o;
         if (!prog.quiet)
@@ -518,11 +571,10 @@ static int cmd_fit(int argc, char **argv)
     memset(&r, 0, sizeof r);
     /* labels and log p of the training points from the fit's own backend (fit_predict), BIC and AIC from them */
     if ((st = gmm_session_predict(&ses, m, logp, labels, NULL)) != GMM_OK) goto failed;
-    {
-        const double mean = gmm_mean_logp(logp, n);
-        r.bic = gmm_bic_from_mean(m, mean, n);
-        r.aic = gmm_aic_from_mean(m, mean, n);
-    }
+    const double final_mean = gmm_mean_logp(logp, n);
+    r.loglik = final_mean * (double)n;
+    r.bic = gmm_bic_from_mean(m, final_mean, n);
+    r.aic = gmm_aic_from_mean(m, final_mean, n);
     char *model_path = gmm_path_join(out_dir, "model.json");
     st = model_path ? gmm_model_save(m, model_path) : GMM_ERR_NOMEM;
     free(model_path);
@@ -530,7 +582,8 @@ static int cmd_fit(int argc, char **argv)
     if ((st = gmm_write_labels(out_dir, labels, n)) != GMM_OK) goto failed;
     if ((st = gmm_write_loglik(out_dir, m)) != GMM_OK) goto failed;
     int render = gmm_gnuplot_available();
-    if ((st = gmm_plot_loglik(out_dir, m, render)) != GMM_OK) goto failed;
+    const int has_trace = gmm_model_n_iter(m) > 0; /* max_iter 0: no iteration, no loglik.png */
+    if (has_trace && (st = gmm_plot_loglik(out_dir, m, render)) != GMM_OK) goto failed;
     if ((st = gmm_plot_clusters(out_dir, x, n, d, labels, m, 500, o.seed, render)) != GMM_OK) goto failed;
     if (study_runs > 0 && (st = gmm_plot_init_study(out_dir, study, N_STUDY_METHODS, render)) != GMM_OK) goto failed;
     r.data_path = data_path;
@@ -548,19 +601,15 @@ static int cmd_fit(int argc, char **argv)
     if ((st = gmm_write_report(out_dir, &r)) != GMM_OK) goto failed;
 
     {
-        int len = 0;
-        const double *tr = gmm_model_loglik_trace(m, &len);
-        printf("converged: %s after %d iterations (best of %d run%s)\n", gmm_model_converged(m) ? "yes" : "no", len,
-               o.n_init, o.n_init == 1 ? "" : "s");
-        printf("log-likelihood: %.4f (mean per point %.6f)\n", tr[len - 1], tr[len - 1] / (double)n);
-        printf("BIC: %.4f  AIC: %.4f\n", r.bic, r.aic);
+        print_fit_summary(m, &o, n, final_mean, &r);
         print_model(stdout, m);
-        printf("wrote %s/{model.json, labels.csv, loglik.csv, report.md%s}\n", out_dir,
-               render ? (study_runs > 0 ? ", loglik.png, clusters.png, init_study.png" : ", loglik.png, clusters.png") : "");
+        printf("wrote %s/{model.json, labels.csv, loglik.csv, report.md%s%s%s}\n", out_dir,
+               render && has_trace ? ", loglik.png" : "", render ? ", clusters.png" : "",
+               render && study_runs > 0 ? ", init_study.png" : "");
         if (!render)
             printf("gnuplot (with pngcairo) was not found: the plots' scripts are in %s; render them with\n"
-                   "  cd '%s' && gnuplot loglik.gp clusters.gp%s\n",
-                   out_dir, out_dir, study_runs > 0 ? " init_study.gp" : "");
+                   "  cd '%s' && gnuplot%s clusters.gp%s\n",
+                   out_dir, out_dir, has_trace ? " loglik.gp" : "", study_runs > 0 ? " init_study.gp" : "");
     }
     goto done;
 failed:
@@ -924,6 +973,7 @@ static int cmd_select(int argc, char **argv)
             double t0 = gmm_now();
             st = gmm_session_fit(&ses, &oc, &m);
             double mean = 0;
+            int n_empty = 0;
             if (st == GMM_OK) st = gmm_session_predict(&ses, m, logp, NULL, NULL);
             if (st == GMM_OK) {
                 mean = gmm_mean_logp(logp, n);
@@ -940,6 +990,7 @@ static int cmd_select(int argc, char **argv)
                 r->loglik = mean * (double)n;
                 r->n_iter = gmm_model_n_iter(m);
                 r->converged = gmm_model_converged(m);
+                for (long c = 0; c < k; c++) n_empty += gmm_model_empty_since(m, (size_t)c) > 0;
                 if (best_row == n_rows || r->bic < rows[best_row].bic) {
                     gmm_model_free(best);
                     best = m;
@@ -952,9 +1003,11 @@ static int cmd_select(int argc, char **argv)
             gmm_model_free(m);
             if (!quiet) {
                 if (r->ok)
-                    fprintf(stderr, "gmm select: [%zu/%zu] k = %ld, %s: loglik %.4f, BIC %.4f, AIC %.4f, %d iterations%s (%.2f s)\n",
+                    fprintf(stderr, "gmm select: [%zu/%zu] k = %ld, %s: loglik %.4f, BIC %.4f, AIC %.4f, %d iterations%s%s "
+                                    "(%.2f s)\n",
                             row + 1, n_rows, k, gmm_covariance_name(r->type), r->loglik, r->bic, r->aic, r->n_iter,
-                            r->converged ? "" : " (not converged)", gmm_now() - t0);
+                            r->converged ? "" : " (not converged)", n_empty ? " (some components emptied)" : "",
+                            gmm_now() - t0);
                 else
                     fprintf(stderr, "gmm select: [%zu/%zu] k = %ld, %s: failed: %s\n", row + 1, n_rows, k,
                             gmm_covariance_name(r->type), r->error);

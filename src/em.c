@@ -25,6 +25,7 @@ void gmm_options_init(gmm_options *o)
     o->weights_init = NULL;
     o->means_init = NULL;
     o->precisions_init = NULL;
+    o->warm_lower_bound = -INFINITY;
     o->seed = 0;
     o->n_threads = 0;
     o->backend = GMM_BACKEND_CPU;
@@ -56,26 +57,32 @@ static gmm_status validate_options(size_t n, size_t d, const gmm_options *o)
     if (!(o->tol >= 0.0) || !isfinite(o->tol)) return gmm_fail(GMM_ERR_INVALID_ARG, "tol must be >= 0 (got %g)", o->tol);
     if (!(o->reg_covar >= 0.0) || !isfinite(o->reg_covar))
         return gmm_fail(GMM_ERR_INVALID_ARG, "reg_covar must be >= 0 (got %g)", o->reg_covar);
-    if (o->max_iter < 1) return gmm_fail(GMM_ERR_INVALID_ARG, "max_iter must be >= 1 (got %d)", o->max_iter);
+    if (o->max_iter < 0) return gmm_fail(GMM_ERR_INVALID_ARG, "max_iter must be >= 0 (got %d)", o->max_iter);
+    if (isnan(o->warm_lower_bound) || o->warm_lower_bound == INFINITY)
+        return gmm_fail(GMM_ERR_INVALID_ARG, "warm_lower_bound must be finite or -INFINITY (got %g)",
+                        o->warm_lower_bound);
     if (o->n_init < 1) return gmm_fail(GMM_ERR_INVALID_ARG, "n_init must be >= 1 (got %d)", o->n_init);
     if (o->n_threads < 0) return gmm_fail(GMM_ERR_INVALID_ARG, "n_threads must be >= 0 (got %d)", o->n_threads);
     if ((unsigned)o->backend > GMM_BACKEND_AUTO) return gmm_fail(GMM_ERR_INVALID_ARG, "unknown backend %d", (int)o->backend);
     if ((unsigned)o->init > GMM_INIT_BINARY) return gmm_fail(GMM_ERR_INVALID_ARG, "unknown init method %d", (int)o->init);
     const size_t k = (size_t)o->n_components;
-    if (o->weights_init) {
+    if (o->weights_init) { /* scikit-learn's _check_weights; used as given, never normalized */
         double sum = 0.0;
         for (size_t c = 0; c < k; c++) {
-            if (!(o->weights_init[c] > 0.0) || !isfinite(o->weights_init[c]))
-                return gmm_fail(GMM_ERR_INVALID_ARG, "weights_init[%zu] is %g; initial weights must be finite and > 0", c,
+            if (!(o->weights_init[c] >= 0.0 && o->weights_init[c] <= 1.0))
+                return gmm_fail(GMM_ERR_INVALID_ARG, "weights_init[%zu] is %.17g; initial weights must be in [0, 1]", c,
                                 o->weights_init[c]);
             sum += o->weights_init[c];
         }
-        if (!isfinite(sum)) return gmm_fail(GMM_ERR_INVALID_ARG, "weights_init sum to %g; expected a finite sum", sum);
+        if (!(fabs(sum - 1.0) <= GMM_WEIGHTS_SUM_TOL))
+            return gmm_fail(GMM_ERR_INVALID_ARG, "weights_init sum to %.17g; initial weights must sum to 1 within %g", sum,
+                            GMM_WEIGHTS_SUM_TOL);
     }
     if (o->means_init) {
         for (size_t i = 0; i < k * d; i++)
             if (!isfinite(o->means_init[i]))
-                return gmm_fail(GMM_ERR_INVALID_ARG, "means_init of component %zu, feature %zu is not finite", i / d, i % d);
+                return gmm_fail(GMM_ERR_INVALID_ARG, "means_init of component %zu (label %zu), feature %zu is not finite",
+                                i / d + 1, i / d, i % d);
     }
     if (o->precisions_init) {
         size_t np = gmm_covariance_size(o->covariance_type, k, d);
@@ -147,7 +154,26 @@ static gmm_status open_backend(gmm_backend *b, const double *x, size_t n, size_t
     return st;
 }
 
-/* One EM run from the initialization of `run` into *out. */
+/* Allocates the fit record of m for up to max_iter iterations: trace, timings, empty_since (zeroed). */
+static gmm_status alloc_fit_record(gmm_model *m, int max_iter)
+{
+    const size_t len = max_iter > 0 ? (size_t)max_iter : 1;
+    m->loglik_trace = gmm_xcalloc(len, sizeof(double));
+    m->iter_seconds = gmm_xcalloc(len, sizeof(double));
+    m->empty_since = gmm_xcalloc(m->k, sizeof(int));
+    return m->loglik_trace && m->iter_seconds && m->empty_since ? GMM_OK : GMM_ERR_NOMEM;
+}
+
+/* Records in m->empty_since the components that the E-step of iteration it (1-based) left empty. */
+static void note_empty(gmm_model *m, const gmm_stats *s, int it)
+{
+    for (size_t c = 0; c < m->k; c++)
+        if (s->nk[c] < GMM_EMPTY_FLOOR && m->empty_since[c] == 0) m->empty_since[c] = it;
+}
+
+/* One EM run from the initialization of `run` into *out. The change of the first iteration is measured from
+ * o->warm_lower_bound (-inf unless warm-starting, as scikit-learn's warm_start). max_iter 0 leaves the initial
+ * parameters with n_iter 0 and lower bound -inf, as scikit-learn. */
 static gmm_status fit_run(gmm_backend *b, const gmm_options *o, int run, gmm_stats *s, gmm_model **out)
 {
     const size_t k = (size_t)o->n_components, d = b->d, n = b->n;
@@ -155,16 +181,14 @@ static gmm_status fit_run(gmm_backend *b, const gmm_options *o, int run, gmm_sta
     gmm_model *m = gmm_model_alloc(k, d);
     if (!m) return GMM_ERR_NOMEM;
     m->cov_type = o->covariance_type;
-    m->loglik_trace = gmm_xcalloc((size_t)o->max_iter, sizeof(double));
-    m->iter_seconds = gmm_xcalloc((size_t)o->max_iter, sizeof(double));
-    if (!m->loglik_trace || !m->iter_seconds) {
+    if (alloc_fit_record(m, o->max_iter) != GMM_OK) {
         gmm_model_free(m);
         return GMM_ERR_NOMEM;
     }
     gmm_rng rng;
     gmm_rng_seed(&rng, o->seed + 0x9e3779b97f4a7c15ULL * (uint64_t)run);
     gmm_status st = gmm_init_params(m, b, o, &rng);
-    double lower_bound = -INFINITY;
+    double lower_bound = o->warm_lower_bound;
     int it = 0;
     while (st == GMM_OK && it < o->max_iter) {
         double t0 = gmm_now();
@@ -179,6 +203,7 @@ static gmm_status fit_run(gmm_backend *b, const gmm_options *o, int run, gmm_sta
             break;
         }
         lower_bound = s->loglik / (double)n;
+        note_empty(m, s, it + 1);
         st = gmm_mstep(m, s, n, o->reg_covar, 0);
         if (st != GMM_OK) break;
         m->loglik_trace[it] = s->loglik;
@@ -186,9 +211,9 @@ static gmm_status fit_run(gmm_backend *b, const gmm_options *o, int run, gmm_sta
         it++;
         double change = lower_bound - prev;
         if (o->on_iter)
-            o->on_iter(o->on_iter_user, run, it, s->loglik, it == 1 ? NAN : change, m->iter_seconds[it - 1]);
+            o->on_iter(o->on_iter_user, run, it, s->loglik, isfinite(change) ? change : NAN, m->iter_seconds[it - 1]);
         else if (o->verbose > 0)
-            print_iter(run, it, s->loglik, it == 1 ? NAN : change, m->iter_seconds[it - 1]);
+            print_iter(run, it, s->loglik, isfinite(change) ? change : NAN, m->iter_seconds[it - 1]);
         if (fabs(change) < o->tol) {
             m->converged = 1;
             break;
@@ -199,7 +224,7 @@ static gmm_status fit_run(gmm_backend *b, const gmm_options *o, int run, gmm_sta
         return st;
     }
     m->n_iter = it;
-    m->lower_bound = lower_bound;
+    m->lower_bound = it > 0 ? lower_bound : -INFINITY;
     m->best_run = run;
     m->n_train = n;
     *out = m;
@@ -235,8 +260,9 @@ static gmm_status session_fit_checked(gmm_session *ses, const gmm_options *o, gm
         gmm_model *m = NULL;
         st = fit_run(&ses->b, o, run, &s, &m);
         if (st != GMM_OK) break;
-        /* scikit-learn keeps the first run with the highest lower bound */
-        if (!best || m->lower_bound > best->lower_bound) {
+        /* scikit-learn keeps the first run with the highest lower bound; with max_iter 0 (no lower bound) the
+         * last run's initial parameters */
+        if (!best || m->lower_bound > best->lower_bound || o->max_iter == 0) {
             gmm_model_free(best);
             best = m;
         } else {
@@ -290,7 +316,13 @@ gmm_status gmm_session_predict(gmm_session *s, const gmm_model *m, double *logp,
     if (!s || !s->open || !m) return gmm_fail(GMM_ERR_INVALID_ARG, "gmm_session_predict: an open session and a model are needed");
     if (m->d != s->b.d)
         return gmm_fail(GMM_ERR_INVALID_ARG, "the model has %zu features, the data %zu", m->d, s->b.d);
-    return s->b.predict(&s->b, m, logp, labels, resp);
+    /* log p is always computed: a row that is not finite (overflow on the device) is redone on the host */
+    double *lp = logp ? logp : gmm_xmalloc((s->b.n ? s->b.n : 1) * sizeof *lp);
+    if (!lp) return GMM_ERR_NOMEM;
+    gmm_status st = s->b.predict(&s->b, m, lp, labels, resp);
+    if (st == GMM_OK) st = gmm_infer_check_rows(m, s->b.x, s->b.n, lp, labels, resp);
+    if (lp != logp) free(lp);
+    return st;
 }
 
 void gmm_session_close(gmm_session *s)
@@ -330,7 +362,7 @@ gmm_status gmm_fit_predict(const double *x, size_t n, size_t d, const gmm_option
     if (st != GMM_OK) return st;
     gmm_model *m = NULL;
     st = session_fit_checked(&s, o, &m);
-    if (st == GMM_OK) st = s.b.predict(&s.b, m, NULL, labels, NULL);
+    if (st == GMM_OK) st = gmm_session_predict(&s, m, NULL, labels, NULL);
     gmm_session_close(&s);
     if (st != GMM_OK) {
         gmm_model_free(m);

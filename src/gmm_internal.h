@@ -24,6 +24,8 @@ typedef struct gmm_init_file {
     double *weights;          /* (k), or NULL when absent */
     double *means;            /* (k, d), or NULL; d is 0 when neither means nor matrices say it */
     double *precisions;       /* the type's shape, or NULL: "precisions", or "covariances" inverted */
+    double lower_bound;       /* "fit"."lower_bound" of a saved model (what --warm-start continues from);
+                                 -INFINITY when the file has no fit record or the fit had no iteration */
 } gmm_init_file;
 
 /* Reads an init file; GMM_ERR_PARSE with path and JSON location for malformed content, GMM_ERR_NOT_PD for
@@ -47,7 +49,10 @@ struct gmm_model {
     int converged;
     int n_iter;
     int best_run;
-    double lower_bound;  /* mean per-point log-likelihood at the last iteration of the best run */
+    double lower_bound;  /* mean per-point log-likelihood at the last iteration of the best run (of the
+                            parameters entering it); -INFINITY when max_iter was 0 */
+    int *empty_since;    /* (k) first iteration whose E-step left the component empty, 0 never; NULL if
+                            not fitted */
     double *loglik_trace; /* (n_iter) total log-likelihood per iteration */
     double *iter_seconds; /* (n_iter) */
     size_t n_train;      /* points the model was fitted on, 0 if not fitted */
@@ -159,8 +164,9 @@ void gmm_stats_zero(gmm_stats *s);
  * model that produced them), writes new weights, means, covariances (+ reg_covar on the diagonal) and
  * precision factors into m. n is the number of points. Follows scikit-learn: N_k + 10*eps; weights
  * normalized to sum 1, except for initialization (init = 1), where they are (N_k + 10 eps) / n as
- * scikit-learn's _initialize leaves them. GMM_ERR_COLLAPSED when N_k < GMM_COLLAPSE_FLOOR (not checked for
- * init, whose one-point responsibilities are legitimate), GMM_ERR_NOT_PD naming the component. */
+ * scikit-learn's _initialize leaves them. The new mean is scikit-learn's sum_i r_ik x_i / (N_k + 10 eps)
+ * exactly, also for an empty component (N_k ~ 0: mean ~ 0, covariance reg_covar I). GMM_ERR_NOT_PD naming
+ * the component when responsibilities are not finite or a covariance has no Cholesky factor. */
 gmm_status gmm_mstep(gmm_model *m, const gmm_stats *s, size_t n, double reg_covar, int init);
 
 /* ------------------------------------------------------------------------------------------- backends */
@@ -281,6 +287,14 @@ gmm_status gmm_session_predict(gmm_session *s, const gmm_model *m, double *logp,
 /* Releases the backend (the device data on CUDA); s can be opened again. NULL and a closed session are
  * allowed. */
 void gmm_session_close(gmm_session *s);
+
+/* Checks a predict pass's outputs over x (n, d): a row whose log-density is not finite (the backend's
+ * arithmetic overflowed, e.g. a float32 GPU far from the model) is computed again on the host in double,
+ * one component at a time in log space; a row still not finite there (its squared Mahalanobis distance
+ * overflows in every component, e.g. a value of 1e200) is GMM_ERR_INVALID_ARG naming the row (0-based) and
+ * its first value. logp (n) is required; labels (n) and resp (n, k) are fixed where given. */
+gmm_status gmm_infer_check_rows(const gmm_model *m, const double *x, size_t n, double *logp, int *labels,
+                                double *resp);
 
 /* The sum of logp (n) in index order divided by n: the mean per-point log-likelihood as gmm_score
  * computes it (scikit-learn's score). n >= 1. */

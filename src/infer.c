@@ -9,18 +9,74 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Runs the backend predict pass over x (n, d) with the model's dimension checked. */
+/* Row i of a predict pass computed again on the host, one component at a time in double: log p (returned),
+ * the label and the responsibilities (each optional). -inf or NaN only when every component's log-density
+ * is -inf or NaN (its squared Mahalanobis distance overflows). */
+static double infer_row(const gmm_model *m, const double *xi, int *label, double *resp)
+{
+    const size_t k = m->k, d = m->d;
+    double max = -INFINITY, sum = 0.0;
+    size_t best = 0;
+    for (size_t c = 0; c < k; c++) {
+        double lp = log(m->weights[c]) +
+                    gmm_log_gauss_point(xi, m->means + c * d, m->prec_chol + c * d * d, m->log_det_chol[c], d);
+        if (resp) resp[c] = lp;
+        if (lp > max) { /* first maximum, as numpy's argmax */
+            max = lp;
+            best = c;
+        }
+    }
+    if (label) *label = (int)best;
+    if (!isfinite(max)) return max;
+    for (size_t c = 0; c < k; c++) {
+        double lp = log(m->weights[c]) +
+                    gmm_log_gauss_point(xi, m->means + c * d, m->prec_chol + c * d * d, m->log_det_chol[c], d);
+        sum += exp(lp - max);
+    }
+    const double lse = max + log(sum);
+    if (resp)
+        for (size_t c = 0; c < k; c++) resp[c] = exp(resp[c] - lse);
+    return lse;
+}
+
+gmm_status gmm_infer_check_rows(const gmm_model *m, const double *x, size_t n, double *logp, int *labels, double *resp)
+{
+    const size_t k = m->k, d = m->d;
+    for (size_t i = 0; i < n; i++) {
+        if (isfinite(logp[i])) continue;
+        logp[i] = infer_row(m, x + i * d, labels ? labels + i : NULL, resp ? resp + i * k : NULL);
+        if (!isfinite(logp[i])) {
+            size_t j = 0, far = 0;
+            for (; j < d; j++)
+                if (fabs(x[i * d + j]) > fabs(x[i * d + far])) far = j;
+            return gmm_fail(GMM_ERR_INVALID_ARG,
+                            "data row %zu (0-based): its log-density is below the smallest double in every "
+                            "component (the point is too far from the model: column %zu is %.17g); remove or "
+                            "rescale it",
+                            i, far, x[i * d + far]);
+        }
+    }
+    return GMM_OK;
+}
+
+/* Runs the CPU predict pass over x (n, d) with the model's dimension checked and every row's result finite
+ * (gmm_infer_check_rows). */
 static gmm_status predict_pass(const gmm_model *m, const double *x, size_t n, double *logp, int *labels,
                                double *resp)
 {
     gmm_clear_error();
     if (!m || !x) return gmm_fail(GMM_ERR_INVALID_ARG, "model and data must not be NULL");
     if (n == 0) return gmm_fail(GMM_ERR_INVALID_ARG, "no data points");
+    double *lp = logp ? logp : gmm_xmalloc(n * sizeof *lp);
+    if (!lp) return GMM_ERR_NOMEM;
     gmm_backend b;
     gmm_status st = gmm_backend_cpu_open(&b, x, n, m->d, 0);
-    if (st != GMM_OK) return st;
-    st = b.predict(&b, m, logp, labels, resp);
-    b.release(&b);
+    if (st == GMM_OK) {
+        st = b.predict(&b, m, lp, labels, resp);
+        b.release(&b);
+    }
+    if (st == GMM_OK) st = gmm_infer_check_rows(m, x, n, lp, labels, resp);
+    if (lp != logp) free(lp);
     return st;
 }
 
@@ -127,7 +183,7 @@ gmm_status gmm_sample(const gmm_model *m, size_t n, uint64_t seed, double **x_ou
             free(labels);
             free(chol);
             free(z);
-            return gmm_fail(GMM_ERR_NOT_PD, "component %zu: covariance is not positive definite", c);
+            return gmm_fail(GMM_ERR_NOT_PD, "component %zu (label %zu): covariance is not positive definite", c + 1, c);
         }
     }
     /* Each point: a component by inverse-CDF on the weights, then mean + L z with z standard normal. */

@@ -171,7 +171,7 @@ static gmm_status covariances_from_precisions(gmm_model *m, const double *prec)
         /* inverse of a precision P = L L^T: P^-1 = U U^T with U = L^-T */
         memcpy(l, full + c * d * d, d * d * sizeof *l);
         if (gmm_cholesky_lower(l, d)) {
-            st = gmm_fail(GMM_ERR_NOT_PD, "component %zu: precisions_init is not positive definite", c);
+            st = gmm_fail(GMM_ERR_NOT_PD, "component %zu (label %zu): precisions_init is not positive definite", c + 1, c);
             break;
         }
         gmm_precision_chol_from_cov_chol(l, u, d);
@@ -193,11 +193,8 @@ static gmm_status covariances_from_precisions(gmm_model *m, const double *prec)
 static gmm_status apply_user_init(gmm_model *m, const gmm_options *o)
 {
     const size_t k = m->k, d = m->d;
-    if (o->weights_init) {
-        double s = 0.0;
-        for (size_t c = 0; c < k; c++) s += o->weights_init[c];
-        for (size_t c = 0; c < k; c++) m->weights[c] = o->weights_init[c] / s;
-    }
+    /* as given: validate_options checked them as scikit-learn does (in [0, 1], summing to 1) */
+    if (o->weights_init) memcpy(m->weights, o->weights_init, k * sizeof(double));
     if (o->means_init) memcpy(m->means, o->means_init, k * d * sizeof(double));
     if (o->precisions_init) {
         gmm_status st = covariances_from_precisions(m, o->precisions_init);

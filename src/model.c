@@ -37,6 +37,7 @@ void gmm_model_free(gmm_model *m)
     free(m->log_det_chol);
     free(m->loglik_trace);
     free(m->iter_seconds);
+    free(m->empty_since);
     free(m);
 }
 
@@ -72,6 +73,11 @@ gmm_model *gmm_model_clone(const gmm_model *src)
     int failed = 0;
     m->loglik_trace = dup_array(src->loglik_trace, (size_t)src->n_iter, &failed);
     m->iter_seconds = dup_array(src->iter_seconds, (size_t)src->n_iter, &failed);
+    if (!failed && src->empty_since) {
+        m->empty_since = gmm_xmalloc(k * sizeof *m->empty_since);
+        if (m->empty_since) memcpy(m->empty_since, src->empty_since, k * sizeof *m->empty_since);
+        failed = !m->empty_since;
+    }
     if (failed) {
         gmm_model_free(m);
         return NULL;
@@ -91,9 +97,9 @@ gmm_status gmm_model_update_precisions(gmm_model *m)
         if (bad) {
             free(l);
             return gmm_fail(GMM_ERR_NOT_PD,
-                            "component %zu: covariance is not positive definite (leading minor %d is "
-                            "not positive); increase reg_covar, use fewer components, or scale the data",
-                            k, bad);
+                            "component %zu (label %zu): covariance is not positive definite (leading minor "
+                            "%d is not positive); increase reg_covar, use fewer components, or scale the data",
+                            k + 1, k, bad);
         }
         double *u = m->prec_chol + k * d * d;
         gmm_precision_chol_from_cov_chol(l, u, d);
@@ -182,7 +188,7 @@ gmm_status gmm_model_from_params(size_t k, size_t d, gmm_covariance_type type, c
     double wsum = 0.0;
     for (size_t i = 0; i < k; i++) {
         if (!(weights[i] >= 0.0) || !isfinite(weights[i]))
-            return gmm_fail(GMM_ERR_INVALID_ARG, "weight %zu is %g; weights must be finite and >= 0", i,
+            return gmm_fail(GMM_ERR_INVALID_ARG, "weights[%zu] is %g; weights must be finite and >= 0", i,
                             weights[i]);
         wsum += weights[i];
     }
@@ -190,8 +196,8 @@ gmm_status gmm_model_from_params(size_t k, size_t d, gmm_covariance_type type, c
         return gmm_fail(GMM_ERR_INVALID_ARG, "weights sum to %g; expected a finite positive sum", wsum);
     for (size_t i = 0; i < k * d; i++)
         if (!isfinite(means[i]))
-            return gmm_fail(GMM_ERR_INVALID_ARG, "mean of component %zu, feature %zu is not finite", i / d,
-                            i % d);
+            return gmm_fail(GMM_ERR_INVALID_ARG, "mean of component %zu (label %zu), feature %zu is not finite",
+                            i / d + 1, i / d, i % d);
     size_t nc = gmm_covariance_size(type, k, d);
     for (size_t i = 0; i < nc; i++)
         if (!isfinite(covariances[i]))
@@ -199,8 +205,11 @@ gmm_status gmm_model_from_params(size_t k, size_t d, gmm_covariance_type type, c
     if (type == GMM_COV_DIAG || type == GMM_COV_SPHERICAL) {
         for (size_t i = 0; i < nc; i++)
             if (!(covariances[i] > 0.0))
-                return gmm_fail(GMM_ERR_NOT_PD, "component %zu: %s variance %g is not positive", type == GMM_COV_DIAG ? i / d : i,
+            {
+                size_t c = type == GMM_COV_DIAG ? i / d : i;
+                return gmm_fail(GMM_ERR_NOT_PD, "component %zu (label %zu): %s variance %g is not positive", c + 1, c,
                                 gmm_covariance_name(type), covariances[i]);
+            }
     } else {
         size_t nmat = type == GMM_COV_FULL ? k : 1;
         for (size_t c = 0; c < nmat; c++) {
@@ -210,8 +219,9 @@ gmm_status gmm_model_from_params(size_t k, size_t d, gmm_covariance_type type, c
                     double a = cov[i * d + j], b = cov[j * d + i];
                     if (fabs(a - b) > 1e-10 * (fabs(a) + fabs(b)) + 1e-300)
                         return gmm_fail(GMM_ERR_INVALID_ARG,
-                                        "covariance %zu is not symmetric: [%zu][%zu] = %.17g but [%zu][%zu] = %.17g",
-                                        c, i, j, a, j, i, b);
+                                        "covariance of component %zu (label %zu) is not symmetric: [%zu][%zu] = "
+                                        "%.17g but [%zu][%zu] = %.17g",
+                                        c + 1, c, i, j, a, j, i, b);
                 }
         }
     }
@@ -240,6 +250,7 @@ int gmm_model_converged(const gmm_model *m) { return m->converged; }
 int gmm_model_n_iter(const gmm_model *m) { return m->n_iter; }
 double gmm_model_lower_bound(const gmm_model *m) { return m->lower_bound; }
 int gmm_model_best_run(const gmm_model *m) { return m->best_run; }
+int gmm_model_empty_since(const gmm_model *m, size_t c) { return m->empty_since && c < m->k ? m->empty_since[c] : 0; }
 const char *gmm_model_device(const gmm_model *m) { return m->device; }
 
 const double *gmm_model_loglik_trace(const gmm_model *m, int *len)

@@ -57,12 +57,12 @@
  *     "precisions" (both is an error), in the shapes above for its "covariance_type" (default "full");
  *     "precisions" has the same shape as "covariances" and holds their inverses (scikit-learn's
  *     precisions_init). "n_components" / "n_features" are optional and checked; every other field
- *     ("format", "version", "fit", ...) is ignored, so a model file is an init file. k and d are inferred
+ *     ("format", "version", ...) is ignored, so a model file is an init file; of "fit" only "lower_bound"
+ *     is read (what --warm-start continues from; -inf when absent or null). k and d are inferred
  *     as for a model from whatever is present and every array is checked against them, so a mismatch names
  *     both sources; k stays 0 when only a tied matrix is given, d when only weights or spherical values are.
- *   - Weights must be finite and > 0. scikit-learn requires >= 0 and a sum of 1 within tolerance; here
- *     they are normalized to sum 1 instead (kept verbatim when they already do within 1e-12). Means must be
- *     finite.
+ *   - Weights are checked as scikit-learn checks weights_init: each in [0, 1], the sum 1 within
+ *     GMM_WEIGHTS_SUM_TOL; they are used as given, never normalized. Means must be finite.
  *   - Covariances become precisions: full / tied as L^{-T} L^{-1} from the Cholesky factor L (exactly
  *     symmetric), diag / spherical as 1/v. Matrices read (covariances or precisions) must be symmetric
  *     (GMM_ERR_PARSE otherwise, gmm_model_from_params' tolerance) and positive definite, and so must the
@@ -245,7 +245,7 @@ static cJSON *model_to_json(const gmm_model *m, const double *compact)
         ok = json_add(root, "fit", fit) && json_add(fit, "converged", cJSON_CreateBool(m->converged != 0)) &&
              json_add(fit, "n_iter", cJSON_CreateNumber(m->n_iter)) &&
              json_add(fit, "best_run", cJSON_CreateNumber(m->best_run)) &&
-             json_add(fit, "lower_bound", json_double(m->lower_bound)) &&
+             json_add(fit, "lower_bound", m->n_iter == 0 ? cJSON_CreateNull() : json_double(m->lower_bound)) &&
              json_add(fit, "n_train", json_count(m->n_train));
         if (ok && (m->loglik_trace || n_iter == 0))
             ok = json_add(fit, "loglik_trace", json_vector(m->loglik_trace, m->loglik_trace ? n_iter : 0));
@@ -296,7 +296,7 @@ gmm_status gmm_model_save(const gmm_model *m, const char *path)
     if (st == GMM_OK) st = check_finite_covariances(path, m->cov_type, compact, k, d);
     if (st == GMM_OK && has_fit) {
         size_t n_iter = (size_t)m->n_iter;
-        st = check_finite(path, "\"fit\".\"lower_bound\"", &m->lower_bound, 1, 0);
+        if (m->n_iter > 0) st = check_finite(path, "\"fit\".\"lower_bound\"", &m->lower_bound, 1, 0);
         if (st == GMM_OK && m->loglik_trace)
             st = check_finite(path, "\"fit\".\"loglik_trace\"", m->loglik_trace, n_iter, 1);
         if (st == GMM_OK && m->iter_seconds)
@@ -497,10 +497,14 @@ static gmm_status read_fit(const char *path, const cJSON *fit, gmm_model *m)
     st = read_integer(path, fit, "best_run", "\"fit\".\"best_run\"", 0, 2147483647.0, &present, &best_run);
     if (st != GMM_OK) return st;
 
+    /* null exactly when n_iter is 0: scikit-learn's lower_bound_ is then -inf */
     const cJSON *lb = cJSON_GetObjectItemCaseSensitive(fit, "lower_bound");
     if (!lb) return parse_fail(path, "missing \"fit\".\"lower_bound\"");
-    if (!cJSON_IsNumber(lb)) return parse_fail(path, "\"fit\".\"lower_bound\" is not a number");
-    if (!isfinite(lb->valuedouble)) return parse_fail(path, "\"fit\".\"lower_bound\" is not finite");
+    if (n_iter == 0 && !cJSON_IsNull(lb))
+        return parse_fail(path, "\"fit\".\"lower_bound\" is not null; expected null (no iteration: -inf) "
+                                "since \"fit\".\"n_iter\" is 0");
+    if (n_iter > 0 && !cJSON_IsNumber(lb)) return parse_fail(path, "\"fit\".\"lower_bound\" is not a number");
+    if (n_iter > 0 && !isfinite(lb->valuedouble)) return parse_fail(path, "\"fit\".\"lower_bound\" is not finite");
 
     size_t n = (size_t)n_iter;
     const cJSON *trace = cJSON_GetObjectItemCaseSensitive(fit, "loglik_trace");
@@ -520,7 +524,7 @@ static gmm_status read_fit(const char *path, const cJSON *fit, gmm_model *m)
     m->converged = cJSON_IsTrue(conv) ? 1 : 0;
     m->n_iter = (int)n_iter;
     m->best_run = (int)best_run;
-    m->lower_bound = lb->valuedouble;
+    m->lower_bound = n_iter > 0 ? lb->valuedouble : -INFINITY;
     m->n_train = (size_t)n_train;
     return GMM_OK;
 }
@@ -823,14 +827,14 @@ gmm_status gmm_model_load(const char *path, gmm_model **out)
 
 /* ------------------------------------------------------------------------------------------ init files */
 
-/* Names matrix c of mats_name (type full or tied) for messages: "\"precisions\"[1] (component 1)", or
+/* Names matrix c of mats_name (type full or tied) for messages: "\"precisions\"[1] (component 2, label 1)", or
  * "\"precisions\" (tied: shared by all components)". */
 static void matrix_name(char *buf, size_t size, const char *mats_name, gmm_covariance_type type, size_t c)
 {
     if (type == GMM_COV_TIED)
         snprintf(buf, size, "%s (tied: shared by all components)", mats_name);
     else
-        snprintf(buf, size, "%s[%zu] (component %zu)", mats_name, c, c);
+        snprintf(buf, size, "%s[%zu] (component %zu, label %zu)", mats_name, c, c + 1, c);
 }
 
 /* Turns the matrices mat (type's own shape, k components in d dimensions, read from mats_name) into
@@ -849,9 +853,10 @@ static gmm_status finish_precisions(const char *path, const char *mats_name, int
         for (size_t i = 0; i < n; i++) {
             char name[128];
             if (type == GMM_COV_DIAG)
-                snprintf(name, sizeof name, "%s[%zu][%zu] (component %zu)", mats_name, i / d, i % d, i / d);
+                snprintf(name, sizeof name, "%s[%zu][%zu] (component %zu, label %zu)", mats_name, i / d, i % d,
+                         i / d + 1, i / d);
             else
-                snprintf(name, sizeof name, "%s[%zu] (component %zu)", mats_name, i, i);
+                snprintf(name, sizeof name, "%s[%zu] (component %zu, label %zu)", mats_name, i, i + 1, i);
             double v = mat[i];
             if (!(v > 0.0))
                 return gmm_fail(GMM_ERR_NOT_PD, "%s: %s is %.17g; %s %s must be positive", path, name, v,
@@ -915,6 +920,22 @@ static gmm_status finish_precisions(const char *path, const char *mats_name, int
     return st;
 }
 
+/* The "fit"."lower_bound" of a saved model, for --warm-start: -INFINITY without a fit record or when it is
+ * null (no iteration); 0, or -1 with GMM_ERR_PARSE recorded when it is neither a finite number nor null. */
+static int read_fit_lower_bound(const char *path, const cJSON *root, double *out)
+{
+    *out = -INFINITY;
+    const cJSON *fit = cJSON_GetObjectItemCaseSensitive(root, "fit");
+    const cJSON *lb = cJSON_IsObject(fit) ? cJSON_GetObjectItemCaseSensitive(fit, "lower_bound") : NULL;
+    if (!lb || cJSON_IsNull(lb)) return 0;
+    if (!cJSON_IsNumber(lb) || !isfinite(lb->valuedouble)) {
+        parse_fail(path, "\"fit\".\"lower_bound\" is not a finite number or null");
+        return -1;
+    }
+    *out = lb->valuedouble;
+    return 0;
+}
+
 /* Fills *f from the parsed init file root (format in the top comment); on failure the caller frees f. */
 static gmm_status init_from_json(const char *path, const cJSON *root, gmm_init_file *f)
 {
@@ -948,28 +969,20 @@ static gmm_status init_from_json(const char *path, const cJSON *root, gmm_init_f
         return GMM_ERR_NOMEM;
     (void)read_arrays(path, f->type, &s, weights, means, mats, mats_name, f->weights, f->means, f->precisions);
 
+    /* scikit-learn's _check_weights: each in [0, 1], the sum 1 within 1e-8; used as given (no normalization) */
     if (f->weights) {
-        double *w = f->weights, sum = 0.0, max = 0.0;
+        double sum = 0.0;
         for (size_t i = 0; i < s.k; i++) {
-            if (!(w[i] > 0.0))
-                return parse_fail(path, "\"weights\"[%zu] is %.17g; initial weights must be positive", i, w[i]);
-            sum += w[i];
-            if (w[i] > max) max = w[i];
+            if (!(f->weights[i] >= 0.0 && f->weights[i] <= 1.0))
+                return parse_fail(path, "\"weights\"[%zu] is %.17g; initial weights must be in [0, 1]", i,
+                                  f->weights[i]);
+            sum += f->weights[i];
         }
-        /* Normalized to sum 1, unless they already do within 1e-12 (then kept verbatim, as by gmm_model_load). */
-        if (!(fabs(sum - 1.0) <= 1e-12)) {
-            if (!isfinite(sum)) { /* huge weights: scale first so that the sum does not overflow */
-                sum = 0.0;
-                for (size_t i = 0; i < s.k; i++) sum += (w[i] /= max);
-            }
-            for (size_t i = 0; i < s.k; i++) {
-                w[i] /= sum;
-                if (!(w[i] > 0.0))
-                    return parse_fail(path, "\"weights\"[%zu] is too small next to the others: it is 0 once the "
-                                            "weights are normalized to sum 1", i);
-            }
-        }
+        if (!(fabs(sum - 1.0) <= GMM_WEIGHTS_SUM_TOL))
+            return parse_fail(path, "\"weights\" sum to %.17g; initial weights must sum to 1 within %g (they are "
+                                    "used as given, not normalized)", sum, GMM_WEIGHTS_SUM_TOL);
     }
+    if (read_fit_lower_bound(path, root, &f->lower_bound)) return GMM_ERR_PARSE;
     if (f->precisions) return finish_precisions(path, mats_name, covs != NULL, f->type, s.k, s.d, f->precisions);
     return GMM_OK;
 }

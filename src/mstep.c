@@ -40,40 +40,49 @@ void gmm_stats_zero(gmm_stats *s)
     s->loglik = 0.0;
 }
 
+/* One component's mean and full covariance (reg_covar not yet added) from its statistics around the old
+ * mean c (in: mean, out: the new mean), as scikit-learn computes them with nk = N_k + 10 eps:
+ *   mean' = sum_i r_i x_i / nk = c + delta, delta = (S - 10 eps c) / nk,
+ *   cov   = sum_i r_i (x_i - mean')(x_i - mean')^T / nk = (T - delta S^T - S delta^T + N_k delta delta^T) / nk.
+ * For an ordinary component delta = S / nk to within 10 eps |c| / nk; for an empty one (N_k = S = T = 0)
+ * mean' = c - 10 eps c / (10 eps) ~ 0 and cov = 0, as scikit-learn's. delta is (d) scratch. */
+static void component_update(size_t d, double n_k, const double *sk, const double *tk, double *mean, double *cov,
+                             double *delta)
+{
+    const double nk = n_k + 10.0 * DBL_EPSILON;
+    /* delta is the move the stored mean really makes (c + delta rounded, minus c): the covariance identity
+     * holds for any delta, and so it is the spread around the mean the model keeps (a constant feature keeps
+     * variance exactly 0, as in scikit-learn) */
+    for (size_t i = 0; i < d; i++) delta[i] = (mean[i] + (sk[i] - 10.0 * DBL_EPSILON * mean[i]) / nk) - mean[i];
+    for (size_t i = 0; i < d; i++)
+        for (size_t j = i; j < d; j++) {
+            double v = (tk[i * d + j] - delta[i] * sk[j] - sk[i] * delta[j] + n_k * delta[i] * delta[j]) / nk;
+            cov[i * d + j] = v;
+            cov[j * d + i] = v;
+        }
+    for (size_t i = 0; i < d; i++) mean[i] += delta[i];
+}
+
 gmm_status gmm_mstep(gmm_model *m, const gmm_stats *s, size_t n, double reg_covar, int init)
 {
     const size_t k = m->k, d = m->d;
-    for (size_t c = 0; c < k; c++) {
+    for (size_t c = 0; c < k; c++)
         if (!isfinite(s->nk[c]))
             return gmm_fail(GMM_ERR_NOT_PD,
-                            "component %zu: its responsibilities are not finite; the data or the model "
-                            "overflowed (scale the data or increase reg_covar)",
-                            c);
-        if (!init && s->nk[c] < GMM_COLLAPSE_FLOOR)
-            return gmm_fail(GMM_ERR_COLLAPSED,
-                            "component %zu collapsed: its total responsibility N_k = %.3g is below %g points; "
-                            "use fewer components, another seed or init method",
-                            c, s->nk[c], GMM_COLLAPSE_FLOOR);
-    }
-    /* Per component, with N_k + 10 eps as scikit-learn: shift = S_k / N_k is the move of the mean and
-     * T_k / N_k - shift shift^T the full covariance around the new mean (reg_covar not yet added). */
+                            "component %zu (label %zu): its responsibilities are not finite; the data or the "
+                            "model overflowed (scale the data or increase reg_covar)",
+                            c + 1, c);
+    double *delta = gmm_xmalloc(d * sizeof *delta);
+    if (!delta) return GMM_ERR_NOMEM;
+    /* Per component, with N_k + 10 eps as scikit-learn (an empty component is kept, as there). */
     double wsum = 0.0;
     for (size_t c = 0; c < k; c++) {
-        const double nk = s->nk[c] + 10.0 * DBL_EPSILON;
-        double *mean = m->means + c * d;
-        double *cov = m->covariances + c * d * d;
-        const double *sk = s->sk + c * d;
-        const double *tk = s->tk + c * d * d;
-        for (size_t i = 0; i < d; i++)
-            for (size_t j = i; j < d; j++) {
-                double v = tk[i * d + j] / nk - (sk[i] / nk) * (sk[j] / nk);
-                cov[i * d + j] = v;
-                cov[j * d + i] = v;
-            }
-        for (size_t i = 0; i < d; i++) mean[i] += sk[i] / nk;
-        m->weights[c] = nk;
-        wsum += nk;
+        component_update(d, s->nk[c], s->sk + c * d, s->tk + c * d * d, m->means + c * d, m->covariances + c * d * d,
+                         delta);
+        m->weights[c] = s->nk[c] + 10.0 * DBL_EPSILON;
+        wsum += m->weights[c];
     }
+    free(delta);
     /* The covariance type's estimator from the full ones (scikit-learn's formulas), then + reg_covar. */
     switch (m->cov_type) {
     case GMM_COV_FULL: break;

@@ -150,7 +150,7 @@ static void test_n_parameters(void)
     /* a non-positive diag variance is refused with the component named */
     double bad[12] = {1, 1, 1, 1, 1, 1, 1, 0, 1, 1, 1, 1};
     CHECK(gmm_model_from_params(k, d, GMM_COV_DIAG, w, mu, bad, &m) == GMM_ERR_NOT_PD);
-    CHECK_STR_CONTAINS(gmm_last_error(), "component 2");
+    CHECK_STR_CONTAINS(gmm_last_error(), "component 3 (label 2): diag variance 0 is not positive");
 }
 
 static void test_fits(void)
@@ -229,7 +229,7 @@ static void test_fits(void)
     o.precisions_init = bad;
     gmm_model *m = NULL;
     CHECK(gmm_fit(x, n, d, &o, &m) == GMM_ERR_NOT_PD);
-    CHECK_STR_CONTAINS(gmm_last_error(), "component 0: precisions_init is not positive definite");
+    CHECK_STR_CONTAINS(gmm_last_error(), "component 1 (label 0): precisions_init is not positive definite");
     free(x);
 }
 

@@ -1,7 +1,8 @@
 /*
  * test_em.c — whole fits: the log-likelihood never decreases with reg_covar = 0, a model sampled from known
  * parameters is recovered, every init method runs, results do not depend on the thread count and repeat
- * bit for bit with the same seed, n_init keeps the best run, and failures are clear errors. On the CPU:
+ * bit for bit with the same seed, n_init keeps the best run, failures are clear errors and a component
+ * that empties is kept as scikit-learn keeps it. On the CPU:
  * fits on one session (different k, covariance types, inits, seeds) equal separate gmm_fit calls bit for
  * bit, gmm_fit_predict's labels are gmm_predict's, and gmm_infer equals predict / predict_proba /
  * score_samples.
@@ -211,7 +212,7 @@ static void test_errors(void)
     gmm_options_init(&o);
     o.reg_covar = 0.0;
     CHECK(gmm_fit(line, 10, 2, &o, &m) == GMM_ERR_NOT_PD);
-    CHECK_STR_CONTAINS(gmm_last_error(), "component 0: covariance is not positive definite");
+    CHECK_STR_CONTAINS(gmm_last_error(), "component 1 (label 0): covariance is not positive definite");
     CHECK_STR_CONTAINS(gmm_last_error(), "reg_covar");
     /* the default reg_covar regularizes the same data into a valid model */
     o.reg_covar = 1e-6;
@@ -219,7 +220,9 @@ static void test_errors(void)
     gmm_model_free(m);
     m = NULL;
 
-    /* a user start whose second component sits far from all data collapses: a clear error */
+    /* a user start whose second component sits far from all data empties it in the first E-step: as in
+     * scikit-learn the fit goes on, the component kept with weight ~10 eps / n, mean sum r x / (N + 10 eps) ~ 0
+     * and covariance reg_covar I, and the model records when it emptied */
     double pts[200];
     gmm_rng r;
     gmm_rng_seed(&r, 1);
@@ -230,9 +233,28 @@ static void test_errors(void)
     o.weights_init = w;
     o.means_init = mu;
     o.precisions_init = prec;
-    CHECK(gmm_fit(pts, 100, 2, &o, &m) == GMM_ERR_COLLAPSED);
-    CHECK_STR_CONTAINS(gmm_last_error(), "component 1 collapsed");
-    CHECK(m == NULL);
+    o.max_iter = 1; /* the parameters after that first M-step */
+    CHECK(gmm_fit(pts, 100, 2, &o, &m) == GMM_OK);
+    if (m) {
+        CHECK_INT_EQ(gmm_model_empty_since(m, 0), 0);
+        CHECK_INT_EQ(gmm_model_empty_since(m, 1), 1);
+        CHECK(m->weights[1] < 1e-15 && m->weights[1] > 0.0);
+        CHECK_NEAR(m->weights[0], 1.0, 1e-15, 0);
+        CHECK(fabs(m->means[2]) < 1e-6 && fabs(m->means[3]) < 1e-6);
+        CHECK_NEAR(m->covariances[4], 1e-6, 1e-18, 0);
+        CHECK_NEAR(m->covariances[7], 1e-6, 1e-18, 0);
+        CHECK(m->covariances[5] == m->covariances[6] && fabs(m->covariances[5]) < 1e-18);
+    }
+    gmm_model_free(m);
+    m = NULL;
+    o.max_iter = 100; /* and the whole fit finishes with the component still empty */
+    CHECK(gmm_fit(pts, 100, 2, &o, &m) == GMM_OK);
+    if (m) {
+        CHECK(m->converged);
+        CHECK_INT_EQ(gmm_model_empty_since(m, 1), 1);
+        CHECK(m->weights[1] < 1e-15);
+    }
+    gmm_model_free(m);
 }
 
 /* Everything a fit records beyond the parameters: the same as models_identical plus type, status and device. */

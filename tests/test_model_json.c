@@ -363,12 +363,12 @@ static void test_load_errors(void)
     /* Parameters rejected by gmm_model_from_params, reported as parse errors of the file. */
     expect_load_error("not_symmetric", "{\"weights\": [0.5, 0.5], \"means\": [[0, 0], [1, 1]],"
                                        " \"covariances\": [[[1, 0.5], [0.25, 1]], [[1, 0], [0, 1]]]}",
-                      GMM_ERR_PARSE, ": covariance 0 is not symmetric");
+                      GMM_ERR_PARSE, ": covariance of component 1 (label 0) is not symmetric");
     expect_load_error("not_pd", "{\"weights\": [0.5, 0.5], \"means\": [[0, 0], [1, 1]],"
                                 " \"covariances\": [[[1, 0], [0, 1]], [[1, 2], [2, 1]]]}",
-                      GMM_ERR_PARSE, ": component 1: covariance is not positive definite");
+                      GMM_ERR_PARSE, ": component 2 (label 1): covariance is not positive definite");
     expect_load_error("negative_weight", "{\"weights\": [1.5, -0.5], \"means\": [[0], [1]], \"covariances\": [[[1]], [[1]]]}",
-                      GMM_ERR_PARSE, ": weight 1 is -0.5");
+                      GMM_ERR_PARSE, ": weights[1] is -0.5");
 
     /* A file that cannot be opened. */
     gmm_model *m = NULL;
@@ -587,12 +587,12 @@ static void test_load_type_errors(void)
                       ": \"covariances\"[0][0] is not an array; covariance_type \"full\" has \"covariances\" of "
                       "shape [n_components][n_features][n_features] = [2][2][2]");
     expect_load_error("diag_negative", "{\"covariance_type\": \"diag\", " W2M2 "\"covariances\": [[1, 1], [1, -1]]}",
-                      GMM_ERR_PARSE, ": component 1: diag variance -1 is not positive");
+                      GMM_ERR_PARSE, ": component 2 (label 1): diag variance -1 is not positive");
     expect_load_error("spherical_zero", "{\"covariance_type\": \"spherical\", " W2M2 "\"covariances\": [1, 0]}",
-                      GMM_ERR_PARSE, ": component 1: spherical variance 0 is not positive");
+                      GMM_ERR_PARSE, ": component 2 (label 1): spherical variance 0 is not positive");
     expect_load_error("tied_not_symmetric",
                       "{\"covariance_type\": \"tied\", " W2M2 "\"covariances\": [[1, 0.5], [0.25, 1]]}",
-                      GMM_ERR_PARSE, ": covariance 0 is not symmetric");
+                      GMM_ERR_PARSE, ": covariance of component 1 (label 0) is not symmetric");
     expect_load_error("tied_not_pd", "{\"covariance_type\": \"tied\", " W2M2 "\"covariances\": [[1, 2], [2, 1]]}",
                       GMM_ERR_PARSE, "is not positive definite");
 }
@@ -666,8 +666,8 @@ static void test_init_subsets(void)
 {
     gmm_init_file f;
 
-    /* Weights only: normalized; d unknown. */
-    CHECK_INT_EQ(load_init("weights", "{\"weights\": [1, 3]}", &f), GMM_OK);
+    /* Weights only, used as given (never normalized); d unknown. */
+    CHECK_INT_EQ(load_init("weights", "{\"weights\": [0.25, 0.75]}", &f), GMM_OK);
     CHECK_INT_EQ(f.k, 2);
     CHECK_INT_EQ(f.d, 0);
     CHECK_INT_EQ(f.type, GMM_COV_FULL);
@@ -676,15 +676,17 @@ static void test_init_subsets(void)
     gmm_init_file_free(&f);
     CHECK(init_is_zeroed(&f));
 
-    /* Weights that already sum to 1 within 1e-12 are kept verbatim. */
+    /* Weights that sum to 1 within scikit-learn's 1e-8 are kept verbatim. */
     CHECK_INT_EQ(load_init("weights_exact", "{\"weights\": [0.1, 0.2, 0.7]}", &f), GMM_OK);
     const double w3[3] = {0.1, 0.2, 0.7};
     CHECK(f.weights && same_bits(f.weights, w3, 3));
     gmm_init_file_free(&f);
 
-    /* Huge weights are normalized without overflowing. */
-    CHECK_INT_EQ(load_init("weights_huge", "{\"weights\": [1e308, 1e308, 1e308, 1e308]}", &f), GMM_OK);
-    CHECK(f.weights && f.weights[0] == 0.25 && f.weights[3] == 0.25);
+    CHECK_INT_EQ(load_init("weights_zero", "{\"weights\": [0, 1]}", &f), GMM_OK); /* 0 is allowed, as in scikit-learn */
+    CHECK(f.weights && f.weights[0] == 0.0 && f.weights[1] == 1.0);
+    gmm_init_file_free(&f);
+    CHECK_INT_EQ(load_init("weights_near", "{\"weights\": [0.5, 0.500000005]}", &f), GMM_OK);
+    CHECK(f.weights && f.weights[0] == 0.5 && f.weights[1] == 0.500000005);
     gmm_init_file_free(&f);
 
     /* Means only. */
@@ -773,7 +775,7 @@ static void test_init_subsets(void)
 
     /* All three, diag precisions, spherical-style d from means. */
     CHECK_INT_EQ(load_init("all_diag",
-                           "{\"covariance_type\": \"diag\", \"weights\": [2, 2, 4], \"means\": [[0], [1], [2]],"
+                           "{\"covariance_type\": \"diag\", \"weights\": [0.25, 0.25, 0.5], \"means\": [[0], [1], [2]],"
                            " \"precisions\": [[1], [2], [3]]}",
                            &f),
                  GMM_OK);
@@ -810,32 +812,33 @@ static void test_init_errors(void)
                       GMM_ERR_PARSE, ": \"precisions\" has 2 rows, expected 3 (n_features, the length of \"means\"[0])");
     expect_init_error("weights_empty", "{\"weights\": []}", GMM_ERR_PARSE,
                       ": \"weights\" is empty; a model needs at least one component");
-    expect_init_error("weights_zero", "{\"weights\": [0.5, 0]}", GMM_ERR_PARSE,
-                      ": \"weights\"[1] is 0; initial weights must be positive");
+    /* scikit-learn's _check_weights: each in [0, 1], the sum 1 within 1e-8, no normalization */
+    expect_init_error("weights_sum", "{\"weights\": [0.5, 0.6]}", GMM_ERR_PARSE,
+                      ": \"weights\" sum to 1.1000000000000001; initial weights must sum to 1 within 1e-08");
+    expect_init_error("weights_unnormalized", "{\"weights\": [1, 3]}", GMM_ERR_PARSE, ": \"weights\"[1] is 3;");
+    expect_init_error("weights_sum_far", "{\"weights\": [0.5, 0.50000002]}", GMM_ERR_PARSE, ": \"weights\" sum to");
     expect_init_error("weights_negative", "{\"weights\": [1.5, -0.5]}", GMM_ERR_PARSE,
-                      ": \"weights\"[1] is -0.5; initial weights must be positive");
-    expect_init_error("weights_underflow", "{\"weights\": [1e300, 1e-300]}", GMM_ERR_PARSE,
-                      ": \"weights\"[1] is too small next to the others");
+                      ": \"weights\"[0] is 1.5; initial weights must be in [0, 1]");
     expect_init_error("means_inf", "{\"means\": [[0, 1e999]]}", GMM_ERR_PARSE, ": \"means\"[0][1] is not finite");
     expect_init_error("prec_not_pd", "{\"precisions\": [[[1, 0], [0, 1]], [[1, 2], [2, 1]]]}", GMM_ERR_NOT_PD,
-                      ": \"precisions\"[1] (component 1) is not positive definite (leading minor 2 is not positive)");
+                      ": \"precisions\"[1] (component 2, label 1) is not positive definite (leading minor 2 is not positive)");
     expect_init_error("prec_not_symmetric", "{\"precisions\": [[[1, 0.5], [0.25, 1]]]}", GMM_ERR_PARSE,
-                      ": \"precisions\"[0] (component 0) is not symmetric: [1][0] = 0.25 but [0][1] = 0.5");
+                      ": \"precisions\"[0] (component 1, label 0) is not symmetric: [1][0] = 0.25 but [0][1] = 0.5");
     expect_init_error("prec_tied_not_pd", "{\"covariance_type\": \"tied\", \"precisions\": [[0, 0], [0, 1]]}",
                       GMM_ERR_NOT_PD,
                       ": \"precisions\" (tied: shared by all components) is not positive definite (leading minor 1");
     expect_init_error("prec_diag_zero", "{\"covariance_type\": \"diag\", \"precisions\": [[1, 1], [1, 0]]}",
-                      GMM_ERR_NOT_PD, ": \"precisions\"[1][1] (component 1) is 0; diag precisions must be positive");
+                      GMM_ERR_NOT_PD, ": \"precisions\"[1][1] (component 2, label 1) is 0; diag precisions must be positive");
     expect_init_error("prec_spherical_negative", "{\"covariance_type\": \"spherical\", \"precisions\": [1, -2]}",
-                      GMM_ERR_NOT_PD, ": \"precisions\"[1] (component 1) is -2; spherical precisions must be positive");
+                      GMM_ERR_NOT_PD, ": \"precisions\"[1] (component 2, label 1) is -2; spherical precisions must be positive");
     expect_init_error("cov_not_pd", "{\"covariances\": [[[1, 0], [0, -1]]]}", GMM_ERR_NOT_PD,
-                      ": \"covariances\"[0] (component 0) is not positive definite");
+                      ": \"covariances\"[0] (component 1, label 0) is not positive definite");
     expect_init_error("cov_spherical_zero", "{\"covariance_type\": \"spherical\", \"covariances\": [0]}",
-                      GMM_ERR_NOT_PD, ": \"covariances\"[0] (component 0) is 0; spherical variances must be positive");
+                      GMM_ERR_NOT_PD, ": \"covariances\"[0] (component 1, label 0) is 0; spherical variances must be positive");
     expect_init_error("cov_tiny", "{\"covariance_type\": \"diag\", \"covariances\": [[1e-310]]}", GMM_ERR_NOT_PD,
-                      ": \"covariances\"[0][0] (component 0) is 9.9999999999999694e-311, too small to invert");
+                      ": \"covariances\"[0][0] (component 1, label 0) is 9.9999999999999694e-311, too small to invert");
     expect_init_error("cov_near_singular", "{\"covariances\": [[[1, 1], [1, 1.0000000000000002]]]}", GMM_ERR_NOT_PD,
-                      ": \"covariances\"[0] (component 0) is too close to singular: its computed inverse is not "
+                      ": \"covariances\"[0] (component 1, label 0) is too close to singular: its computed inverse is not "
                       "positive definite");
     expect_init_error("cov_type", "{\"covariance_type\": \"Full\", \"weights\": [1]}", GMM_ERR_PARSE,
                       ": \"covariance_type\" is \"Full\"; expected one of \"full\", \"tied\", \"diag\", \"spherical\"");

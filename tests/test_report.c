@@ -473,6 +473,7 @@ int main(void)
     r.n_study = 3;
     r.bic = -2.0 * m->loglik_trace[N_ITER - 1] + (double)gmm_n_parameters(m) * log((double)N);
     r.aic = -2.0 * m->loglik_trace[N_ITER - 1] + 2.0 * (double)gmm_n_parameters(m);
+    r.loglik = m->loglik_trace[N_ITER - 1];
     r.plots_rendered = avail;
     CHECK_INT_EQ(gmm_write_report(dir, &r), GMM_OK);
     char *text = check_report_common(dir, m);
@@ -497,7 +498,7 @@ int main(void)
         size_t cnt[K] = {0};
         for (size_t i = 0; i < N; i++) cnt[labels[i]]++;
         char row[128];
-        snprintf(row, sizeof row, "| 1 | %.5g | [0, 0] | %zu |", m->weights[0], cnt[0]);
+        snprintf(row, sizeof row, "| 1 (0) | %.5g | [0, 0] | %zu |", m->weights[0], cnt[0]);
         CHECK_STR_CONTAINS(text, row);
         free(text);
     }

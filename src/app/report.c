@@ -208,7 +208,7 @@ typedef struct rep {
     const double *secs;
     int slen;
     size_t *counts;  /* (k) points labelled with each component */
-    double ll_final; /* total log-likelihood at the last iteration (trace, else lower_bound * n) */
+    double ll_final; /* total log-likelihood of the final model (gmm_report.loglik) */
     double *logdet;  /* (k) log det Sigma_k */
     int n_decrease;  /* iterations whose log-likelihood was below the previous one */
     double max_drop; /* largest such decrease (> 0), 0 when none */
@@ -223,6 +223,24 @@ static void write_vector(FILE *f, const double *v, size_t n, size_t max)
     for (size_t i = 0; i < shown; i++) fprintf(f, "%s%s", i ? ", " : "", fg(v[i], 5).s);
     if (shown < n) fprintf(f, ", ... (%zu more)", n - shown);
     fputc(']', f);
+}
+
+/* The warning block naming the components the fit's E-steps left empty (none: nothing is written). */
+static void rep_empty_warning(rep *p)
+{
+    FILE *f = p->f;
+    size_t n_empty = 0;
+    for (size_t c = 0; c < p->k; c++) n_empty += gmm_model_empty_since(p->m, c) > 0;
+    if (n_empty == 0) return;
+    fprintf(f, "> **Warning: %zu of %zu components emptied.** Their total responsibility fell below %g points:",
+            n_empty, p->k, GMM_EMPTY_FLOOR);
+    for (size_t c = 0, shown = 0; c < p->k; c++)
+        if (gmm_model_empty_since(p->m, c) > 0)
+            fprintf(f, "%s component %zu (label %zu) at iteration %d", shown++ ? "," : "", c + 1, c,
+                    gmm_model_empty_since(p->m, c));
+    fputs(". As scikit-learn does, EM kept them (N_k + 10 eps: a weight of about 1e-16, a covariance of reg_covar "
+          "I); they explain no data, so fewer components describe the data as well.\n\n",
+          f);
 }
 
 /* The summary block before the five questions. */
@@ -260,8 +278,13 @@ static void rep_summary(rep *p)
     fputs(" |\n", f);
     fprintf(f, "| converged | %s |\n", p->m->converged ? "yes" : "no");
     fprintf(f, "| EM iterations | %d |\n", p->m->n_iter);
-    fprintf(f, "| final total log-likelihood | %s |\n", fll(p->ll_final, 10).s);
-    fprintf(f, "| lower bound (mean log-likelihood per point) | %s |\n", fg(p->m->lower_bound, 10).s);
+    fprintf(f, "| final total log-likelihood | %s (of the final model, as `gmm score` computes it; BIC and AIC "
+               "use it) |\n", fll(p->ll_final, 10).s);
+    if (p->m->n_iter > 0)
+        fprintf(f, "| lower bound (scikit-learn's lower_bound_: mean per-point log-likelihood of the parameters "
+                   "entering iteration %d) | %s |\n", p->m->n_iter, fg(p->m->lower_bound, 10).s);
+    else
+        fputs("| lower bound | none: no EM iteration (max_iter 0; scikit-learn's lower_bound_ is then -inf) |\n", f);
     fprintf(f, "| BIC | %s |\n| AIC | %s |\n", fll(r->bic, 10).s, fll(r->aic, 10).s);
     fprintf(f, "| free parameters | %zu |\n", gmm_n_parameters(p->m));
     if (o->n_init == 1)
@@ -272,6 +295,7 @@ static void rep_summary(rep *p)
     for (int i = 0; i < p->slen; i++) tsum += p->secs[i];
     fprintf(f, "| mean time per EM iteration | %s |\n\n",
             p->slen > 0 ? fsec(tsum / p->slen).s : "n/a");
+    rep_empty_warning(p);
     if (!r->plots_rendered) {
         fputs("> **Pictures not rendered.** gnuplot with the pngcairo terminal was not available, so the PNG "
               "files linked below do not exist yet; their data (`.dat`) and gnuplot scripts (`.gp`) are in "
@@ -289,13 +313,18 @@ static void rep_q1(rep *p)
     FILE *f = p->f;
     const gmm_options *o = p->r->options;
     fputs("## 1. Log-likelihood during training\n\n", f);
-    fputs("![Total log-likelihood per EM iteration](loglik.png)\n\n", f);
     if (p->len < 1 || !p->trace) {
-        fputs("The model carries no log-likelihood trace (it was not produced by a fit), so there is nothing to "
-              "plot.\n\n",
-              f);
+        if (o->max_iter == 0)
+            fputs("max_iter is 0: the model is the initialization itself and no EM iteration ran (scikit-learn's "
+                  "max_iter = 0), so there is nothing to plot.\n\n",
+                  f);
+        else
+            fputs("The model carries no log-likelihood trace (it was not produced by a fit), so there is nothing "
+                  "to plot.\n\n",
+                  f);
         return;
     }
+    fputs("![Total log-likelihood per EM iteration](loglik.png)\n\n", f);
     const double *t = p->trace;
     int len = p->len;
     fprintf(f,
@@ -413,9 +442,10 @@ static void rep_q2(rep *p)
     fputs("Cluster sizes (Problem 2: every point is assigned to its most responsible component; the weights "
           "alpha_k are the soft shares):\n\n",
           f);
-    fputs("| component | alpha_k | mean mu_k | points labelled k | share of points |\n|---:|---:|---|---:|---:|\n", f);
+    fputs("| component (label) | alpha_k | mean mu_k | points labelled k | share of points |\n"
+          "|---:|---:|---|---:|---:|\n", f);
     for (size_t c = 0; c < k; c++) {
-        fprintf(f, "| %zu | %s | ", c + 1, fg(m->weights[c], 5).s);
+        fprintf(f, "| %zu (%zu) | %s | ", c + 1, c, fg(m->weights[c], 5).s);
         write_vector(f, m->means + c * d, d, 4);
         fprintf(f, " | %zu | %s |\n", p->counts[c], fpct(p->n ? (double)p->counts[c] / (double)p->n : NAN).s);
     }
@@ -653,8 +683,8 @@ static void rep_study_table(rep *p, const study_summary *ss)
     const gmm_study_method *s = p->r->study;
     fputs("To measure the effect of the initialization, the same data were fitted from several seeds with each "
           "initialization method (same k, tol, reg_covar and max_iter). A run *finishes* when EM ends normally "
-          "(converged or at max_iter); the others stopped with an error (a collapsed component or a covariance "
-          "that is not positive definite). \"Within 1.0\" means a converged total log-likelihood at most "
+          "(converged or at max_iter); the others stopped with an error (a covariance that is not positive "
+          "definite). \"Within 1.0\" means a converged total log-likelihood at most "
           "1.0 below the best value over all methods' finished runs",
           f);
     fprintf(f, " (best = %s).\n\n", fll(ss->best, 10).s);
@@ -1034,7 +1064,10 @@ static void rep_q5_convergence(rep *p)
     const gmm_report *r = p->r;
     const gmm_options *o = r->options;
     fputs("**Convergence.** ", f);
-    if (p->len < 1) {
+    if (p->len < 1 && o->max_iter == 0) {
+        fputs("No EM iteration ran (max_iter = 0): as scikit-learn, the model is the initialization, not "
+              "converged, with no lower bound.\n\n", f);
+    } else if (p->len < 1) {
         fputs("The model has no fit record, so nothing can be said about convergence.\n\n", f);
         return;
     }
@@ -1169,7 +1202,7 @@ gmm_status gmm_write_report(const char *dir, const gmm_report *r)
         p.counts[l]++;
     }
     for (size_t c = 0; c < p.k; c++) p.logdet[c] = -2.0 * m->log_det_chol[c];
-    p.ll_final = p.len > 0 ? p.trace[p.len - 1] : m->lower_bound * (double)r->n;
+    p.ll_final = r->loglik;
     for (int i = 1; i < p.len; i++) {
         double drop = p.trace[i - 1] - p.trace[i];
         if (drop > 0) {

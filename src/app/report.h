@@ -17,7 +17,7 @@ typedef struct gmm_study_method {
     const char *name;    /* as the CLI spells it: "kmeans", "k-means++", "random", "random_from_data",
                             "binary" (the assignment's scheme) */
     int runs;            /* runs attempted (different seeds) */
-    int n_ok;            /* runs that finished; the others stopped with an error (collapse, not PD) */
+    int n_ok;            /* runs that finished; the others stopped with an error (not PD) */
     double *loglik;      /* (n_ok) final total log-likelihood of each finished run, in seed order */
     int *n_iter;         /* (n_ok) EM iterations of each finished run */
     int *converged;      /* (n_ok) 1 if the run met tol */
@@ -35,6 +35,7 @@ typedef struct gmm_report {
     double fit_seconds;        /* wall time of the whole fit (all n_init runs) */
     const gmm_study_method *study; /* NULL when no --init-study */
     int n_study;
+    double loglik;             /* total log-likelihood of the final model on the data (what BIC and AIC use) */
     double bic, aic;
     int plots_rendered;        /* 1 if the PNG files exist, 0 if only the .gp scripts were written */
 } gmm_report;
