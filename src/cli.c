@@ -1215,9 +1215,10 @@ static int run_command(int argc, char **argv)
 static int finish_stdout(const char *cmd, int rc)
 {
     int failed = ferror(stdout) != 0;
+    int err = failed ? errno : 0; /* the failed write's reason, when nothing has overwritten it since */
     errno = 0;
     if (fflush(stdout) != 0) failed = 1;
-    int err = errno;
+    if (!err) err = errno;
     if (fclose(stdout) != 0 && !failed) {
         failed = 1;
         err = errno;

@@ -264,12 +264,12 @@ void gmm_atomic_abort(gmm_atomic_file *af)
 
 gmm_status gmm_atomic_commit(gmm_atomic_file *af)
 {
-    int write_err = ferror(af->f) != 0;
-    int saved = write_err ? EIO : 0;
-    if (fflush(af->f) != 0) {
-        write_err = 1;
-        saved = errno;
-    }
+    /* A write that failed earlier leaves ferror set and (writers stop at the first failure) its errno; else
+     * the flush, which writes what is buffered, gives the reason. */
+    int saved = ferror(af->f) ? errno : 0;
+    errno = 0;
+    int write_err = fflush(af->f) != 0 || ferror(af->f);
+    if (write_err && !saved) saved = errno ? errno : EIO;
     int close_err = fclose(af->f) != 0;
     if (close_err && !write_err) saved = errno;
     af->f = NULL;
