@@ -393,6 +393,84 @@ static gmm_status csv_line(csv_reader *r, const char *line, size_t len)
     return csv_parse_row(r, line, end);
 }
 
+/* The read buffer of the CSV reader: unprocessed bytes are buf[start, end), buf[end] is '\0'. */
+typedef struct csv_block {
+    char *buf;
+    size_t cap, start, end, total_bytes;
+    int eof, first_block;
+} csv_block;
+
+/* Carries the partial last line to the front of the buffer, grows the buffer when that line fills it (up to
+ * CSV_MAX_LINE_BYTES), and reads the next block. */
+static gmm_status csv_fill(csv_reader *r, FILE *f, csv_block *b)
+{
+    if (b->start > 0) {
+        memmove(b->buf, b->buf + b->start, b->end - b->start);
+        b->end -= b->start;
+        b->start = 0;
+    }
+    if (b->end == b->cap) {
+        if (b->cap >= CSV_MAX_LINE_BYTES)
+            return gmm_fail(GMM_ERR_PARSE, "%s:%zu:1: line longer than the limit of %zu MiB, expected lines of at "
+                            "most that length", r->path, r->lineno + 1, CSV_MAX_LINE_BYTES >> 20);
+        char *nb = realloc(b->buf, b->cap * 2 + 1);
+        if (!nb)
+            return gmm_fail(GMM_ERR_NOMEM, "%s:%zu: out of memory holding a line of %zu bytes (row %zu, d = %zu)",
+                            r->path, r->lineno + 1, b->end, (r->d ? r->count / r->d : 0) + 1, r->d);
+        b->buf = nb;
+        b->cap *= 2;
+    }
+    size_t got = fread(b->buf + b->end, 1, b->cap - b->end, f);
+    if (got < b->cap - b->end) {
+        if (ferror(f)) return gmm_fail(GMM_ERR_IO, "cannot read %s: %s", r->path, strerror(errno));
+        b->eof = 1;
+    }
+    if (!r->nul_seen && memchr(b->buf + b->end, '\0', got)) r->nul_seen = 1;
+    b->end += got;
+    b->total_bytes += got;
+    b->buf[b->end] = '\0'; /* stops strtod on a last line without '\n' */
+    if (b->first_block && b->end >= 3) {
+        b->first_block = 0;
+        if (memcmp(b->buf, "\xEF\xBB\xBF", 3) == 0) b->start = 3; /* UTF-8 byte order mark */
+    } else if (b->eof) {
+        b->first_block = 0;
+    }
+    return GMM_OK;
+}
+
+/* Hands every complete line of the buffer to csv_line (and, at the end of the file, a last line without a
+ * final newline). */
+static gmm_status csv_take_lines(csv_reader *r, csv_block *b)
+{
+    for (;;) {
+        char *line = b->buf + b->start;
+        char *nl = memchr(line, '\n', b->end - b->start);
+        if (!nl) break;
+        r->lineno++;
+        gmm_status st = csv_line(r, line, (size_t)(nl - line));
+        if (st != GMM_OK) return st;
+        b->start = (size_t)(nl + 1 - b->buf);
+    }
+    if (b->eof && b->start < b->end) {
+        r->lineno++;
+        gmm_status st = csv_line(r, b->buf + b->start, b->end - b->start);
+        if (st != GMM_OK) return st;
+        b->start = b->end;
+    }
+    return GMM_OK;
+}
+
+/* The whole file has been read: it must have held data rows. */
+static gmm_status csv_check_complete(const csv_reader *r, size_t total_bytes)
+{
+    if (!r->seen_nonblank)
+        return total_bytes == 0 ? gmm_fail(GMM_ERR_PARSE, "%s: no data: the file is empty", r->path)
+                                : gmm_fail(GMM_ERR_PARSE, "%s: no data: the file has only blank lines (%zu lines)",
+                                           r->path, r->lineno);
+    if (r->d == 0) return gmm_fail(GMM_ERR_PARSE, "%s:%zu:1: no data rows after the header", r->path, r->header_line);
+    return GMM_OK;
+}
+
 /* Streams the CSV file at path through a block buffer (1 MiB, grown only for longer lines) and returns
  * its values as a freshly allocated (n, d) array. */
 static gmm_status read_csv(const char *path, double **x_out, size_t *n_out, size_t *d_out)
@@ -400,94 +478,25 @@ static gmm_status read_csv(const char *path, double **x_out, size_t *n_out, size
     FILE *f = fopen(path, "rb");
     if (!f) return gmm_fail(GMM_ERR_IO, "cannot open %s: %s", path, strerror(errno));
     setvbuf(f, NULL, _IONBF, 0); /* we read in large blocks ourselves */
-
     csv_reader r;
     memset(&r, 0, sizeof r);
     r.path = path;
-
-    size_t buf_cap = CSV_BLOCK_BYTES;
-    char *buf = malloc(buf_cap + 1);
-    if (!buf) {
+    csv_block b = {malloc(CSV_BLOCK_BYTES + 1), CSV_BLOCK_BYTES, 0, 0, 0, 0, 1};
+    if (!b.buf) {
         fclose(f);
-        return gmm_fail(GMM_ERR_NOMEM, "%s: out of memory for a read buffer of %zu bytes", path, buf_cap + 1);
+        return gmm_fail(GMM_ERR_NOMEM, "%s: out of memory for a read buffer of %zu bytes", path, b.cap + 1);
     }
     c_locale_scope loc;
     locale_enter(&loc);
-
     gmm_status st = GMM_OK;
-    size_t start = 0, end = 0; /* unprocessed bytes are buf[start, end) */
-    size_t total_bytes = 0;
-    int eof = 0, first_block = 1;
-    while (!eof) {
-        /* Carry the partial last line to the front; grow the buffer only if it fills the whole buffer. */
-        if (start > 0) {
-            memmove(buf, buf + start, end - start);
-            end -= start;
-            start = 0;
-        }
-        if (end == buf_cap) {
-            if (buf_cap >= CSV_MAX_LINE_BYTES) {
-                st = gmm_fail(GMM_ERR_PARSE, "%s:%zu:1: line longer than the limit of %zu MiB, expected lines of "
-                              "at most that length", path, r.lineno + 1, CSV_MAX_LINE_BYTES >> 20);
-                break;
-            }
-            char *nb = realloc(buf, buf_cap * 2 + 1);
-            if (!nb) {
-                st = gmm_fail(GMM_ERR_NOMEM, "%s:%zu: out of memory holding a line of %zu bytes (row %zu, d = %zu)",
-                              path, r.lineno + 1, end, (r.d ? r.count / r.d : 0) + 1, r.d);
-                break;
-            }
-            buf = nb;
-            buf_cap *= 2;
-        }
-        size_t got = fread(buf + end, 1, buf_cap - end, f);
-        if (got < buf_cap - end) {
-            if (ferror(f)) {
-                st = gmm_fail(GMM_ERR_IO, "cannot read %s: %s", path, strerror(errno));
-                break;
-            }
-            eof = 1;
-        }
-        if (!r.nul_seen && memchr(buf + end, '\0', got)) r.nul_seen = 1;
-        end += got;
-        total_bytes += got;
-        buf[end] = '\0'; /* stops strtod on a last line without '\n' */
-        if (first_block && end >= 3) {
-            first_block = 0;
-            if (memcmp(buf, "\xEF\xBB\xBF", 3) == 0) start = 3; /* UTF-8 byte order mark */
-        } else if (eof) {
-            first_block = 0;
-        }
-
-        for (;;) {
-            char *line = buf + start;
-            char *nl = memchr(line, '\n', end - start);
-            if (!nl) break;
-            r.lineno++;
-            st = csv_line(&r, line, (size_t)(nl - line));
-            if (st != GMM_OK) goto done;
-            start = (size_t)(nl + 1 - buf);
-        }
-        if (eof && start < end) { /* last line without a final newline */
-            r.lineno++;
-            st = csv_line(&r, buf + start, end - start);
-            if (st != GMM_OK) goto done;
-            start = end;
-        }
+    while (!b.eof && st == GMM_OK) {
+        st = csv_fill(&r, f, &b);
+        if (st == GMM_OK) st = csv_take_lines(&r, &b);
     }
-done:
     locale_leave(&loc);
-    free(buf);
+    free(b.buf);
     fclose(f);
-    if (st == GMM_OK) {
-        if (!r.seen_nonblank) {
-            st = total_bytes == 0 ? gmm_fail(GMM_ERR_PARSE, "%s: no data: the file is empty", path)
-                                  : gmm_fail(GMM_ERR_PARSE, "%s: no data: the file has only blank lines (%zu lines)",
-                                             path, r.lineno);
-        } else if (r.d == 0) {
-            st = gmm_fail(GMM_ERR_PARSE, "%s:%zu:1: no data rows after the header", path, r.header_line);
-        }
-    }
+    if (st == GMM_OK) st = csv_check_complete(&r, b.total_bytes);
     if (st != GMM_OK) {
         free(r.x);
         return st;

@@ -729,6 +729,7 @@ static int compare_key_ptrs(const void *a, const void *b)
  * returns the first key that occurs twice, or NULL. */
 static const char *first_duplicate(const cJSON *obj, size_t n, const cJSON ***keys, size_t *cap, int *nomem)
 {
+    if (n < 2) return NULL;
     if (n > *cap) {
         const cJSON **bigger = realloc(*keys, n * sizeof **keys);
         if (!bigger) {

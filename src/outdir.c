@@ -335,6 +335,24 @@ static gmm_status swap_existing(gmm_outdir *o, char *old, size_t cap)
     return GMM_OK;
 }
 
+/* Removes the previous result (now at old): gmm's files, and any name the new set in target also has. */
+static void remove_old_set(const char *old, const char *target)
+{
+    DIR *d = opendir(old);
+    int tfd = open(target, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (d && tfd >= 0) {
+        struct dirent *e;
+        struct stat st;
+        while ((e = readdir(d)) != NULL)
+            if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..") &&
+                (is_removable(e->d_name) || fstatat(tfd, e->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0))
+                (void)unlinkat(dirfd(d), e->d_name, 0);
+    }
+    if (tfd >= 0) close(tfd);
+    if (d) closedir(d);
+    (void)rmdir(old);
+}
+
 gmm_status gmm_outdir_commit(gmm_outdir *o)
 {
     sigset_t saved;
@@ -360,7 +378,7 @@ gmm_status gmm_outdir_commit(gmm_outdir *o)
         o->staging[0] = '\0'; /* it is the result now */
         o->n_created = 0;
         if (old[0]) {
-            remove_flat_folder(old);
+            remove_old_set(old, o->target);
             struct stat sb;
             if (lstat(old, &sb) == 0)
                 snprintf(o->warning, sizeof o->warning, "the previous result could not be removed entirely: "
