@@ -1,7 +1,8 @@
 /*
- * cli.c — the `gmm` program: subcommands fit, predict, score and sample over the library in include/gmm.h
- * and the report writer in src/report.h. Exit status: 0 success, 1 failure (bad data, a failed fit, an
- * unwritable output), 2 usage error (unknown option, bad option value, missing argument).
+ * cli.c — the `gmm` program: subcommands fit, select, predict, score and sample over the library in
+ * include/gmm.h, the report writer in src/report.h and the result folders of src/outdir.h (replaced whole
+ * or not at all). Exit status: 0 success, 1 failure (bad data, a failed fit, an unwritable output,
+ * standard output included), 2 usage error (unknown option, bad option value, missing argument).
  */
 #include "gmm_internal.h"
 #include "outdir.h"
@@ -58,7 +59,9 @@ static const char *FIT_USAGE =
     "  loglik.csv   iteration, total log-likelihood, change, seconds\n"
     "  loglik.png, clusters.png (500 random points by cluster, means, 1- and 2-sigma ellipses),\n"
     "  init_study.png (with --init-study), their .gp/.dat sources, and report.md\n"
-    "Each file is written whole or not at all.\n"
+    "The folder is replaced as a whole: the new set is written beside it and swapped in only when\n"
+    "complete, so a failed or interrupted fit leaves the previous result (and removes the folders it\n"
+    "created); your own files in the folder are kept.\n"
     "\n"
     "options:\n"
     "  -k, --components K   number of components (required)\n"
@@ -81,7 +84,7 @@ static const char *FIT_USAGE =
     "  --device DEV         auto (default: a GPU when one is usable, else the CPU), cpu, or cuda (fails\n"
     "                       when no GPU is usable); the device used is printed and in report.md\n"
     "  --dtype TYPE         float32 (default) or float64: the precision of the data on the GPU\n"
-    "  --out DIR            output folder, created if missing (default gmm-out)\n"
+    "  --out DIR            output folder, created if missing, replaced whole (default gmm-out)\n"
     "  --init-study M       also fit M times from different seeds with each init method and report\n"
     "                       how the initialization changes the converged log-likelihood\n"
     "  --quiet              no progress on stderr\n"
@@ -103,7 +106,7 @@ static const char *SELECT_USAGE =
     "  --covariance LIST    all (default), or a comma-separated list of full, tied, diag, spherical\n"
     "  --init METHOD, --n-init N, --max-iter N, --tol T, --reg-covar R, --seed S, --threads N,\n"
     "  --device DEV, --dtype TYPE   as for gmm fit\n"
-    "  --out DIR            output folder, created if missing (default gmm-select)\n"
+    "  --out DIR            output folder, created if missing, replaced whole (default gmm-select)\n"
     "  --quiet              no progress on stderr\n"
     "  -h, --help           this help\n";
 
@@ -531,8 +534,9 @@ static gmm_status run_fit(fit_args *a, const double *x, size_t n, size_t d, fit_
     return st;
 }
 
-/* Writes the whole result set of a fit into dir (the staging folder; shown_dir is the name the reader
- * knows it by): model.json, labels.csv, loglik.csv, the plots and report.md. */
+/* Writes the whole result set of a fit into dir (the private staging folder; shown_dir is the name the
+ * reader knows it by): model.json, labels.csv, loglik.csv, the plots and report.md. report.md reads
+ * clusters_points.dat back from dir, which no other process writes. */
 static gmm_status write_fit_outputs(const char *dir, const char *shown_dir, const fit_args *a, const double *x,
                                     size_t n, size_t d, const fit_result *r, int render)
 {

@@ -189,7 +189,8 @@ static gmm_status resolve_target(gmm_outdir *o, const char *target)
         char *cwd = realpath(".", NULL);
         int bad = !real || !cwd || copy_path(o->target, real);
         size_t rl = real ? strlen(real) : 0;
-        int holds_cwd = !bad && (!strcmp(real, "/") || (!strncmp(cwd, real, rl) && (cwd[rl] == '\0' || cwd[rl] == '/')));
+        int holds_cwd = !bad && (!strcmp(real, "/") ||
+                                 (!strncmp(cwd, real, rl) && (cwd[rl] == '\0' || cwd[rl] == '/')));
         free(real);
         free(cwd);
         if (bad) return gmm_fail(GMM_ERR_IO, "cannot resolve output folder %s: %s", target, strerror(errno));
@@ -360,7 +361,8 @@ gmm_status gmm_outdir_commit(gmm_outdir *o)
     gmm_status st = GMM_OK;
     o->warning[0] = '\0';
     int lock = open(o->parent, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (lock < 0 || flock(lock, LOCK_EX) != 0) st = gmm_fail(GMM_ERR_IO, "cannot lock %s: %s", o->parent, strerror(errno));
+    if (lock < 0 || flock(lock, LOCK_EX) != 0)
+        st = gmm_fail(GMM_ERR_IO, "cannot lock %s: %s", o->parent, strerror(errno));
     char old[GMM_PATH_MAX] = "";
     if (st == GMM_OK) {
         set_normal_mode(o->staging);

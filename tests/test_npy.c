@@ -1,8 +1,8 @@
 /*
  * test_npy.c — the .npy reader and writer (src/data_io.c): bit-exact write_npy -> read_data round trip,
  * the exact NumPy header bytes, hand-built float32 and version 2.0/3.0 files, every rejected header or
- * size with its message, the out-of-memory message naming file, rows and d, and (when python3 with numpy is importable) files written by NumPy read here and
- * files written here loaded by NumPy.
+ * size with its message, the out-of-memory message naming file, rows and d, and (when python3 with numpy
+ * is importable) files written by NumPy read here and files written here loaded by NumPy.
  */
 #include "check.h"
 #include "test_support.h"
