@@ -12,6 +12,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -31,9 +32,13 @@ static const char *const OWN_NAMES[] = {
     "init_study.png",  "init_study.gp",       "init_study.dat",        "selection.csv",
     "selection.png",   "selection.gp",        "selection.dat"};
 
-/* The prepared result the signal handler cleans up; NULL when none. Set only with the signals blocked. */
+/* The prepared result the signal handler cleans up; NULL when none. Changed only while busy is set. */
 static gmm_outdir *volatile active_outdir;
 static pid_t main_pid;
+/* Set while begin, commit or abort change the folders: the three signals are blocked in the calling
+ * thread, and a signal delivered to another thread (an OpenMP worker) is held in pending_signal and
+ * raised when the change is complete. */
+static volatile sig_atomic_t busy, pending_signal;
 
 static int is_own_name(const char *name)
 {
@@ -96,6 +101,10 @@ static void undo(gmm_outdir *o)
 static void on_signal(int sig)
 {
     if (getpid() != main_pid) _exit(128 + sig); /* a child between fork and exec: touch nothing */
+    if (busy) {
+        pending_signal = sig;
+        return;
+    }
     pid_t child = gmm_plot_child();
     if (child > 0) (void)kill(child, SIGTERM);
     gmm_atomic_remove_temporaries();
@@ -124,7 +133,8 @@ void gmm_outdir_install_signal_handlers(void)
     }
 }
 
-/* Blocks (block = 1) or restores the three signals, so that o is never seen half-updated. */
+/* Enters (block = 1) or leaves a change of the folders (see busy); on leaving, a signal that arrived
+ * meanwhile is raised again, now that the folders are in a consistent state. */
 static void block_signals(int block, sigset_t *saved)
 {
     if (block) {
@@ -133,9 +143,16 @@ static void block_signals(int block, sigset_t *saved)
         sigaddset(&s, SIGINT);
         sigaddset(&s, SIGTERM);
         sigaddset(&s, SIGHUP);
-        sigprocmask(SIG_BLOCK, &s, saved);
+        pthread_sigmask(SIG_BLOCK, &s, saved);
+        busy = 1;
     } else {
-        sigprocmask(SIG_SETMASK, saved, NULL);
+        busy = 0;
+        pthread_sigmask(SIG_SETMASK, saved, NULL);
+        int sig = pending_signal;
+        if (sig) {
+            pending_signal = 0;
+            raise(sig);
+        }
     }
 }
 
