@@ -4,7 +4,7 @@
  * into one folder leave one complete set, never a mix), a failed run removes every folder it created,
  * the user's own files in a result folder survive, -o onto a FIFO writes into the FIFO, every write error
  * (/dev/full) is an exit status 1 naming the file or standard output, and `predict --proba` holds its
- * responsibilities a chunk at a time. A fake gnuplot (a shell script put first in PATH) fails, hangs or
+ * responsibilities a chunk at a time (and its chunks give the library's values bit for bit). A fake gnuplot (a shell script put first in PATH) fails, hangs or
  * waits on request, so the tests need no real gnuplot and can stop a fit at a known point.
  */
 #define _GNU_SOURCE /* wait4 */
@@ -445,6 +445,42 @@ static void test_proba_streams(void)
     fprintf(stderr, "peak memory: predict %ld kB, predict --proba %ld kB (responsibilities: %d kB)\n", rss_labels,
             rss_proba, 24000 * k * 8 / 1024);
     CHECK(rss_proba - rss_labels < 32 * 1024);
+
+    /* the chunks join up: 8200 rows are two chunks of 8192 and 8, and every responsibility is the library's,
+     * bit for bit */
+    char *s2args[] = {"sample", (char *)model, "-n", "8200", "--seed", "3", "-o", (char *)tmp_file("k256b.csv"), NULL};
+    CHECK_INT_EQ(run_gmm(NULL, s2args), 0);
+    char *p2args[] = {"predict", "--proba", (char *)model, (char *)tmp_file("k256b.csv"), "--device", "cpu", NULL};
+    CHECK_INT_EQ(wait_gmm(spawn_gmm(NULL, "proba.csv", p2args), NULL), 0);
+    gmm_model *m = NULL;
+    double *x = NULL, *resp = NULL;
+    size_t n = 0, d = 0;
+    CHECK(gmm_model_load(model, &m) == GMM_OK);
+    CHECK(gmm_read_data(tmp_file("k256b.csv"), &x, &n, &d) == GMM_OK);
+    char *text = slurp(tmp_file("proba.csv"));
+    if (m && x && text && n == 8200) {
+        resp = malloc(n * (size_t)k * sizeof *resp);
+        CHECK(gmm_predict_proba(m, x, n, resp) == GMM_OK);
+        size_t values = 0, mismatches = 0;
+        char *p = text;
+        for (size_t i = 0; i < n * (size_t)k && *p; i++) {
+            char *end;
+            double v = strtod(p, &end);
+            if (end == p) break;
+            mismatches += v != resp[i] || *end != ((i + 1) % (size_t)k ? ',' : '\n');
+            values++;
+            p = end + 1;
+        }
+        CHECK_INT_EQ(values, n * (size_t)k);
+        CHECK_INT_EQ(mismatches, 0);
+        CHECK(*p == '\0');
+    } else {
+        CHECK(!"the model, the data or the output could not be read");
+    }
+    free(text);
+    free(resp);
+    free(x);
+    gmm_model_free(m);
 }
 
 int main(int argc, char **argv)
