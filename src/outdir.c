@@ -21,6 +21,7 @@
 #include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 /* The names gmm writes into a result folder (fit and select). Other entries of an old folder are the
@@ -106,7 +107,8 @@ static void on_signal(int sig)
         return;
     }
     pid_t child = gmm_plot_child();
-    if (child > 0) (void)kill(child, SIGTERM);
+    if (child > 0 && kill(child, SIGKILL) == 0) /* and wait, so that it writes nothing into the folder after */
+        while (waitpid(child, NULL, 0) < 0 && errno == EINTR) continue;
     gmm_atomic_remove_temporaries();
     gmm_outdir *o = active_outdir;
     if (o) undo(o);
