@@ -158,6 +158,40 @@ static void block_signals(int block, sigset_t *saved)
     }
 }
 
+#define MAX_CARRIED 256 /* the user's files a result folder may hold besides gmm's */
+
+/* GMM_OK when the existing folder target can be replaced: besides gmm's outputs it holds at most
+ * MAX_CARRIED entries, each a regular file or a symbolic link (the user's notes, carried into the new
+ * folder). A folder holding subfolders or special files (a home folder, /tmp) is not a result folder and
+ * is refused, as is a mount point. */
+static gmm_status check_replaceable(const char *target, const char *parent)
+{
+    struct stat ts, ps;
+    if (stat(target, &ts) == 0 && stat(parent, &ps) == 0 && ts.st_dev != ps.st_dev)
+        return gmm_fail(GMM_ERR_IO, "output folder %s is a mount point; the result folder is replaced whole, so "
+                        "name a folder inside it", target);
+    DIR *d = opendir(target);
+    if (!d) return gmm_fail(GMM_ERR_IO, "cannot read output folder %s: %s", target, strerror(errno));
+    gmm_status st = GMM_OK;
+    size_t foreign = 0;
+    struct dirent *e;
+    while (st == GMM_OK && (e = readdir(d)) != NULL) {
+        const char *name = e->d_name;
+        if (!strcmp(name, ".") || !strcmp(name, "..") || is_removable(name)) continue;
+        struct stat es;
+        if (fstatat(dirfd(d), name, &es, AT_SYMLINK_NOFOLLOW) != 0) continue; /* gone meanwhile */
+        if (!S_ISREG(es.st_mode) && !S_ISLNK(es.st_mode))
+            st = gmm_fail(GMM_ERR_IO, "output folder %s holds %s%s, which gmm does not write; the result folder is "
+                          "replaced whole (your files in it are kept), so name a folder of its own", target, name,
+                          S_ISDIR(es.st_mode) ? "/" : "");
+        else if (++foreign > MAX_CARRIED)
+            st = gmm_fail(GMM_ERR_IO, "output folder %s holds more than %d files that gmm does not write; the result "
+                          "folder is replaced whole, so name a folder of its own", target, MAX_CARRIED);
+    }
+    closedir(d);
+    return st;
+}
+
 /* ------------------------------------------------------------------------------------------- prepare */
 
 static int copy_path(char *dst, const char *src)
@@ -243,6 +277,8 @@ gmm_status gmm_outdir_begin(gmm_outdir *o, const char *target)
     block_signals(1, &saved);
     active_outdir = o;
     gmm_status st = resolve_target(o, target);
+    struct stat ts;
+    if (st == GMM_OK && stat(o->target, &ts) == 0) st = check_replaceable(o->target, o->parent);
     if (st == GMM_OK) {
         const char *slash = strrchr(o->target, '/');
         const char *name = slash ? slash + 1 : o->target;
@@ -286,12 +322,12 @@ static int carry_user_entries(const char *from, const char *to, char *failed, si
         return -1;
     }
     int ffd = dirfd(d), rc = 0;
-    char moved[256][256];
+    char moved[MAX_CARRIED][256];
     size_t n_moved = 0;
     struct dirent *e;
     while ((e = readdir(d)) != NULL) {
         const char *name = e->d_name;
-        if (!strcmp(name, ".") || !strcmp(name, "..") || is_own_name(name)) continue;
+        if (!strcmp(name, ".") || !strcmp(name, "..") || is_removable(name)) continue;
         struct stat st;
         if (fstatat(tfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0) continue; /* the new set has it */
         if (n_moved == sizeof moved / sizeof moved[0] || strlen(name) >= sizeof moved[0] ||
@@ -313,9 +349,16 @@ static int carry_user_entries(const char *from, const char *to, char *failed, si
     return rc;
 }
 
-/* Makes the staging folder's mode what mkdir would have given (0777 less the umask). */
-static void set_normal_mode(const char *path)
+/* Gives the staging folder the mode (and, for root, the owner) of the folder it replaces, or when there is
+ * none the mode mkdir would have given (0777 less the umask). */
+static void set_mode_like(const char *path, const char *target)
 {
+    struct stat st;
+    if (stat(target, &st) == 0 && S_ISDIR(st.st_mode)) {
+        if (geteuid() == 0 && (st.st_uid != 0 || st.st_gid != 0)) (void)chown(path, st.st_uid, st.st_gid);
+        (void)chmod(path, st.st_mode & 07777);
+        return;
+    }
     mode_t mask = umask(0);
     umask(mask);
     (void)chmod(path, 0777 & ~mask);
@@ -326,6 +369,8 @@ static void set_normal_mode(const char *path)
 static gmm_status swap_existing(gmm_outdir *o, char *old, size_t cap)
 {
     char failed[256] = "";
+    gmm_status st = check_replaceable(o->target, o->parent);
+    if (st != GMM_OK) return st;
     if (carry_user_entries(o->target, o->staging, failed, sizeof failed) != 0)
         return gmm_fail(GMM_ERR_IO, "cannot move %s/%s into the new result: %s", o->target, failed, strerror(errno));
     if (renameat2(AT_FDCWD, o->staging, AT_FDCWD, o->target, RENAME_EXCHANGE) == 0) {
@@ -384,7 +429,7 @@ gmm_status gmm_outdir_commit(gmm_outdir *o)
         st = gmm_fail(GMM_ERR_IO, "cannot lock %s: %s", o->parent, strerror(errno));
     char old[GMM_PATH_MAX] = "";
     if (st == GMM_OK) {
-        set_normal_mode(o->staging);
+        set_mode_like(o->staging, o->target);
         struct stat sb;
         if (lstat(o->target, &sb) != 0 && errno == ENOENT) {
             if (rename(o->staging, o->target) != 0)

@@ -346,6 +346,20 @@ static void test_created_folders_and_user_files(void)
     CHECK(notes && !strcmp(notes, "my notes\n"));
     free(notes);
     CHECK_INT_EQ(check_consistent_set(dir), 4);
+    /* the folder keeps its mode (a private result stays private) */
+    CHECK(chmod(dir, 0700) == 0);
+    CHECK_INT_EQ(fit_into(dir, "3", NULL), 0);
+    struct stat st;
+    CHECK(stat(dir, &st) == 0 && (st.st_mode & 07777) == 0700);
+    /* a folder holding a subfolder is not a result folder (a home folder, /tmp): refused, left as it was */
+    char sub[1024];
+    snprintf(sub, sizeof sub, "%s/data", dir);
+    CHECK(mkdir(sub, 0777) == 0);
+    CHECK_INT_EQ(fit_into(dir, "2", NULL), 1);
+    check_stderr_contains("holds data/, which gmm does not write");
+    CHECK(exists(sub));
+    CHECK_INT_EQ(check_consistent_set(dir), 3);
+    CHECK_INT_EQ(count_entries(TMP, ".gmm-new"), 0);
     /* the current folder cannot be the result folder (it would be replaced under the caller) */
     char *dot_args[] = {"fit", DATA, "-k", "2", "--quiet", "--out", ".", NULL};
     char cwd[4096];
