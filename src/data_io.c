@@ -25,6 +25,11 @@
 #ifndef CSV_BLOCK_BYTES
 #define CSV_BLOCK_BYTES ((size_t)1 << 20)
 #endif
+/* The longest CSV line read (a multiple of CSV_BLOCK_BYTES by a power of two): a line beyond it is refused
+ * rather than read until memory runs out. */
+#ifndef CSV_MAX_LINE_BYTES
+#define CSV_MAX_LINE_BYTES ((size_t)64 << 20)
+#endif
 #define NPY_MAX_HEADER ((size_t)1 << 20)  /* refuse absurd .npy header lengths before allocating */
 #define NPY_ALIGN 64                      /* NumPy's ARRAY_ALIGN */
 #define NPY_GROWTH_DIGITS 21              /* NumPy's GROWTH_AXIS_MAX_DIGITS */
@@ -142,12 +147,14 @@ static int is_blank_char(char c) { return c == ' ' || c == '\t' || c == '\r'; }
 static gmm_status csv_grow(csv_reader *r)
 {
     size_t new_cap = r->cap ? r->cap * 2 : 4096;
+    size_t row = (r->d ? r->count / r->d : 0) + 1;
     if (new_cap < r->cap || new_cap > SIZE_MAX / sizeof(double))
-        return gmm_fail(GMM_ERR_NOMEM, "%s: too many values to hold in memory", r->path);
+        return gmm_fail(GMM_ERR_NOMEM, "%s:%zu: too many values to hold in memory (row %zu, d = %zu)", r->path,
+                        r->lineno, row, r->d);
     double *p = realloc(r->x, new_cap * sizeof(double));
     if (!p)
-        return gmm_fail(GMM_ERR_NOMEM, "%s: out of memory growing the data to %zu bytes (line %zu)", r->path,
-                        new_cap * sizeof(double), r->lineno);
+        return gmm_fail(GMM_ERR_NOMEM, "%s:%zu: out of memory at row %zu (d = %zu) growing the data to %zu bytes",
+                        r->path, r->lineno, row, r->d, new_cap * sizeof(double));
     r->x = p;
     r->cap = new_cap;
     return GMM_OK;
@@ -254,8 +261,16 @@ static int csv_fast_number(const char *a, const char *b, double *out)
     return 1;
 }
 
-/* Fails for the field [a, b) of the line starting at line: it is not a number, not finite or out of
- * range (err_kind 0, 1, 2). Adds a hint when the row looks like a misplaced or mixed header. */
+/* 1 when the field [a, b) is a C hexadecimal number ("0x1p3", "-0X.8"), which strtod reads but numpy
+ * refuses. */
+static int is_hex_number(const char *a, const char *b)
+{
+    if (a < b && (*a == '+' || *a == '-')) a++;
+    return b - a >= 2 && a[0] == '0' && (a[1] == 'x' || a[1] == 'X');
+}
+
+/* Fails for the field [a, b) of the line starting at line: it is not a number, not finite, out of range or
+ * hexadecimal (err_kind 0, 1, 2, 3). Adds a hint when the row looks like a misplaced or mixed header. */
 static gmm_status csv_bad_number(csv_reader *r, const char *line, const char *end, const char *a,
                                  const char *b, int err_kind)
 {
@@ -269,6 +284,9 @@ static gmm_status csv_bad_number(csv_reader *r, const char *line, const char *en
     if (err_kind == 2)
         return gmm_fail(GMM_ERR_PARSE, "%s:%zu:%zu: '%s' is out of range for a double, expected a number "
                         "of magnitude below 1.8e308", r->path, r->lineno, col, shown);
+    if (err_kind == 3)
+        return gmm_fail(GMM_ERR_PARSE, "%s:%zu:%zu: '%s' is a hexadecimal number, expected a decimal number (as "
+                        "numpy reads them)", r->path, r->lineno, col, shown);
     size_t nf, num, non;
     csv_classify(line, end, &nf, &num, &non);
     const char *hint = "";
@@ -317,6 +335,7 @@ static gmm_status csv_parse_row(csv_reader *r, const char *line, const char *end
             errno = 0;
             v = strtod(a, &e);
             if (e != b) return csv_bad_number(r, line, end, a, b, 0);
+            if (is_hex_number(a, b)) return csv_bad_number(r, line, end, a, b, 3);
             if (!isfinite(v)) return csv_bad_number(r, line, end, a, b, errno == ERANGE ? 2 : 1);
             /* Underflow (ERANGE with a finite result) is accepted: the value is the correctly rounded
              * subnormal or zero, which is what a round trip of a tiny double needs. */
@@ -374,6 +393,84 @@ static gmm_status csv_line(csv_reader *r, const char *line, size_t len)
     return csv_parse_row(r, line, end);
 }
 
+/* The read buffer of the CSV reader: unprocessed bytes are buf[start, end), buf[end] is '\0'. */
+typedef struct csv_block {
+    char *buf;
+    size_t cap, start, end, total_bytes;
+    int eof, first_block;
+} csv_block;
+
+/* Carries the partial last line to the front of the buffer, grows the buffer when that line fills it (up to
+ * CSV_MAX_LINE_BYTES), and reads the next block. */
+static gmm_status csv_fill(csv_reader *r, FILE *f, csv_block *b)
+{
+    if (b->start > 0) {
+        memmove(b->buf, b->buf + b->start, b->end - b->start);
+        b->end -= b->start;
+        b->start = 0;
+    }
+    if (b->end == b->cap) {
+        if (b->cap >= CSV_MAX_LINE_BYTES)
+            return gmm_fail(GMM_ERR_PARSE, "%s:%zu:1: line longer than the limit of %zu MiB, expected lines of at "
+                            "most that length", r->path, r->lineno + 1, CSV_MAX_LINE_BYTES >> 20);
+        char *nb = realloc(b->buf, b->cap * 2 + 1);
+        if (!nb)
+            return gmm_fail(GMM_ERR_NOMEM, "%s:%zu: out of memory holding a line of %zu bytes (row %zu, d = %zu)",
+                            r->path, r->lineno + 1, b->end, (r->d ? r->count / r->d : 0) + 1, r->d);
+        b->buf = nb;
+        b->cap *= 2;
+    }
+    size_t got = fread(b->buf + b->end, 1, b->cap - b->end, f);
+    if (got < b->cap - b->end) {
+        if (ferror(f)) return gmm_fail(GMM_ERR_IO, "cannot read %s: %s", r->path, strerror(errno));
+        b->eof = 1;
+    }
+    if (!r->nul_seen && memchr(b->buf + b->end, '\0', got)) r->nul_seen = 1;
+    b->end += got;
+    b->total_bytes += got;
+    b->buf[b->end] = '\0'; /* stops strtod on a last line without '\n' */
+    if (b->first_block && b->end >= 3) {
+        b->first_block = 0;
+        if (memcmp(b->buf, "\xEF\xBB\xBF", 3) == 0) b->start = 3; /* UTF-8 byte order mark */
+    } else if (b->eof) {
+        b->first_block = 0;
+    }
+    return GMM_OK;
+}
+
+/* Hands every complete line of the buffer to csv_line (and, at the end of the file, a last line without a
+ * final newline). */
+static gmm_status csv_take_lines(csv_reader *r, csv_block *b)
+{
+    for (;;) {
+        char *line = b->buf + b->start;
+        char *nl = memchr(line, '\n', b->end - b->start);
+        if (!nl) break;
+        r->lineno++;
+        gmm_status st = csv_line(r, line, (size_t)(nl - line));
+        if (st != GMM_OK) return st;
+        b->start = (size_t)(nl + 1 - b->buf);
+    }
+    if (b->eof && b->start < b->end) {
+        r->lineno++;
+        gmm_status st = csv_line(r, b->buf + b->start, b->end - b->start);
+        if (st != GMM_OK) return st;
+        b->start = b->end;
+    }
+    return GMM_OK;
+}
+
+/* The whole file has been read: it must have held data rows. */
+static gmm_status csv_check_complete(const csv_reader *r, size_t total_bytes)
+{
+    if (!r->seen_nonblank)
+        return total_bytes == 0 ? gmm_fail(GMM_ERR_PARSE, "%s: no data: the file is empty", r->path)
+                                : gmm_fail(GMM_ERR_PARSE, "%s: no data: the file has only blank lines (%zu lines)",
+                                           r->path, r->lineno);
+    if (r->d == 0) return gmm_fail(GMM_ERR_PARSE, "%s:%zu:1: no data rows after the header", r->path, r->header_line);
+    return GMM_OK;
+}
+
 /* Streams the CSV file at path through a block buffer (1 MiB, grown only for longer lines) and returns
  * its values as a freshly allocated (n, d) array. */
 static gmm_status read_csv(const char *path, double **x_out, size_t *n_out, size_t *d_out)
@@ -381,93 +478,25 @@ static gmm_status read_csv(const char *path, double **x_out, size_t *n_out, size
     FILE *f = fopen(path, "rb");
     if (!f) return gmm_fail(GMM_ERR_IO, "cannot open %s: %s", path, strerror(errno));
     setvbuf(f, NULL, _IONBF, 0); /* we read in large blocks ourselves */
-
     csv_reader r;
     memset(&r, 0, sizeof r);
     r.path = path;
-
-    size_t buf_cap = CSV_BLOCK_BYTES;
-    char *buf = gmm_xmalloc(buf_cap + 1);
-    if (!buf) {
+    csv_block b = {malloc(CSV_BLOCK_BYTES + 1), CSV_BLOCK_BYTES, 0, 0, 0, 0, 1};
+    if (!b.buf) {
         fclose(f);
-        return GMM_ERR_NOMEM;
+        return gmm_fail(GMM_ERR_NOMEM, "%s: out of memory for a read buffer of %zu bytes", path, b.cap + 1);
     }
     c_locale_scope loc;
     locale_enter(&loc);
-
     gmm_status st = GMM_OK;
-    size_t start = 0, end = 0; /* unprocessed bytes are buf[start, end) */
-    size_t total_bytes = 0;
-    int eof = 0, first_block = 1;
-    while (!eof) {
-        /* Carry the partial last line to the front; grow the buffer only if it fills the whole buffer. */
-        if (start > 0) {
-            memmove(buf, buf + start, end - start);
-            end -= start;
-            start = 0;
-        }
-        if (end == buf_cap) {
-            if (buf_cap > SIZE_MAX / 4) {
-                st = gmm_fail(GMM_ERR_NOMEM, "%s:%zu: line too long to hold in memory", path, r.lineno + 1);
-                break;
-            }
-            char *nb = realloc(buf, buf_cap * 2 + 1);
-            if (!nb) {
-                st = gmm_fail(GMM_ERR_NOMEM, "%s:%zu: out of memory holding a line of %zu bytes", path,
-                              r.lineno + 1, end);
-                break;
-            }
-            buf = nb;
-            buf_cap *= 2;
-        }
-        size_t got = fread(buf + end, 1, buf_cap - end, f);
-        if (got < buf_cap - end) {
-            if (ferror(f)) {
-                st = gmm_fail(GMM_ERR_IO, "cannot read %s: %s", path, strerror(errno));
-                break;
-            }
-            eof = 1;
-        }
-        if (!r.nul_seen && memchr(buf + end, '\0', got)) r.nul_seen = 1;
-        end += got;
-        total_bytes += got;
-        buf[end] = '\0'; /* stops strtod on a last line without '\n' */
-        if (first_block && end >= 3) {
-            first_block = 0;
-            if (memcmp(buf, "\xEF\xBB\xBF", 3) == 0) start = 3; /* UTF-8 byte order mark */
-        } else if (eof) {
-            first_block = 0;
-        }
-
-        for (;;) {
-            char *line = buf + start;
-            char *nl = memchr(line, '\n', end - start);
-            if (!nl) break;
-            r.lineno++;
-            st = csv_line(&r, line, (size_t)(nl - line));
-            if (st != GMM_OK) goto done;
-            start = (size_t)(nl + 1 - buf);
-        }
-        if (eof && start < end) { /* last line without a final newline */
-            r.lineno++;
-            st = csv_line(&r, buf + start, end - start);
-            if (st != GMM_OK) goto done;
-            start = end;
-        }
+    while (!b.eof && st == GMM_OK) {
+        st = csv_fill(&r, f, &b);
+        if (st == GMM_OK) st = csv_take_lines(&r, &b);
     }
-done:
     locale_leave(&loc);
-    free(buf);
+    free(b.buf);
     fclose(f);
-    if (st == GMM_OK) {
-        if (!r.seen_nonblank) {
-            st = total_bytes == 0 ? gmm_fail(GMM_ERR_PARSE, "%s: no data: the file is empty", path)
-                                  : gmm_fail(GMM_ERR_PARSE, "%s: no data: the file has only blank lines (%zu lines)",
-                                             path, r.lineno);
-        } else if (r.d == 0) {
-            st = gmm_fail(GMM_ERR_PARSE, "%s:%zu:1: no data rows after the header", path, r.header_line);
-        }
-    }
+    if (st == GMM_OK) st = csv_check_complete(&r, b.total_bytes);
     if (st != GMM_OK) {
         free(r.x);
         return st;
@@ -652,193 +681,210 @@ static uint64_t read_le(const unsigned char *p, int bytes)
     return v;
 }
 
+/* The layout of a .npy file as its preamble and header describe it. */
+typedef struct npy_layout {
+    size_t prelen, hlen; /* preamble bytes (magic, version, header length), header text bytes */
+    npy_header h;
+    size_t item;         /* 8 ('<f8') or 4 ('<f4') */
+    size_t n, d;
+} npy_layout;
+
+/* Reads the magic, the version and the header length. */
+static gmm_status npy_read_preamble(const char *path, FILE *f, npy_layout *L)
+{
+    unsigned char pre[12];
+    size_t got = fread(pre, 1, 10, f);
+    if (got < 6 || memcmp(pre, "\x93NUMPY", 6) != 0)
+        return gmm_fail(GMM_ERR_PARSE, "%s: not a .npy file: bad magic bytes, expected \\x93NUMPY", path);
+    if (got < 10) return gmm_fail(GMM_ERR_PARSE, "%s: truncated .npy header: the file has only %zu bytes", path, got);
+    int major = pre[6], minor = pre[7];
+    if (major == 1 && minor == 0) {
+        L->prelen = 10;
+        L->hlen = (size_t)read_le(pre + 8, 2);
+    } else if ((major == 2 || major == 3) && minor == 0) {
+        if (fread(pre + 10, 1, 2, f) != 2)
+            return gmm_fail(GMM_ERR_PARSE, "%s: truncated .npy header: the file ends inside the header length", path);
+        L->prelen = 12;
+        L->hlen = (size_t)read_le(pre + 8, 4);
+    } else {
+        return gmm_fail(GMM_ERR_PARSE, "%s: unsupported .npy version %d.%d, expected 1.0, 2.0 or 3.0", path, major,
+                        minor);
+    }
+    if (L->hlen > NPY_MAX_HEADER)
+        return gmm_fail(GMM_ERR_PARSE, "%s: .npy header length %zu is implausibly large (limit %zu)", path, L->hlen,
+                        NPY_MAX_HEADER);
+    return GMM_OK;
+}
+
+/* Reads the header text (L->hlen bytes) and parses it into L->h. */
+static gmm_status npy_read_header(const char *path, FILE *f, npy_layout *L)
+{
+    char *htext = malloc(L->hlen + 1);
+    if (!htext)
+        return gmm_fail(GMM_ERR_NOMEM, "%s: out of memory for the .npy header (%zu bytes)", path, L->hlen + 1);
+    size_t got = fread(htext, 1, L->hlen, f);
+    gmm_status st;
+    if (got != L->hlen) {
+        st = gmm_fail(GMM_ERR_PARSE, "%s: truncated .npy header: expected %zu header bytes, found %zu", path, L->hlen,
+                      got);
+    } else {
+        htext[L->hlen] = '\0';
+        st = npy_parse_header(path, htext, L->hlen, &L->h);
+    }
+    free(htext);
+    return st;
+}
+
+/* Checks dtype, order and shape of L->h and sets L->item, L->n, L->d. */
+static gmm_status npy_check_layout(const char *path, npy_layout *L)
+{
+    const npy_header *h = &L->h;
+    if (strcmp(h->descr, "<f8") == 0) {
+        L->item = 8;
+    } else if (strcmp(h->descr, "<f4") == 0) {
+        L->item = 4;
+    } else if (h->descr[0] == '>') {
+        return gmm_fail(GMM_ERR_PARSE, "%s: big-endian data ('%s') is not supported, expected '<f8' or '<f4'; "
+                        "save with x.astype('<f8')", path, h->descr);
+    } else {
+        return gmm_fail(GMM_ERR_PARSE, "%s: unsupported dtype '%s', expected '<f8' (float64) or '<f4' (float32); "
+                        "save with x.astype(np.float64)", path, h->descr);
+    }
+    if (h->fortran_order)
+        return gmm_fail(GMM_ERR_PARSE, "%s: Fortran order is not supported; save with np.ascontiguousarray(x)", path);
+    if (h->ndim != 2) {
+        char shape_text[200];
+        size_t o = 0;
+        o += (size_t)snprintf(shape_text + o, sizeof shape_text - o, "(");
+        for (int i = 0; i < h->ndim && o < sizeof shape_text - 40; i++)
+            o += (size_t)snprintf(shape_text + o, sizeof shape_text - o, "%s%zu", i ? ", " : "", h->shape[i]);
+        snprintf(shape_text + o, sizeof shape_text - o, "%s)", h->ndim == 1 ? "," : "");
+        return gmm_fail(GMM_ERR_PARSE, "%s: shape %s has %d dimension%s, expected a 2-D array (n, d)%s", path,
+                        shape_text, h->ndim, plural((size_t)h->ndim),
+                        h->ndim == 1 ? "; save x.reshape(-1, 1) for one feature" : "");
+    }
+    size_t n = h->shape[0], d = h->shape[1];
+    if (d == 0)
+        return gmm_fail(GMM_ERR_PARSE, "%s: no data: the array has shape (%zu, 0), expected at least one column",
+                        path, n);
+    if (n == 0)
+        return gmm_fail(GMM_ERR_PARSE, "%s: no data: the array has shape (0, %zu), expected at least one row", path, d);
+    if (n > SIZE_MAX / d || n * d > SIZE_MAX / 8)
+        return gmm_fail(GMM_ERR_PARSE, "%s: shape (%zu, %zu) is too large to hold in memory", path, n, d);
+    L->n = n;
+    L->d = d;
+    return GMM_OK;
+}
+
+/* For a regular file: checks that its size is exactly header + data, before anything is allocated. */
+static gmm_status npy_check_file_size(const char *path, FILE *f, const npy_layout *L)
+{
+    unsigned long long data_bytes = (unsigned long long)L->n * L->d * L->item;
+    unsigned long long head_bytes = (unsigned long long)(L->prelen + L->hlen);
+    struct stat sb;
+    if (fstat(fileno(f), &sb) != 0 || !S_ISREG(sb.st_mode)) return GMM_OK;
+    unsigned long long file_bytes = (unsigned long long)sb.st_size;
+    if (file_bytes == head_bytes + data_bytes) return GMM_OK;
+    int short_file = file_bytes < head_bytes + data_bytes;
+    return gmm_fail(GMM_ERR_PARSE, "%s: %s: shape (%zu, %zu) of '%s' needs %llu data bytes after the "
+                    "%llu-byte header (a file of %llu bytes), but the file has %llu bytes (%llu %s)",
+                    path, short_file ? "truncated data" : "unexpected bytes after the data", L->n, L->d, L->h.descr,
+                    data_bytes, head_bytes, head_bytes + data_bytes, file_bytes,
+                    short_file ? head_bytes + data_bytes - file_bytes : file_bytes - head_bytes - data_bytes,
+                    short_file ? "missing" : "extra");
+}
+
+/* Reads up to count values of L->item bytes into x (float32 widened exactly); returns how many it read. */
+static size_t npy_read_values(FILE *f, const npy_layout *L, double *x, size_t count, gmm_status *st)
+{
+    int swap = !host_is_little_endian();
+    size_t done_vals = 0;
+    if (L->item == 8) {
+        done_vals = fread(x, 8, count, f);
+        if (swap)
+            for (size_t i = 0; i < done_vals; i++) swap_bytes((unsigned char *)(x + i), 8);
+        return done_vals;
+    }
+    size_t block_vals = CSV_BLOCK_BYTES / 4;
+    unsigned char *block = malloc(block_vals * 4);
+    if (!block) {
+        *st = gmm_fail(GMM_ERR_NOMEM, "out of memory for a read buffer of %zu bytes", block_vals * 4);
+        return 0;
+    }
+    while (done_vals < count) {
+        size_t want = count - done_vals < block_vals ? count - done_vals : block_vals;
+        size_t g = fread(block, 4, want, f);
+        for (size_t i = 0; i < g; i++) {
+            float v;
+            if (swap) swap_bytes(block + 4 * i, 4);
+            memcpy(&v, block + 4 * i, 4);
+            x[done_vals + i] = (double)v; /* exact: every float is a double */
+        }
+        done_vals += g;
+        if (g < want) break;
+    }
+    free(block);
+    return done_vals;
+}
+
+/* Reads the data that follow the header into *x_out (n * d doubles): every byte present, nothing after
+ * them, every value finite. */
+static gmm_status npy_read_data(const char *path, FILE *f, const npy_layout *L, double **x_out)
+{
+    size_t count = L->n * L->d;
+    unsigned long long data_bytes = (unsigned long long)count * L->item;
+    unsigned long long head_bytes = (unsigned long long)(L->prelen + L->hlen);
+    double *x = malloc(count * sizeof(double));
+    if (!x)
+        return gmm_fail(GMM_ERR_NOMEM, "%s: out of memory for the data: %zu rows x %zu columns (d = %zu) need %zu "
+                        "bytes", path, L->n, L->d, L->d, count * sizeof(double));
+    gmm_status st = GMM_OK;
+    size_t done_vals = npy_read_values(f, L, x, count, &st);
+    if (st == GMM_OK && done_vals < count) {
+        if (ferror(f))
+            st = gmm_fail(GMM_ERR_IO, "cannot read %s: %s", path, strerror(errno));
+        else
+            st = gmm_fail(GMM_ERR_PARSE, "%s: truncated data: shape (%zu, %zu) of '%s' needs %llu data bytes "
+                          "after the %llu-byte header, but only %llu follow", path, L->n, L->d, L->h.descr, data_bytes,
+                          head_bytes, (unsigned long long)done_vals * L->item);
+    }
+    if (st == GMM_OK && fgetc(f) != EOF)
+        st = gmm_fail(GMM_ERR_PARSE, "%s: unexpected bytes after the data: shape (%zu, %zu) of '%s' needs %llu "
+                      "data bytes after the %llu-byte header", path, L->n, L->d, L->h.descr, data_bytes, head_bytes);
+    for (size_t i = 0; st == GMM_OK && i < count; i++) {
+        if (!isfinite(x[i])) {
+            size_t row = i / L->d, col = i % L->d;
+            st = gmm_fail(GMM_ERR_PARSE, "%s: row %zu, column %zu: value is not finite (%s; x[%zu, %zu] in "
+                          "NumPy's 0-based indexing), expected finite numbers", path, row + 1, col + 1,
+                          isnan(x[i]) ? "nan" : (x[i] > 0 ? "inf" : "-inf"), row, col);
+        }
+    }
+    if (st != GMM_OK) {
+        free(x);
+        return st;
+    }
+    *x_out = x;
+    return GMM_OK;
+}
+
 /* Reads a .npy file: checks magic, version, header, dtype, order, shape and exact size before allocating,
  * then reads the data (float32 converted exactly to double) and rejects non-finite values. */
 static gmm_status read_npy(const char *path, double **x_out, size_t *n_out, size_t *d_out)
 {
     FILE *f = fopen(path, "rb");
     if (!f) return gmm_fail(GMM_ERR_IO, "cannot open %s: %s", path, strerror(errno));
-    gmm_status st = GMM_OK;
-    char *htext = NULL;
-    double *x = NULL;
-    unsigned char *block = NULL;
-    unsigned char pre[12];
-    size_t got = fread(pre, 1, 10, f);
-    if (got < 6 || memcmp(pre, "\x93NUMPY", 6) != 0) {
-        st = gmm_fail(GMM_ERR_PARSE, "%s: not a .npy file: bad magic bytes, expected \\x93NUMPY", path);
-        goto out;
-    }
-    if (got < 10) {
-        st = gmm_fail(GMM_ERR_PARSE, "%s: truncated .npy header: the file has only %zu bytes", path, got);
-        goto out;
-    }
-    int major = pre[6], minor = pre[7];
-    size_t prelen, hlen;
-    if (major == 1 && minor == 0) {
-        prelen = 10;
-        hlen = (size_t)read_le(pre + 8, 2);
-    } else if ((major == 2 || major == 3) && minor == 0) {
-        if (fread(pre + 10, 1, 2, f) != 2) {
-            st = gmm_fail(GMM_ERR_PARSE, "%s: truncated .npy header: the file ends inside the header length",
-                          path);
-            goto out;
-        }
-        prelen = 12;
-        hlen = (size_t)read_le(pre + 8, 4);
-    } else {
-        st = gmm_fail(GMM_ERR_PARSE, "%s: unsupported .npy version %d.%d, expected 1.0, 2.0 or 3.0", path, major,
-                      minor);
-        goto out;
-    }
-    if (hlen > NPY_MAX_HEADER) {
-        st = gmm_fail(GMM_ERR_PARSE, "%s: .npy header length %zu is implausibly large (limit %zu)", path, hlen,
-                      NPY_MAX_HEADER);
-        goto out;
-    }
-    htext = gmm_xmalloc(hlen + 1);
-    if (!htext) {
-        st = GMM_ERR_NOMEM;
-        goto out;
-    }
-    got = fread(htext, 1, hlen, f);
-    if (got != hlen) {
-        st = gmm_fail(GMM_ERR_PARSE, "%s: truncated .npy header: expected %zu header bytes, found %zu", path, hlen,
-                      got);
-        goto out;
-    }
-    htext[hlen] = '\0';
-    npy_header h;
-    st = npy_parse_header(path, htext, hlen, &h);
-    if (st != GMM_OK) goto out;
-
-    size_t item;
-    if (strcmp(h.descr, "<f8") == 0) {
-        item = 8;
-    } else if (strcmp(h.descr, "<f4") == 0) {
-        item = 4;
-    } else if (h.descr[0] == '>') {
-        st = gmm_fail(GMM_ERR_PARSE, "%s: big-endian data ('%s') is not supported, expected '<f8' or '<f4'; "
-                      "save with x.astype('<f8')", path, h.descr);
-        goto out;
-    } else {
-        st = gmm_fail(GMM_ERR_PARSE, "%s: unsupported dtype '%s', expected '<f8' (float64) or '<f4' (float32); "
-                      "save with x.astype(np.float64)", path, h.descr);
-        goto out;
-    }
-    if (h.fortran_order) {
-        st = gmm_fail(GMM_ERR_PARSE, "%s: Fortran order is not supported; save with np.ascontiguousarray(x)",
-                      path);
-        goto out;
-    }
-    if (h.ndim != 2) {
-        char shape_text[200];
-        size_t o = 0;
-        o += (size_t)snprintf(shape_text + o, sizeof shape_text - o, "(");
-        for (int i = 0; i < h.ndim && o < sizeof shape_text - 40; i++)
-            o += (size_t)snprintf(shape_text + o, sizeof shape_text - o, "%s%zu", i ? ", " : "", h.shape[i]);
-        snprintf(shape_text + o, sizeof shape_text - o, "%s)", h.ndim == 1 ? "," : "");
-        st = gmm_fail(GMM_ERR_PARSE, "%s: shape %s has %d dimension%s, expected a 2-D array (n, d)%s", path,
-                      shape_text, h.ndim, plural((size_t)h.ndim),
-                      h.ndim == 1 ? "; save x.reshape(-1, 1) for one feature" : "");
-        goto out;
-    }
-    size_t n = h.shape[0], d = h.shape[1];
-    if (d == 0) {
-        st = gmm_fail(GMM_ERR_PARSE, "%s: no data: the array has shape (%zu, 0), expected at least one column",
-                      path, n);
-        goto out;
-    }
-    if (n == 0) {
-        st = gmm_fail(GMM_ERR_PARSE, "%s: no data: the array has shape (0, %zu), expected at least one row", path,
-                      d);
-        goto out;
-    }
-    if (n > SIZE_MAX / d || n * d > SIZE_MAX / 8) {
-        st = gmm_fail(GMM_ERR_PARSE, "%s: shape (%zu, %zu) is too large to hold in memory", path, n, d);
-        goto out;
-    }
-    size_t count = n * d;
-    unsigned long long data_bytes = (unsigned long long)count * item;
-    unsigned long long head_bytes = (unsigned long long)(prelen + hlen);
-    struct stat sb;
-    if (fstat(fileno(f), &sb) == 0 && S_ISREG(sb.st_mode)) {
-        unsigned long long file_bytes = (unsigned long long)sb.st_size;
-        if (file_bytes != head_bytes + data_bytes) {
-            int short_file = file_bytes < head_bytes + data_bytes;
-            st = gmm_fail(GMM_ERR_PARSE, "%s: %s: shape (%zu, %zu) of '%s' needs %llu data bytes after the "
-                          "%llu-byte header (a file of %llu bytes), but the file has %llu bytes (%llu %s)",
-                          path, short_file ? "truncated data" : "unexpected bytes after the data", n, d, h.descr,
-                          data_bytes, head_bytes, head_bytes + data_bytes, file_bytes,
-                          short_file ? head_bytes + data_bytes - file_bytes : file_bytes - head_bytes - data_bytes,
-                          short_file ? "missing" : "extra");
-            goto out;
-        }
-    }
-    x = gmm_xcalloc(count, sizeof(double));
-    if (!x) {
-        st = GMM_ERR_NOMEM;
-        goto out;
-    }
-    int swap = !host_is_little_endian();
-    size_t done_vals = 0;
-    if (item == 8) {
-        done_vals = fread(x, 8, count, f);
-        if (swap)
-            for (size_t i = 0; i < done_vals; i++) swap_bytes((unsigned char *)(x + i), 8);
-    } else {
-        size_t block_vals = CSV_BLOCK_BYTES / 4;
-        block = gmm_xmalloc(block_vals * 4);
-        if (!block) {
-            st = GMM_ERR_NOMEM;
-            goto out;
-        }
-        while (done_vals < count) {
-            size_t want = count - done_vals < block_vals ? count - done_vals : block_vals;
-            size_t g = fread(block, 4, want, f);
-            for (size_t i = 0; i < g; i++) {
-                float v;
-                if (swap) swap_bytes(block + 4 * i, 4);
-                memcpy(&v, block + 4 * i, 4);
-                x[done_vals + i] = (double)v; /* exact: every float is a double */
-            }
-            done_vals += g;
-            if (g < want) break;
-        }
-    }
-    if (done_vals < count) {
-        if (ferror(f)) {
-            st = gmm_fail(GMM_ERR_IO, "cannot read %s: %s", path, strerror(errno));
-        } else {
-            st = gmm_fail(GMM_ERR_PARSE, "%s: truncated data: shape (%zu, %zu) of '%s' needs %llu data bytes "
-                          "after the %llu-byte header, but only %llu follow", path, n, d, h.descr, data_bytes,
-                          head_bytes, (unsigned long long)done_vals * item);
-        }
-        goto out;
-    }
-    if (fgetc(f) != EOF) {
-        st = gmm_fail(GMM_ERR_PARSE, "%s: unexpected bytes after the data: shape (%zu, %zu) of '%s' needs %llu "
-                      "data bytes after the %llu-byte header", path, n, d, h.descr, data_bytes, head_bytes);
-        goto out;
-    }
-    for (size_t i = 0; i < count; i++) {
-        if (!isfinite(x[i])) {
-            size_t row = i / d, col = i % d;
-            st = gmm_fail(GMM_ERR_PARSE, "%s: row %zu, column %zu: value is not finite (%s; x[%zu, %zu] in "
-                          "NumPy's 0-based indexing), expected finite numbers", path, row + 1, col + 1,
-                          isnan(x[i]) ? "nan" : (x[i] > 0 ? "inf" : "-inf"), row, col);
-            goto out;
-        }
-    }
-    *x_out = x;
-    *n_out = n;
-    *d_out = d;
-    x = NULL;
-out:
-    free(block);
-    free(x);
-    free(htext);
+    npy_layout L;
+    memset(&L, 0, sizeof L);
+    gmm_status st = npy_read_preamble(path, f, &L);
+    if (st == GMM_OK) st = npy_read_header(path, f, &L);
+    if (st == GMM_OK) st = npy_check_layout(path, &L);
+    if (st == GMM_OK) st = npy_check_file_size(path, f, &L);
+    if (st == GMM_OK) st = npy_read_data(path, f, &L, x_out);
     fclose(f);
-    return st;
+    if (st != GMM_OK) return st;
+    *n_out = L.n;
+    *d_out = L.d;
+    return GMM_OK;
 }
 
 /* ------------------------------------------------------------------------------------------ public API */

@@ -95,12 +95,20 @@ void *gmm_xcalloc(size_t count, size_t size);
 
 /* ------------------------------------------------------------------------------------------ safe output */
 
-/* A file written whole or not at all: opened under a temporary name beside path, renamed over path by
- * gmm_atomic_commit, removed by gmm_atomic_abort (and by a failed commit). */
+/* Longest path the safe-output helpers handle (Linux's PATH_MAX). */
+#define GMM_PATH_MAX 4096
+
+/* A file written whole or not at all: opened under a temporary name "<path>.tmp.XXXXXX" beside path,
+ * created exclusively (O_CREAT | O_EXCL | O_NOFOLLOW: a link planted there is never followed), renamed
+ * over path by gmm_atomic_commit, removed by gmm_atomic_abort (and by a failed commit). A path naming an
+ * existing non-regular file (a device such as /dev/null, a FIFO) or resolving into /dev or /proc
+ * (/dev/stdout) is written in place instead (in_place), never replaced. */
 typedef struct gmm_atomic_file {
     FILE *f;
     char *path;
-    char *tmp_path;
+    char *tmp_path; /* "" when in_place */
+    int in_place;
+    int slot;       /* registration for gmm_atomic_remove_temporaries, -1 if none */
 } gmm_atomic_file;
 
 gmm_status gmm_atomic_open(gmm_atomic_file *af, const char *path);
@@ -112,6 +120,13 @@ char *gmm_path_join(const char *dir, const char *name);
  * returns GMM_ERR_IO naming path. */
 gmm_status gmm_atomic_commit(gmm_atomic_file *af);
 void gmm_atomic_abort(gmm_atomic_file *af);
+/* Unlinks the temporary file of every gmm_atomic_file open in the process. Async-signal-safe: for a
+ * program's SIGINT / SIGTERM handler, which then ends the process. */
+void gmm_atomic_remove_temporaries(void);
+/* Creates and opens (write only) a new file "<prefix>XXXXXX<suffix>" with six random characters, with
+ * O_CREAT | O_EXCL | O_NOFOLLOW and mode 0666 (less the umask), retrying on a name collision; writes
+ * the name into path_out (cap bytes). Returns the descriptor, or -1 with errno set. */
+int gmm_create_exclusive(const char *prefix, const char *suffix, char *path_out, size_t cap);
 
 /* ------------------------------------------------------------------------------------------------- rng */
 

@@ -79,6 +79,7 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 /* Largest integer a JSON number (read as a double) holds exactly. */
 #define JSON_MAX_EXACT_INT 9007199254740992.0 /* 2^53 */
@@ -343,6 +344,16 @@ static gmm_status parse_fail(const char *path, const char *fmt, ...)
     return gmm_fail(GMM_ERR_PARSE, "%s: %s", path, msg);
 }
 
+/* The largest model or init file read: beyond it a file is refused with the limit stated, not read until
+ * memory runs out (the parsed tree takes several times the text). 1 GiB holds about 40 million numbers. */
+#define JSON_MAX_FILE_BYTES ((size_t)1 << 30)
+
+static gmm_status json_too_large(const char *path)
+{
+    return gmm_fail(GMM_ERR_PARSE, "%s: file larger than the limit of %zu MiB for a model or init file", path,
+                    JSON_MAX_FILE_BYTES >> 20);
+}
+
 /* Reads the whole file into a NUL-terminated buffer (*len_out bytes before the NUL, owned by the caller).
  * GMM_ERR_IO naming path when it cannot be opened or read. */
 static gmm_status read_whole_file(const char *path, char **buf_out, size_t *len_out)
@@ -351,6 +362,11 @@ static gmm_status read_whole_file(const char *path, char **buf_out, size_t *len_
     *len_out = 0;
     FILE *f = fopen(path, "rb");
     if (!f) return gmm_fail(GMM_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
+    struct stat sb;
+    if (fstat(fileno(f), &sb) == 0 && S_ISREG(sb.st_mode) && (unsigned long long)sb.st_size > JSON_MAX_FILE_BYTES) {
+        fclose(f);
+        return json_too_large(path);
+    }
     size_t cap = 1 << 16, len = 0;
     char *buf = gmm_xmalloc(cap);
     if (!buf) {
@@ -359,16 +375,16 @@ static gmm_status read_whole_file(const char *path, char **buf_out, size_t *len_
     }
     for (;;) {
         if (cap - len < 2) {
-            if (cap > SIZE_MAX / 2) {
+            if (len > JSON_MAX_FILE_BYTES) { /* a pipe or device: the size shows only while reading */
                 free(buf);
                 fclose(f);
-                return gmm_fail(GMM_ERR_NOMEM, "%s: file too large", path);
+                return json_too_large(path);
             }
             char *bigger = realloc(buf, cap * 2);
             if (!bigger) {
                 free(buf);
                 fclose(f);
-                return gmm_fail(GMM_ERR_NOMEM, "%s: out of memory reading %zu bytes", path, cap * 2);
+                return gmm_fail(GMM_ERR_NOMEM, "%s: out of memory reading the file (%zu bytes so far)", path, len);
             }
             buf = bigger;
             cap *= 2;
@@ -708,6 +724,70 @@ static gmm_status read_arrays(const char *path, gmm_covariance_type type, const 
     return GMM_OK;
 }
 
+static int compare_key_ptrs(const void *a, const void *b)
+{
+    return strcmp((*(const cJSON *const *)a)->string, (*(const cJSON *const *)b)->string);
+}
+
+/* Sorts the members of object obj (n of them) by key into *keys (grown as needed, *cap entries) and
+ * returns the first key that occurs twice, or NULL. */
+static const char *first_duplicate(const cJSON *obj, size_t n, const cJSON ***keys, size_t *cap, int *nomem)
+{
+    if (n < 2) return NULL;
+    if (n > *cap) {
+        const cJSON **bigger = realloc(*keys, n * sizeof **keys);
+        if (!bigger) {
+            *nomem = 1;
+            return NULL;
+        }
+        *keys = bigger;
+        *cap = n;
+    }
+    size_t i = 0;
+    for (const cJSON *c = obj->child; c; c = c->next) (*keys)[i++] = c;
+    qsort(*keys, n, sizeof **keys, compare_key_ptrs);
+    for (i = 1; i < n; i++)
+        if (!strcmp((*keys)[i]->string, (*keys)[i - 1]->string)) return (*keys)[i]->string;
+    return NULL;
+}
+
+/* GMM_ERR_PARSE naming the key when an object in the tree under item holds a key twice: JSON parsers
+ * disagree on which one counts (cJSON the first, Python the last), so gmm takes neither. where names item
+ * for the message. Recursion is bounded by cJSON's nesting limit (CJSON_NESTING_LIMIT). */
+static gmm_status check_keys_under(const char *path, const cJSON *item, const char *where, const cJSON ***keys,
+                                   size_t *cap)
+{
+    if (cJSON_IsObject(item)) {
+        size_t n = 0;
+        for (const cJSON *c = item->child; c; c = c->next) n++;
+        int nomem = 0;
+        const char *dup = first_duplicate(item, n, keys, cap, &nomem);
+        if (nomem) return gmm_fail(GMM_ERR_NOMEM, "%s: out of memory checking an object of %zu keys", path, n);
+        if (dup) return parse_fail(path, "duplicate key \"%.60s\" in %s; expected each key once", dup, where);
+    }
+    if (!cJSON_IsObject(item) && !cJSON_IsArray(item)) return GMM_OK;
+    for (const cJSON *c = item->child; c; c = c->next) {
+        if (!cJSON_IsObject(c) && !cJSON_IsArray(c)) continue;
+        char inner[96];
+        if (cJSON_IsObject(item))
+            snprintf(inner, sizeof inner, "the object \"%.60s\"", c->string);
+        else
+            snprintf(inner, sizeof inner, "%s", strncmp(where, "an object", 9) ? "an object inside an array" : where);
+        gmm_status st = check_keys_under(path, c, inner, keys, cap);
+        if (st != GMM_OK) return st;
+    }
+    return GMM_OK;
+}
+
+static gmm_status check_unique_keys(const char *path, const cJSON *root, const char *where)
+{
+    const cJSON **keys = NULL;
+    size_t cap = 0;
+    gmm_status st = check_keys_under(path, root, where, &keys, &cap);
+    free(keys);
+    return st;
+}
+
 /* Reads and parses the JSON file at path into *root_out (release with cJSON_Delete). Errors as described
  * in the top comment: GMM_ERR_IO, GMM_ERR_PARSE with PATH:LINE:COLUMN, GMM_ERR_NOMEM. */
 static gmm_status parse_json_file(const char *path, cJSON **root_out)
@@ -736,6 +816,11 @@ static gmm_status parse_json_file(const char *path, cJSON **root_out)
         return st;
     }
     free(text);
+    st = check_unique_keys(path, root, "the top-level object");
+    if (st != GMM_OK) {
+        cJSON_Delete(root);
+        return st;
+    }
     *root_out = root;
     return GMM_OK;
 }

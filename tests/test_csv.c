@@ -2,7 +2,8 @@
  * test_csv.c — the CSV reader and writer (src/data_io.c): every malformed-input case with its exact
  * PATH:LINE:COLUMN message, the accepted variations (header, blank lines, CRLF, no final newline,
  * whitespace, BOM), exact decimal parsing (fast path and strtod agree bit for bit), lines longer than the
- * read block, errors past the first block, and a bit-exact write_csv -> read_data round trip.
+ * read block, errors past the first block, hexadecimal floats refused, the line-length cap, a bit-exact
+ * write_csv -> read_data round trip, and a writer that never follows a link planted at a temporary name.
  */
 #include "check.h"
 #include "test_support.h"
@@ -12,6 +13,7 @@
 #include <float.h>
 #include <stdint.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 static char tmp_path[4096];
 
@@ -114,6 +116,10 @@ static void test_errors(void)
     CHECK_PARSE_ERROR("csv_space_in.csv", "1,2\n3,4 5\n", ":2:3: ", "'4 5' is not a number");
     CHECK_PARSE_ERROR("csv_hexjunk.csv", "1,2\n3,0x\n", ":2:3: ", "'0x' is not a number");
     CHECK_PARSE_ERROR("csv_1e.csv", "1,2\n3,1e\n", ":2:3: ", "'1e' is not a number");
+    /* hexadecimal floats: strtod reads them, numpy does not, and neither does gmm */
+    CHECK_PARSE_ERROR("csv_hex.csv", "1,2\n3,0x1p3\n", ":2:3: ", "'0x1p3' is a hexadecimal number, expected a decimal number");
+    CHECK_PARSE_ERROR("csv_hex_neg.csv", "1,2\n-0X.8,4\n", ":2:1: ", "'-0X.8' is a hexadecimal number");
+    CHECK_PARSE_ERROR("csv_hex_first.csv", "0x10,1\n", ":1:1: ", "'0x10' is a hexadecimal number");
     CHECK_PARSE_ERROR("csv_semicolon.csv", "x;y\n1;2\n", ":2:1: ", "'1;2' is not a number");
     CHECK_PARSE_ERROR("csv_semicolon.csv", "x;y\n1;2\n", ":2:1: ", "separated by commas, not semicolons");
     CHECK_PARSE_ERROR("csv_garbage.csv", "1,2\n\xff\xfe,3\n", ":2:1: ", "'\\xff\\xfe' is not a number");
@@ -199,7 +205,7 @@ static void test_accepted(void)
                          "1e-300,4.9406564584124654e-324,1.7976931348623157e308\n"
                          "-0,0.30000000000000004,123456789012345678901234567890\n"
                          "2.2250738585072014e-308,1E22,.5\n"
-                         "5.,1e-400,0x1p-3\n"
+                         "5.,1e-400,0.125\n"
                          "9007199254740993,0.000001,1.00000000000000000000001\n";
     static const double want[] = {0.1, -1.5e-3, 2.0,
                                   1e-300, 4.9406564584124654e-324, 1.7976931348623157e308,
@@ -331,6 +337,58 @@ static void test_round_trip(void)
     free(x);
 }
 
+/* A line beyond the reader's cap (64 MiB) is refused with the cap stated, before memory runs out. */
+static void test_line_cap(void)
+{
+    const char *p = tmp_file("csv_long_line.csv");
+    FILE *f = fopen(p, "wb");
+    CHECK(f != NULL);
+    if (!f) return;
+    fputs("1\n", f);
+    static char block[1 << 16];
+    memset(block, '7', sizeof block);
+    for (int i = 0; i < 65 * 16; i++) fwrite(block, 1, sizeof block, f); /* 65 MiB, no line end */
+    fclose(f);
+    double *x = NULL;
+    size_t n = 0, d = 0;
+    CHECK_INT_EQ(gmm_read_data(p, &x, &n, &d), GMM_ERR_PARSE);
+    CHECK_STR_CONTAINS(gmm_last_error(), ":2:1: line longer than the limit of 64 MiB");
+    CHECK(x == NULL);
+    gmm_free(x);
+    remove(p);
+}
+
+/* The writer's temporary file is created exclusively: a link planted at the name older versions used
+ * ("<path>.tmp.<pid>") is neither followed nor replaced, and the file the link points to is untouched. */
+static void test_planted_link(void)
+{
+    char victim[4096], out[4096], planted[4200];
+    snprintf(victim, sizeof victim, "%s", tmp_file("csv_victim.txt"));
+    snprintf(out, sizeof out, "%s", tmp_file("csv_linked_out.csv"));
+    snprintf(planted, sizeof planted, "%s.tmp.%ld", out, (long)getpid());
+    write_file("csv_victim.txt", "precious\n", 9);
+    remove(out);
+    remove(planted);
+    CHECK(symlink(victim, planted) == 0);
+    static const double v[] = {1.5, 2.5};
+    CHECK_INT_EQ(gmm_write_csv(out, v, 1, 2), GMM_OK);
+    FILE *f = fopen(victim, "rb");
+    char buf[64] = "";
+    size_t got = f ? fread(buf, 1, sizeof buf - 1, f) : 0;
+    if (f) fclose(f);
+    buf[got] = '\0';
+    CHECK(!strcmp(buf, "precious\n"));
+    struct stat st;
+    CHECK(lstat(out, &st) == 0 && S_ISREG(st.st_mode));
+    CHECK(lstat(planted, &st) == 0 && S_ISLNK(st.st_mode));
+    double *x = NULL;
+    size_t n = 0, d = 0;
+    CHECK_INT_EQ(gmm_read_data(out, &x, &n, &d), GMM_OK);
+    CHECK(x && n == 1 && d == 2 && x[0] == 1.5 && x[1] == 2.5);
+    gmm_free(x);
+    remove(planted);
+}
+
 int main(int argc, char **argv)
 {
     (void)argc;
@@ -340,5 +398,7 @@ int main(int argc, char **argv)
     test_accepted();
     test_decimal_agreement();
     test_round_trip();
+    test_line_cap();
+    test_planted_link();
     return check_exit();
 }

@@ -16,6 +16,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <dirent.h>
+#include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -23,12 +25,20 @@
 
 static int file_exists(const char *path) { return access(path, F_OK) == 0; }
 
-/* The temporary name gmm_atomic_open uses beside path (util.c). */
+/* 1 when a temporary file of gmm_atomic_open ("<path>.tmp.XXXXXX", util.c) is left beside path. */
 static int tmp_exists(const char *path)
 {
-    char tmp[512];
-    snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid());
-    return file_exists(tmp);
+    const char *slash = strrchr(path, '/');
+    char dir[512], prefix[512];
+    snprintf(dir, sizeof dir, "%.*s", slash ? (int)(slash - path) : 1, slash ? path : ".");
+    snprintf(prefix, sizeof prefix, "%s.tmp.", slash ? slash + 1 : path);
+    DIR *d = opendir(dir);
+    if (!d) return 0;
+    int found = 0;
+    struct dirent *e;
+    while (!found && (e = readdir(d)) != NULL) found = strncmp(e->d_name, prefix, strlen(prefix)) == 0;
+    closedir(d);
+    return found;
 }
 
 /* Writes text to path (test helper; aborts the test on failure). */
@@ -313,6 +323,29 @@ static void test_load_errors(void)
     expect_load_error("trailing", "{\"weights\": [1], \"means\": [[0]], \"covariances\": [[[1]]]}\n}",
                       GMM_ERR_PARSE, ":2:1: invalid JSON near '}'");
     expect_load_error("not_object", "[1, 2]", GMM_ERR_PARSE, ": top level is not a JSON object");
+    /* A key given twice is an error naming it (parsers disagree on which one counts). */
+    expect_load_error("dup_top", "{\"weights\": [1], \"means\": [[0]], \"weights\": [1], \"covariances\": [[[1]]]}",
+                      GMM_ERR_PARSE, ": duplicate key \"weights\" in the top-level object; expected each key once");
+    expect_load_error("dup_fit", "{\"weights\": [1], \"means\": [[0]], \"covariances\": [[[1]]],"
+                                 " \"fit\": {\"n_iter\": 1, \"converged\": true, \"n_iter\": 2}}",
+                      GMM_ERR_PARSE, ": duplicate key \"n_iter\" in the object \"fit\"");
+    expect_load_error("dup_unused", "{\"weights\": [1], \"means\": [[0]], \"covariances\": [[[1]]],"
+                                    " \"notes\": [{\"a\": 1, \"a\": 2}]}",
+                      GMM_ERR_PARSE, ": duplicate key \"a\" in an object inside an array");
+    {
+        /* a file beyond the cap (1 GiB, sparse here) is refused before it is read */
+        const char *big = TMP "too_large.json";
+        int fd = open(big, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        CHECK(fd >= 0 && ftruncate(fd, ((off_t)1 << 30) + 1) == 0);
+        if (fd >= 0) close(fd);
+        gmm_model *m = NULL;
+        CHECK_INT_EQ(gmm_model_load(big, &m), GMM_ERR_PARSE);
+        CHECK_STR_CONTAINS(gmm_last_error(), "too_large.json: file larger than the limit of 1024 MiB");
+        gmm_init_file f;
+        CHECK_INT_EQ(gmm_init_file_load(big, &f), GMM_ERR_PARSE);
+        CHECK_STR_CONTAINS(gmm_last_error(), "file larger than the limit of 1024 MiB");
+        remove(big);
+    }
 
     /* Structure. */
     expect_load_error("means_row", "{\"n_features\": 2, \"weights\": [0.2, 0.3, 0.5],\n"
@@ -790,6 +823,8 @@ static void test_init_subsets(void)
 
 static void test_init_errors(void)
 {
+    expect_init_error("dup_means", "{\"means\": [[0], [1]], \"weights\": [0.5, 0.5], \"means\": [[2], [3]]}",
+                      GMM_ERR_PARSE, ": duplicate key \"means\" in the top-level object");
     expect_init_error("both",
                       "{\"covariances\": [[[1]]], \"precisions\": [[[1]]]}", GMM_ERR_PARSE,
                       ": both \"covariances\" and \"precisions\" are given; expected at most one of them");

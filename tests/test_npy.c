@@ -1,8 +1,8 @@
 /*
  * test_npy.c — the .npy reader and writer (src/data_io.c): bit-exact write_npy -> read_data round trip,
  * the exact NumPy header bytes, hand-built float32 and version 2.0/3.0 files, every rejected header or
- * size with its message, and (when python3 with numpy is importable) files written by NumPy read here and
- * files written here loaded by NumPy.
+ * size with its message, the out-of-memory message naming file, rows and d, and (when python3 with numpy
+ * is importable) files written by NumPy read here and files written here loaded by NumPy.
  */
 #include "check.h"
 #include "test_support.h"
@@ -12,6 +12,14 @@
 #include <float.h>
 #include <stdint.h>
 #include <sys/stat.h>
+#include <fcntl.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+/* Under AddressSanitizer an impossible allocation returns NULL, as malloc does, instead of aborting: the
+ * reader's out-of-memory message is what test_out_of_memory checks. */
+const char *__asan_default_options(void);
+const char *__asan_default_options(void) { return "allocator_may_return_null=1"; }
 
 static char tmp_path[4096];
 static size_t last_header_bytes; /* preamble + header of the last make_npy file */
@@ -315,6 +323,40 @@ static void test_with_numpy(void)
     CHECK_INT_EQ(run(cmd), 0);
 }
 
+/* An allocation that cannot succeed (a FIFO, whose size is not known in advance, announcing 2^60 values)
+ * fails with a message naming the file, the rows and d. */
+static void test_out_of_memory(void)
+{
+    const char *hdr = make_npy("npy_oom_header.npy", 1, "<f8", "False", "(1099511627776, 1048576)", NULL, 0);
+    char hdr_path[4096], fifo[4096];
+    snprintf(hdr_path, sizeof hdr_path, "%s", hdr);
+    snprintf(fifo, sizeof fifo, "%s", tmp_file("npy_oom.npy"));
+    FILE *hf = fopen(hdr_path, "rb");
+    unsigned char bytes[256];
+    size_t len = hf ? fread(bytes, 1, sizeof bytes, hf) : 0;
+    if (hf) fclose(hf);
+    CHECK(len == last_header_bytes);
+    remove(fifo);
+    CHECK(mkfifo(fifo, 0600) == 0);
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid == 0) {
+        int fd = open(fifo, O_WRONLY);
+        if (fd < 0 || write(fd, bytes, len) != (ssize_t)len) _exit(1);
+        close(fd);
+        _exit(0);
+    }
+    double *x = NULL;
+    size_t n = 0, d = 0;
+    CHECK_INT_EQ(gmm_read_data(fifo, &x, &n, &d), GMM_ERR_NOMEM);
+    CHECK(x == NULL);
+    CHECK_STR_CONTAINS(gmm_last_error(), fifo);
+    CHECK_STR_CONTAINS(gmm_last_error(), "1099511627776 rows x 1048576 columns (d = 1048576)");
+    int status = 0;
+    waitpid(pid, &status, 0);
+    remove(fifo);
+}
+
 int main(int argc, char **argv)
 {
     (void)argc;
@@ -323,6 +365,7 @@ int main(int argc, char **argv)
     test_round_trip_and_header();
     test_hand_built();
     test_errors();
+    test_out_of_memory();
     test_with_numpy();
     return check_exit();
 }

@@ -4,8 +4,10 @@
  * Each plot writes its data (.dat) and a gnuplot script (NAME.gp) into DIR, every file whole or not at all
  * (gmm_atomic_*). Scripts name their data files relative to DIR, so `cd DIR && gnuplot NAME.gp` redraws
  * NAME.png by hand. The script writes to the gnuplot variable `outfile` when it is defined and to NAME.png
- * otherwise; when rendering, gmm runs `gnuplot -e "outfile='NAME.tmp.PID.png'" NAME.gp` in DIR (fork,
- * chdir, execvp: no shell) and renames the temporary picture to NAME.png only when gnuplot succeeded.
+ * otherwise; when rendering, gmm creates the temporary picture NAME.tmp.XXXXXX.png exclusively (random
+ * name, O_EXCL), runs `gnuplot -e "outfile='NAME.tmp.XXXXXX.png'" NAME.gp` in DIR (fork, chdir, execvp:
+ * no shell) and renames the picture to NAME.png only when gnuplot succeeded. The running gnuplot is known
+ * to a signal handler (gmm_plot_child) and dies with gmm (PR_SET_PDEATHSIG).
  * A failed render, and a call with render == 0, leave no NAME.png (a stale one from an earlier run is
  * removed, since it would no longer match the data beside it).
  */
@@ -15,6 +17,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <signal.h>
 #include <math.h>
 #include <stdatomic.h>
 #include <stdlib.h>
@@ -23,6 +26,9 @@
 #include <sys/types.h>
 #include <sys/wait.h>
 #include <unistd.h>
+#ifdef __linux__
+#include <sys/prctl.h>
+#endif
 
 /* Colours of components / methods, cycled; combined with PLOT_SHAPES so that up to 12 * 6 = 72
  * components get distinct (colour, marker) pairs. */
@@ -103,6 +109,11 @@ static void gp_footer(FILE *f) { fputs("unset output\nundefine outfile\n", f); }
  * err (NUL terminated); otherwise stderr goes to /dev/null. Returns the child's exit status (0..255),
  * 128 + signal number when it was killed, 127 when it could not be executed, 126 when dir could not be
  * entered, or -1 when no child could be started (fork or pipe failed; errno describes it). */
+/* The running gnuplot's process id, 0 when none: read by signal handlers (gmm_plot_child). */
+static volatile sig_atomic_t running_child;
+
+int gmm_plot_child(void) { return (int)running_child; }
+
 static int spawn_wait(const char *dir, char *const argv[], char *err, size_t errcap)
 {
     int fds[2] = {-1, -1};
@@ -124,6 +135,10 @@ static int spawn_wait(const char *dir, char *const argv[], char *err, size_t err
     }
     if (pid == 0) {
         /* Child: only async-signal-safe calls until exec. */
+#ifdef __linux__
+        prctl(PR_SET_PDEATHSIG, SIGTERM); /* gnuplot goes when gmm goes, even by SIGKILL */
+        if (getppid() == 1) _exit(126);   /* gmm died before that took effect */
+#endif
         int devnull = open("/dev/null", O_RDWR);
         if (devnull >= 0) {
             dup2(devnull, STDIN_FILENO);
@@ -147,6 +162,7 @@ static int spawn_wait(const char *dir, char *const argv[], char *err, size_t err
         (void)w;
         _exit(127);
     }
+    running_child = (sig_atomic_t)pid;
     if (err) {
         close(fds[1]);
         size_t len = 0;
@@ -174,8 +190,12 @@ static int spawn_wait(const char *dir, char *const argv[], char *err, size_t err
     }
     int status = 0;
     while (waitpid(pid, &status, 0) < 0) {
-        if (errno != EINTR) return -1;
+        if (errno != EINTR) {
+            running_child = 0;
+            return -1;
+        }
     }
+    running_child = 0;
     if (WIFEXITED(status)) return WEXITSTATUS(status);
     if (WIFSIGNALED(status)) return 128 + WTERMSIG(status);
     return -1;
@@ -204,17 +224,31 @@ static void remove_quietly(const char *path) { (void)remove(path); }
  * status and the tail of its error output. */
 static gmm_status finish_plot(const char *dir, const char *name, int render)
 {
-    char png_name[96], tmp_name[128], script[96], outarg[160];
+    char png_name[96], script[96], outarg[160];
     snprintf(png_name, sizeof png_name, "%s.png", name);
-    snprintf(tmp_name, sizeof tmp_name, "%s.tmp.%ld.png", name, (long)getpid());
     snprintf(script, sizeof script, "%s.gp", name);
-    snprintf(outarg, sizeof outarg, "outfile='%s'", tmp_name);
     char *png = gmm_path_join(dir, png_name);
-    char *tmp = gmm_path_join(dir, tmp_name);
+    char *tmp = gmm_xmalloc(GMM_PATH_MAX);
     if (!png || !tmp) {
         free(png);
         free(tmp);
         return GMM_ERR_NOMEM;
+    }
+    tmp[0] = '\0';
+    if (render) {
+        /* the picture's temporary name, created exclusively so that gnuplot writes into a file of ours */
+        char prefix[GMM_PATH_MAX];
+        snprintf(prefix, sizeof prefix, "%s/%s.tmp.", dir, name);
+        int fd = gmm_create_exclusive(prefix, ".png", tmp, GMM_PATH_MAX);
+        if (fd < 0) {
+            gmm_status st = gmm_fail(GMM_ERR_IO, "cannot create a temporary picture in %s: %s", dir, strerror(errno));
+            free(png);
+            free(tmp);
+            return st;
+        }
+        close(fd);
+        const char *slash = strrchr(tmp, '/');
+        snprintf(outarg, sizeof outarg, "outfile='%s'", slash ? slash + 1 : tmp);
     }
     gmm_status st = GMM_OK;
     if (!render) {

@@ -302,7 +302,7 @@ static void rep_summary(rep *p)
               "this folder. Render them with\n> `",
               f);
         fputs("cd ", f);
-        sh_quote(f, p->dir);
+        sh_quote(f, r->shown_dir ? r->shown_dir : p->dir);
         fprintf(f, " && gnuplot loglik.gp clusters.gp%s`\n\n", r->study && r->n_study > 0 ? " init_study.gp" : "");
     }
 }

@@ -26,6 +26,8 @@ typedef struct gmm_study_method {
 /* Everything report.md is written from. Borrowed pointers. */
 typedef struct gmm_report {
     const char *data_path;
+    const char *shown_dir;     /* the result folder's name for the reader (dir may be a staging folder);
+                                  NULL: dir itself */
     const double *x;           /* (n, d) the training data */
     size_t n, d;
     const gmm_model *model;    /* the fitted model (fit record included) */
@@ -46,6 +48,10 @@ gmm_status gmm_write_labels(const char *dir, const int *labels, size_t n);
 /* Writes DIR/loglik.csv: header "iteration,loglik,change,seconds", one row per iteration of the best run;
  * change is the change of the total log-likelihood from the previous iteration (empty on the first row). */
 gmm_status gmm_write_loglik(const char *dir, const gmm_model *model);
+
+/* The process id of the gnuplot gmm is running now, 0 when none. Async-signal-safe: for a signal handler
+ * that stops it before gmm ends. */
+int gmm_plot_child(void);
 
 /* Returns 1 when a gnuplot with the pngcairo terminal can be run, 0 otherwise. */
 int gmm_gnuplot_available(void);
