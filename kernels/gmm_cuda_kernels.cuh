@@ -505,12 +505,16 @@ __device__ __forceinline__ void tile_group(int grp, const T *__restrict__ rk, co
  * none of it), with other responsibilities (mode kRespLabels: one-hot on labels; kRespRandom: hashed from
  * seed; the log-likelihood slot is then 0 and only the means of params are read, as the shift), and with
  * groups < R to skip the second-moment groups that Lloyd's centers do not need (group 0 always holds N and
- * S). Without INIT, mode, labels, seed and groups are ignored. */
+ * S). The INIT instance also runs the E-step's responsibilities (mode kRespEM) around other centers: with
+ * shift non-null, component c's statistics are taken around shift[c * D .. c * D + D) (global memory, the
+ * data's type) instead of its mean, so that a pass after a large move of the means sums small deviations.
+ * Without INIT, mode, labels, seed, groups and shift are ignored. */
 template <typename T, int D, bool INIT>
 __device__ __forceinline__ void stats_tile_body(const T *__restrict__ x, long long n, int d, int k,
                                                 const T *__restrict__ params, int stats_len,
                                                 double *__restrict__ partials, int mode,
-                                                const int *__restrict__ labels, unsigned long long seed, int groups)
+                                                const int *__restrict__ labels, unsigned long long seed, int groups,
+                                                const T *__restrict__ shift)
 {
     using S = TileShape<T, D>;
     using V = typename Vec16<T>::type;
@@ -539,6 +543,8 @@ __device__ __forceinline__ void stats_tile_body(const T *__restrict__ x, long lo
             for (int j = 0; j < D; j++) xv[j] = j < d ? x[i * d + j] : T(0);
             if constexpr (!INIT) {
                 ll += (double)point_resp<T, D>(xv, par, k, rs + tid, g.rs_stride);
+            } else if (mode == kRespEM) {
+                ll += (double)point_resp<T, D>(xv, par, k, rs + tid, g.rs_stride);
             } else if (mode == kRespLabels) {
                 const int lab = labels[i];
                 for (int c = 0; c < k; c++) rs[c * g.rs_stride + tid] = c == lab ? T(1) : T(0);
@@ -561,12 +567,12 @@ __device__ __forceinline__ void stats_tile_body(const T *__restrict__ x, long lo
         } else if (k <= g.tpg) {
             const int c = t / g.lanes, lane = t % g.lanes;
             if (c < k)
-                tile_group<T, D>(grp, rs + c * g.rs_stride, xs, bt, par + c * S::P, lane, g.lanes,
-                                 acc + (size_t)((grp * k + c) * g.lanes + lane) * S::EI);
+                tile_group<T, D>(grp, rs + c * g.rs_stride, xs, bt, INIT && shift ? shift + c * D : par + c * S::P,
+                                 lane, g.lanes, acc + (size_t)((grp * k + c) * g.lanes + lane) * S::EI);
         } else {
             for (int c = t; c < k; c += g.tpg)
-                tile_group<T, D>(grp, rs + c * g.rs_stride, xs, bt, par + c * S::P, 0, 1,
-                                 acc + (size_t)(grp * k + c) * S::EI);
+                tile_group<T, D>(grp, rs + c * g.rs_stride, xs, bt, INIT && shift ? shift + c * D : par + c * S::P,
+                                 0, 1, acc + (size_t)(grp * k + c) * S::EI);
         }
         __syncthreads();
     }
@@ -584,7 +590,8 @@ __device__ __forceinline__ void stats_tile_body(const T *__restrict__ x, long lo
     if (tid == 0) out[k * S::E] = tot;
 }
 
-/* The E-step's instance (mode, labels, seed and groups unused) and the initializations'. Their launch bounds
+/* The E-step's instance (mode, labels, seed, groups and shift unused) and the initializations' (also the
+ * E-step's shifted pass, kRespEM with a shift). Their launch bounds
  * differ: with a minimum of one block per multiprocessor ptxas gives the INIT instance the registers it
  * needs (without it, two instances spilled), while the E-step's keeps its lower register count (more
  * resident blocks). */
@@ -593,15 +600,16 @@ __global__ void __launch_bounds__(kMaxThreads)
     stats_tile_kernel(const T *__restrict__ x, long long n, int d, int k, const T *__restrict__ params,
                       int stats_len, double *__restrict__ partials)
 {
-    stats_tile_body<T, D, false>(x, n, d, k, params, stats_len, partials, kRespEM, nullptr, 0ULL, TileShape<T, D>::R);
+    stats_tile_body<T, D, false>(x, n, d, k, params, stats_len, partials, kRespEM, nullptr, 0ULL, TileShape<T, D>::R,
+                                 nullptr);
 }
 template <typename T, int D>
 __global__ void __launch_bounds__(kMaxThreads, 1)
     stats_tile_init_kernel(const T *__restrict__ x, long long n, int d, int k, const T *__restrict__ params,
                            int stats_len, double *__restrict__ partials, int mode, const int *__restrict__ labels,
-                           unsigned long long seed, int groups)
+                           unsigned long long seed, int groups, const T *__restrict__ shift)
 {
-    stats_tile_body<T, D, true>(x, n, d, k, params, stats_len, partials, mode, labels, seed, groups);
+    stats_tile_body<T, D, true>(x, n, d, k, params, stats_len, partials, mode, labels, seed, groups, shift);
 }
 
 /* ---------------------------------------------------------------------------- initialization passes */
