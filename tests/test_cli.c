@@ -531,7 +531,7 @@ static void test_device_flags(void)
     snprintf(args, sizeof args, "predict '%s/%s' '%s/%s' --device gpu", GMM_SOURCE_DIR, model, GMM_SOURCE_DIR, data);
     expect_failure(args, 2, "gmm predict: --device expects auto, cpu or cuda, got 'gpu'");
     snprintf(args, sizeof args, "score '%s/%s' '%s/%s' --dtype float16", GMM_SOURCE_DIR, model, GMM_SOURCE_DIR, data);
-    expect_failure(args, 2, "gmm score: --dtype expects float32 or float64, got 'float16'");
+    expect_failure(args, 2, "gmm score: --dtype expects auto, float32 or float64, got 'float16'");
     snprintf(args, sizeof args, "score '%s/%s' '%s/%s' --device", GMM_SOURCE_DIR, model, GMM_SOURCE_DIR, data);
     expect_failure(args, 2, "gmm score: option '--device' needs a value");
     snprintf(args, sizeof args, "predict '%s/%s' '%s/%s' --threads 2", GMM_SOURCE_DIR, model, GMM_SOURCE_DIR, data);
