@@ -2,17 +2,21 @@
  * backend_cuda.c — the CUDA backend's host side: the same backend table as the CPU reference (stats,
  * predict, release) over data that live on the GPU for the backend's whole life.
  *
- * Open: the column means of x are computed in double; x - colmean is converted to float32 (or kept float64)
- * and copied to the device once, in chunks through a pinned staging buffer. Centering keeps data far from
- * the origin precise in float32; the backend translates every mean by the same colmean when it uploads
- * parameters, and the statistics S_k, T_k (taken around the current means) and the log-likelihood are
- * unchanged by the shift, so nothing is translated back.
+ * Open: the column means and ranges of x are computed in double; x - colmean is converted to float32 (or
+ * kept float64) and copied to the device once, in chunks through a pinned staging buffer. Centering keeps
+ * data far from the origin precise in float32; the backend translates every mean by the same colmean when it
+ * uploads parameters, and the statistics S_k, T_k (taken around the current means) and the log-likelihood
+ * are unchanged by the shift, so nothing is translated back. With GMM_GPU_DTYPE_AUTO the data type is
+ * float32 unless float32 cannot resolve the data (criterion (a) below), and a model far from the data
+ * (criterion (b)) moves the backend to float64 for good.
  *
  * Stats pass (one per EM iteration): pack the k parameter blocks (translated means, precision Cholesky
  * factors scaled to log2 units, log2 of weight x normalizer) into a pinned buffer, then one call of
  * gmm_cuda_stats enqueues at most: parameter upload, stats kernel, fixed-order reduction kernel, download of
  * the k (1 + D + D(D+1)/2) + 1 reduced doubles; one stream synchronization; the upper triangle of T is
- * mirrored into the full (k, d, d) the M-step expects, as the CPU backend does.
+ * mirrored into the full (k, d, d) the M-step expects, as the CPU backend does. When a mean moved far in
+ * that pass (the sums around the old means would cancel in the M-step's T/N - (S/N)^2), a second pass takes
+ * them around the new means and the host carries them back in double (restats_shifted).
  *
  * Every CUDA call is checked: CUDA_CHECK turns a failure into GMM_ERR_CUDA with file:line, the call's text
  * and CUDA's error string; a device allocation that fails says how many bytes it needed and how many were

@@ -272,8 +272,9 @@ gmm_status gmm_session_open(gmm_session *s, const double *x, size_t n, size_t d,
 
 /* Fits as gmm_fit(x, n, d, options, out) would, on the session's data and backend: the same checks of the
  * options (n_components at most s->max_k, or GMM_ERR_INVALID_ARG), the same runs, the same model bit for
- * bit. options->backend, gpu_dtype and n_threads are ignored: the session's, from gmm_session_open, hold.
- * The model's device is s->device. */
+ * bit (unless an earlier fit on a CUDA session with GMM_GPU_DTYPE_AUTO moved it to float64: b.precision_note).
+ * options->backend, gpu_dtype and n_threads are ignored: the session's, from gmm_session_open, hold.
+ * The model's device is s->device, followed by the notes of what changed during the fit. */
 gmm_status gmm_session_fit(gmm_session *s, const gmm_options *options, gmm_model **out);
 
 /* The backend's predict pass of model m (m's d must be the data's) over the session's data: logp (n),

@@ -8,7 +8,9 @@
  * log-likelihood at n = 10^7, data offset by 10^4, run-to-run bit identity, and argument errors; the public
  * gmm_infer and gmm_fit_predict on CUDA against the CPU, and fits on one CUDA session against gmm_fit; the
  * initializations' passes (k-means++, Lloyd, initial responsibilities) against the CPU backend's, and fits
- * from every data-driven init method.
+ * from every data-driven init method; and the battery of hard data (issue 12): clusters far apart with tiny
+ * spreads, initial means 1e3 standard deviations away, a column scaled by 1e6, with the data type that
+ * GMM_GPU_DTYPE_AUTO (gmm_fit's default) chooses, every covariance type against the CPU.
  *
  * Returns 77 (ctest: skipped) with the reason when the build has no CUDA or no usable device is present.
  * GMM_TEST_CUDA_QUICK=1 keeps only small sizes (compute-sanitizer memcheck), GMM_TEST_CUDA_QUICK=2 a few small
@@ -1273,9 +1275,9 @@ static void test_hard_far_clusters(void)
 {
     static const double offsets[] = {1e4, 1e6}, spreads[] = {1e-2, 1e-3, 1e-4};
     const size_t n = quick ? 2000 : 10000;
+    if (quick == 2) return; /* no kernel of its own: the racecheck run has the shifted pass from the next ones */
     for (size_t a = 0; a < 2; a++)
         for (size_t b = 0; b < 3; b++) {
-            if (quick == 2 && (a > 0 || b > 0)) continue;
             double *x = far_clusters(n, offsets[a], spreads[b], 6000 + 10 * a + b);
             CHECK(x != NULL);
             if (!x) continue;
@@ -1296,6 +1298,7 @@ static void test_hard_far_clusters(void)
 static void test_hard_far_means_init(void)
 {
     const size_t n = quick ? 2000 : 8000, d = 2, k = 2;
+    if (quick == 2) return;
     gmm_rng r;
     gmm_rng_seed(&r, 6100);
     double *x = malloc(n * d * sizeof *x);
@@ -1308,7 +1311,6 @@ static void test_hard_far_means_init(void)
     }
     const double w[2] = {0.5, 0.5}, mu[4] = {-3.0, 1000.0, 3.0, 1000.0};
     for (int max_iter = 1; max_iter <= 100; max_iter += 99) {
-        if (quick == 2 && max_iter > 1) break;
         gmm_options o;
         gmm_options_init(&o);
         o.n_components = (int)k;
@@ -1410,6 +1412,7 @@ static void test_hard_far_means_step(void)
 static void test_hard_scaled_column(void)
 {
     const size_t n = quick ? 3000 : 9000;
+    if (quick == 2) return;
     gmm_rng r;
     gmm_rng_seed(&r, 6300);
     double *x = malloc(n * 2 * sizeof *x);
@@ -1425,7 +1428,7 @@ static void test_hard_scaled_column(void)
     gmm_options o;
     gmm_options_init(&o);
     o.n_components = 3;
-    if (quick != 2) fits_all_types(x, n, 2, &o, "a column scaled by 1e6 beside a unit one", 0);
+    fits_all_types(x, n, 2, &o, "a column scaled by 1e6 beside a unit one", 0);
     free(x);
 }
 
@@ -1476,18 +1479,20 @@ static void test_dtype_choice(void)
         g.release(&g);
     }
     /* gmm_fit with an explicit float32 on the far clusters: float32 it is */
-    gmm_options o;
-    gmm_options_init(&o);
-    o.n_components = 2;
-    o.backend = GMM_BACKEND_CUDA;
-    o.gpu_dtype = GMM_GPU_DTYPE_FLOAT32;
-    gmm_model *mg = NULL;
-    CHECK(gmm_fit(far, n, 2, &o, &mg) == GMM_OK);
-    if (mg) {
-        CHECK_STR_CONTAINS(gmm_model_device(mg), "), float32");
-        CHECK(strstr(gmm_model_device(mg), "float64") == NULL);
+    if (quick != 2) {
+        gmm_options o;
+        gmm_options_init(&o);
+        o.n_components = 2;
+        o.backend = GMM_BACKEND_CUDA;
+        o.gpu_dtype = GMM_GPU_DTYPE_FLOAT32;
+        gmm_model *mg = NULL;
+        CHECK(gmm_fit(far, n, 2, &o, &mg) == GMM_OK);
+        if (mg) {
+            CHECK_STR_CONTAINS(gmm_model_device(mg), "), float32");
+            CHECK(strstr(gmm_model_device(mg), "float64") == NULL);
+        }
+        gmm_model_free(mg);
     }
-    gmm_model_free(mg);
 done:
     free(far);
     free(ord);
@@ -1503,6 +1508,7 @@ done:
 static void test_infer_far_model(void)
 {
     const size_t n = quick ? 2003 : 20011, k = 2, d = 2;
+    if (quick == 2) return;
     const double w[2] = {0.5, 0.5}, mu[4] = {-3.0, 3000.0, 3.0, 3000.0}, cov[8] = {1, 0, 0, 1, 1, 0, 0, 1};
     gmm_model *m = NULL;
     CHECK(gmm_model_from_params(k, d, GMM_COV_FULL, w, mu, cov, &m) == GMM_OK);
