@@ -8,7 +8,8 @@
  * Template instances: the tile and predict kernels for D in {1, 2, 3, 4, 6, 8, 12, 16}, for float and double;
  * the register kernel for (D, K) in {(1, 1..8), (2, 1..4), (3, 1..2), (4, 1)} for float and in
  * {(1, 1..4), (2, 1..2), (3, 1), (4, 1)} for double (K exactly the number of components); the tile body
- * once for the E-step (stats_tile_kernel) and once for the initializations (stats_tile_init_kernel).
+ * once for the E-step (stats_tile_kernel) and once for the initializations and the E-step's shifted pass
+ * (stats_tile_init_kernel).
  */
 #include "gmm_cuda.h"
 

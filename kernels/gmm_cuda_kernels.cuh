@@ -4,7 +4,7 @@
  * reduction of their per-block partials, and the predict kernel. Included by gmm_cuda.cu only; the C
  * interface and the memory layouts are documented in gmm_cuda.h.
  *
- * Numerics (../shared/DESIGN.md): per point, in the data type T (float32 by default),
+ * Numerics (../shared/DESIGN.md): per point, in the data type T (float32, or float64),
  *   l_c = log2(w_c N(x | c)) = base_c - |(x - mu_c) U'_c|^2     (U' = U sqrt(1/(2 ln 2)): log2 units)
  *   m = max_c l_c,  s = sum_c 2^(l_c - m),  log2 p(x) = m + log2 s,  r_c = 2^(l_c - m) / s,
  * and the statistics N_c = sum r, S_c = sum r (x - mu_c), T_c = sum r (x - mu_c)(x - mu_c)^T (upper
@@ -13,7 +13,9 @@
  * at most kRun points (float32: relative error below kRun * 2^-24 ~ 4e-6 in the worst case, ~1e-7
  * typically), flushed into double; everything above that level (per thread, per block, across blocks) is
  * double, and log2 p(x) goes into a double accumulator point by point. No floating-point atomics: every sum
- * has a fixed order for a given launch shape, so results are bit-identical run to run.
+ * has a fixed order for a given launch shape, so results are bit-identical run to run. Sums around means
+ * far from their points would cancel in the M-step's T/N - (S/N)^2; the host then runs the pass again with
+ * the sums around the new means (stats_tile_body's shift).
  */
 #ifndef GMM_CUDA_KERNELS_CUH
 #define GMM_CUDA_KERNELS_CUH
