@@ -749,10 +749,11 @@ static gmm_status column_ranges(cuda_impl *c, const double *x, size_t n, size_t 
 /* The finest scale column j of x (n, d) shows, from a histogram of HIST_BINS bins over [lo, hi] of the rows
  * i = floor(t n / S), t < S = min(n, SAMPLE_ROWS): the standard deviation of a normal density whose peak is the
  * fullest bin's density, S w / (count sqrt(2 pi)) for bins of width w. A cluster of weight pi and spread s shows
- * about s / pi; one narrower than a bin, w / (2.5 pi). 0 for a constant column. counts holds HIST_BINS. */
+ * about s / pi; one narrower than a bin, w / (2.5 pi). 0 for a constant column (or a range beyond double's).
+ * counts holds HIST_BINS. */
 static double finest_spread(const double *x, size_t n, size_t d, size_t j, double lo, double hi, unsigned *counts)
 {
-    if (!(hi > lo) || n == 0) return 0.0;
+    if (!(hi > lo) || !isfinite(hi - lo) || n == 0) return 0.0;
     const size_t S = n < SAMPLE_ROWS ? n : SAMPLE_ROWS;
     const double w = (hi - lo) / HIST_BINS, step = (double)n / (double)S;
     memset(counts, 0, HIST_BINS * sizeof *counts);
@@ -761,7 +762,7 @@ static double finest_spread(const double *x, size_t n, size_t d, size_t j, doubl
         size_t i = (size_t)((double)t * step);
         if (i >= n) i = n - 1;
         const double v = (x[i * d + j] - lo) / w;
-        const size_t bin = v >= (double)HIST_BINS ? HIST_BINS - 1 : (size_t)v;
+        const size_t bin = v >= (double)HIST_BINS ? HIST_BINS - 1 : (v > 0.0 ? (size_t)v : 0);
         if (++counts[bin] > top) top = counts[bin];
     }
     return (double)S * w / ((double)top * 2.5066282746310002);
