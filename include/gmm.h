@@ -76,13 +76,21 @@ typedef enum gmm_init_method {
  * in double whatever the backend. */
 typedef enum gmm_backend_kind {
     GMM_BACKEND_CPU = 0,  /* the double-precision CPU reference (OpenMP) */
-    GMM_BACKEND_CUDA = 1, /* an NVIDIA GPU: the data go to the device once, centered, as float32 (float64 with
-                             options.gpu_float64); GMM_ERR_NO_DEVICE when no GPU is usable or the build has
+    GMM_BACKEND_CUDA = 1, /* an NVIDIA GPU: the data go to the device once, centered, as float32 or float64
+                             (options.gpu_dtype); GMM_ERR_NO_DEVICE when no GPU is usable or the build has
                              no CUDA; the kernels handle d <= 32 and k <= 64 (above 16 features fewer
                              components: about 30 at d = 32 in float32), GMM_ERR_INVALID_ARG beyond */
     GMM_BACKEND_AUTO = 2  /* CUDA when a usable GPU is present and the problem fits the kernels, else the CPU;
                              gmm_model_device() says which ran */
 } gmm_backend_kind;
+
+/* The precision of the data (and of the per-point arithmetic) on a GPU. */
+typedef enum gmm_gpu_dtype {
+    GMM_GPU_DTYPE_AUTO = 0,    /* float32 unless float32 cannot resolve the data or the model (then float64, and
+                                  the model's device line says why; README.md, "GPU", gives the criterion) */
+    GMM_GPU_DTYPE_FLOAT32 = 1, /* float32 whatever the data */
+    GMM_GPU_DTYPE_FLOAT64 = 2  /* float64 */
+} gmm_gpu_dtype;
 
 typedef struct gmm_model gmm_model;
 
@@ -121,7 +129,7 @@ typedef struct gmm_options {
     uint64_t seed;             /* every random choice derives from it; default 0 */
     int n_threads;             /* CPU threads; 0 = OpenMP's default. Results do not depend on it. */
     gmm_backend_kind backend;  /* default GMM_BACKEND_CPU, the reference; GMM_BACKEND_AUTO uses a GPU if any */
-    int gpu_float64;           /* 1: keep the data in float64 on the GPU (default 0: float32) */
+    gmm_gpu_dtype gpu_dtype;   /* data type on the GPU; default GMM_GPU_DTYPE_AUTO */
     int verbose;               /* 1: one line per EM iteration on stderr when on_iter is NULL; default 0 */
     gmm_iter_callback on_iter; /* optional progress callback, NULL by default */
     void *on_iter_user;        /* passed to on_iter */
@@ -188,7 +196,7 @@ gmm_status gmm_score_samples(const gmm_model *model, const double *x, size_t n, 
 gmm_status gmm_score(const gmm_model *model, const double *x, size_t n, double *mean_logp);
 
 /* The per-point outputs of predict / predict_proba / score_samples in one pass over x (n, d = the model's),
- * on the backend that options chooses: options->backend, gpu_float64 and n_threads are used as gmm_fit uses
+ * on the backend that options chooses: options->backend, gpu_dtype and n_threads are used as gmm_fit uses
  * them (AUTO: CUDA when a GPU is usable and its kernels take the model's d and k, else the CPU;
  * CUDA: GMM_ERR_NO_DEVICE when no GPU is usable), every other field is ignored; options NULL = the CPU
  * reference with OpenMP's default thread count, whose outputs equal gmm_predict's, gmm_predict_proba's and

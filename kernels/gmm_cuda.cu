@@ -8,7 +8,8 @@
  * Template instances: the tile and predict kernels for D in {1, 2, 3, 4, 6, 8, 12, 16}, for float and double;
  * the register kernel for (D, K) in {(1, 1..8), (2, 1..4), (3, 1..2), (4, 1)} for float and in
  * {(1, 1..4), (2, 1..2), (3, 1), (4, 1)} for double (K exactly the number of components); the tile body
- * once for the E-step (stats_tile_kernel) and once for the initializations (stats_tile_init_kernel).
+ * once for the E-step (stats_tile_kernel) and once for the initializations and the E-step's shifted pass
+ * (stats_tile_init_kernel).
  */
 #include "gmm_cuda.h"
 
@@ -186,23 +187,38 @@ static int tile_warp_spread(int R, int bt)
 
 /* ------------------------------------------------------------------------------------------ plans */
 
-extern "C" cudaError_t gmm_cuda_plan_make(gmm_cuda_plan *p, int device, long long n, int d, int k, int use_double,
-                                          char *msg, size_t len)
+namespace {
+
+/* The limits of the device a plan is made for. */
+struct DeviceLimits {
+    int n_sm;  /* multiprocessors */
+    int optin; /* the most shared memory a block may opt in to, bytes */
+};
+
+/* Blocks of a grid-stride launch over n items with `per_block` items per block round: enough to cover n
+ * once, at most cap, at least 1. */
+int grid_blocks(long long n, int per_block, long long cap)
 {
-    memset(p, 0, sizeof *p);
-    if (msg && len) msg[0] = '\0';
-    if (d < 1 || d > GMM_CUDA_MAX_D || k < 1 || k > GMM_CUDA_MAX_K || n < 0) {
-        say(msg, len, "the CUDA kernels handle 1..%d features and 1..%d components (got d = %d, k = %d, n = %lld)",
-            GMM_CUDA_MAX_D, GMM_CUDA_MAX_K, d, k, n);
-        return cudaErrorInvalidValue;
+    const long long want = ceil_div(n, per_block);
+    return (int)(want < 1 ? 1 : (want < cap ? want : cap));
+}
+
+/* The end of every planning phase that asks for a kernel's occupancy: cudaSuccess when e is and the kernel
+ * has at least one resident block (occ); else the error, with msg saying which kernel (unless a more precise
+ * message is already there). */
+cudaError_t occupancy_verdict(cudaError_t e, int occ, const char *kernel, int d, int k, char *msg, size_t len)
+{
+    if (e == cudaSuccess && occ < 1) {
+        if (msg && !msg[0]) say(msg, len, "the %s kernel (d = %d, k = %d) cannot run on this device", kernel, d, k);
+        return cudaErrorInvalidConfiguration;
     }
-    int n_sm = 0, optin = 0;
-    cudaError_t e = cudaDeviceGetAttribute(&n_sm, cudaDevAttrMultiProcessorCount, device);
-    if (e == cudaSuccess) e = cudaDeviceGetAttribute(&optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, device);
-    if (e != cudaSuccess) {
-        say(msg, len, "cudaDeviceGetAttribute(device %d): %s", device, cudaGetErrorString(e));
-        return e;
-    }
+    if (e != cudaSuccess && msg && !msg[0]) say(msg, len, "setting up the %s kernel: %s", kernel, cudaGetErrorString(e));
+    return e;
+}
+
+/* Phase 1: the shape and the lengths of the parameter and statistics vectors. */
+void plan_shape(gmm_cuda_plan *p, long long n, int d, int k, int use_double)
+{
     p->n = n;
     p->d = d;
     p->D = (int)gmm_cuda_padded_dim((size_t)d);
@@ -211,18 +227,28 @@ extern "C" cudaError_t gmm_cuda_plan_make(gmm_cuda_plan *p, int device, long lon
     p->elem_size = use_double ? sizeof(double) : sizeof(float);
     p->stats_len = (size_t)k * gmm_cuda_entries((size_t)p->D) + 1;
     p->params_len = (size_t)k * gmm_cuda_param_stride((size_t)p->D, p->use_double);
+    p->shift_len = (size_t)k * (size_t)p->D;
     p->reduce_blocks = (int)ceil_div((long long)p->stats_len, kReduceCols);
+}
 
-    /* The tile kernel's shape is planned whatever the path: the initializations' resp_stats run on it. */
+/* Phase 2: the tile stats kernel's shape, planned whatever the path (the initializations' resp_stats and
+ * the shifted E-step pass run on it). The block size with the most threads resident per multiprocessor (the
+ * shared memory per block shrinks with it: its statistics slots, responsibilities and tile scale with the
+ * threads) divided by the statistics groups a warp of phase 2 spans (each is a branch of its own), the
+ * larger block on ties. GMM_CUDA_TILE_THREADS (64, 128 or 256) forces one, for benchmarking. */
+cudaError_t plan_tile(gmm_cuda_plan *p, const DeviceLimits &lim, char *msg, size_t len)
+{
+    const int d = p->d, k = p->k;
     int occ = 0;
-    e = with_type_dim(p->use_double, p->D, [&](auto tag) -> cudaError_t {
+    cudaError_t e = with_type_dim(p->use_double, p->D, [&](auto tag) -> cudaError_t {
         using Tg = decltype(tag);
         using T = typename Tg::type;
         using S = TileShape<T, Tg::dim>;
         const void *fn = (const void *)stats_tile_kernel<T, Tg::dim>;
         size_t max_dyn = 0, max_dyn_init = 0;
-        cudaError_t e2 = allow_smem(fn, optin, &max_dyn);
-        if (e2 == cudaSuccess) e2 = allow_smem((const void *)stats_tile_init_kernel<T, Tg::dim>, optin, &max_dyn_init);
+        cudaError_t e2 = allow_smem(fn, lim.optin, &max_dyn);
+        if (e2 == cudaSuccess)
+            e2 = allow_smem((const void *)stats_tile_init_kernel<T, Tg::dim>, lim.optin, &max_dyn_init);
         if (e2 != cudaSuccess) return e2;
         if (max_dyn_init < max_dyn) max_dyn = max_dyn_init; /* both instances run with the same shape */
         /* The block size with the most threads resident per multiprocessor (the shared memory per block
@@ -261,57 +287,54 @@ extern "C" cudaError_t gmm_cuda_plan_make(gmm_cuda_plan *p, int device, long lon
         }
         return cudaSuccess;
     });
-    if (e == cudaSuccess && occ < 1) {
+    if (e == cudaSuccess && occ < 1)
         say(msg, len, "the tile stats kernel (d = %d, k = %d, %d threads, %zu bytes of shared memory) cannot run on "
             "this device", d, k, p->tile_threads, p->tile_smem);
-        return cudaErrorInvalidConfiguration;
-    }
-    if (e != cudaSuccess) {
-        if (msg && !msg[0]) say(msg, len, "setting up the tile stats kernel: %s", cudaGetErrorString(e));
-        return e;
-    }
-    {
-        const long long want = ceil_div(n, p->tile_threads), cap = (long long)n_sm * occ;
-        p->tile_blocks = (int)(want < 1 ? 1 : (want < cap ? want : cap));
-    }
+    e = occupancy_verdict(e, occ, "tile stats", d, k, msg, len);
+    if (e == cudaSuccess) p->tile_blocks = grid_blocks(p->n, p->tile_threads, (long long)lim.n_sm * occ);
+    return e;
+}
 
-    if (reg_path_fits(p->D, k, p->use_double)) {
-        p->path = GMM_CUDA_PATH_REG;
-        p->threads = kRegThreads;
-        p->smem = 0;
-        occ = 0;
-        e = with_type_reg(p->use_double, p->D, k, [&](auto tag) -> cudaError_t {
-            using Tg = decltype(tag);
-            using T = typename Tg::type;
-            const void *fn = (const void *)stats_reg_kernel<T, Tg::dim, Tg::k>;
-            return cudaOccupancyMaxActiveBlocksPerMultiprocessor(&occ, fn, kRegThreads, 0);
-        });
-        if (e == cudaSuccess && occ < 1) {
-            say(msg, len, "the register stats kernel (d = %d, k = %d) cannot run on this device", d, k);
-            return cudaErrorInvalidConfiguration;
-        }
-        if (e != cudaSuccess) {
-            if (msg && !msg[0]) say(msg, len, "setting up the register stats kernel: %s", cudaGetErrorString(e));
-            return e;
-        }
-        const long long want = ceil_div(n, p->threads), cap = (long long)n_sm * occ;
-        p->blocks = (int)(want < 1 ? 1 : (want < cap ? want : cap));
-    } else {
+/* Phase 3: the E-step's stats kernel: the register path where it fits (D <= 4 and few statistics), else
+ * the tile kernel's shape. */
+cudaError_t plan_stats_path(gmm_cuda_plan *p, const DeviceLimits &lim, char *msg, size_t len)
+{
+    if (!reg_path_fits(p->D, p->k, p->use_double)) {
         p->path = GMM_CUDA_PATH_TILE;
         p->threads = p->tile_threads;
         p->smem = p->tile_smem;
         p->blocks = p->tile_blocks;
+        return cudaSuccess;
     }
+    p->path = GMM_CUDA_PATH_REG;
+    p->threads = kRegThreads;
+    p->smem = 0;
+    int occ = 0;
+    cudaError_t e = with_type_reg(p->use_double, p->D, p->k, [&](auto tag) -> cudaError_t {
+        using Tg = decltype(tag);
+        using T = typename Tg::type;
+        const void *fn = (const void *)stats_reg_kernel<T, Tg::dim, Tg::k>;
+        return cudaOccupancyMaxActiveBlocksPerMultiprocessor(&occ, fn, kRegThreads, 0);
+    });
+    e = occupancy_verdict(e, occ, "register stats", p->d, p->k, msg, len);
+    if (e == cudaSuccess) p->blocks = grid_blocks(p->n, p->threads, (long long)lim.n_sm * occ);
+    return e;
+}
 
-    /* the initializations' flat kernels: the assign kernel (parameters in shared memory) bounds them */
-    occ = 0;
-    e = with_type_dim(p->use_double, p->D, [&](auto tag) -> cudaError_t {
+/* Phase 4: the initializations' flat kernels. The assign kernel (the k parameter blocks in shared memory)
+ * must fit; their grid is independent of k (and of the assign kernel's occupancy), so that the k-means++
+ * potentials, summed in this many blocks, are the same bits whichever k the backend planned for last. */
+cudaError_t plan_flat(gmm_cuda_plan *p, const DeviceLimits &lim, char *msg, size_t len)
+{
+    const int d = p->d, k = p->k;
+    int occ = 0;
+    cudaError_t e = with_type_dim(p->use_double, p->D, [&](auto tag) -> cudaError_t {
         using Tg = decltype(tag);
         using T = typename Tg::type;
         constexpr int P = TileShape<T, Tg::dim>::P;
         const void *fn = (const void *)assign_kernel<T, Tg::dim>;
         size_t max_dyn = 0;
-        cudaError_t e2 = allow_smem(fn, optin, &max_dyn);
+        cudaError_t e2 = allow_smem(fn, lim.optin, &max_dyn);
         if (e2 != cudaSuccess) return e2;
         p->assign_smem = predict_rs_offset(k, P, (int)sizeof(T));
         if (p->assign_smem > max_dyn) {
@@ -321,35 +344,33 @@ extern "C" cudaError_t gmm_cuda_plan_make(gmm_cuda_plan *p, int device, long lon
         }
         return cudaOccupancyMaxActiveBlocksPerMultiprocessor(&occ, fn, kFlatThreads, p->assign_smem);
     });
-    if (e == cudaSuccess && occ < 1) {
-        say(msg, len, "the assign kernel (d = %d, k = %d) cannot run on this device", d, k);
-        return cudaErrorInvalidConfiguration;
-    }
-    if (e != cudaSuccess) {
-        if (msg && !msg[0]) say(msg, len, "setting up the assign kernel: %s", cudaGetErrorString(e));
-        return e;
-    }
-    {
-        /* independent of k (and of the assign kernel's occupancy), so that the k-means++ potentials, summed in
-         * this many blocks, are the same bits whichever k the backend planned for last */
-        const long long want = ceil_div(n, kFlatThreads), cap = (long long)n_sm * kFlatBlocksPerSM;
-        p->flat_blocks = (int)(want < 1 ? 1 : (want < cap ? want : cap));
-    }
-    {
-        size_t need = (size_t)p->blocks * p->stats_len;
-        if ((size_t)p->tile_blocks * p->stats_len > need) need = (size_t)p->tile_blocks * p->stats_len;
-        if (2 * (size_t)p->flat_blocks > need) need = 2 * (size_t)p->flat_blocks;
-        p->partials_len = need;
-    }
+    e = occupancy_verdict(e, occ, "assign", d, k, msg, len);
+    if (e == cudaSuccess) p->flat_blocks = grid_blocks(p->n, kFlatThreads, (long long)lim.n_sm * kFlatBlocksPerSM);
+    return e;
+}
 
-    occ = 0;
-    e = with_type_dim(p->use_double, p->D, [&](auto tag) -> cudaError_t {
+/* Phase 5: the doubles a partials buffer needs for every kernel of the plan. */
+void plan_partials(gmm_cuda_plan *p)
+{
+    size_t need = (size_t)p->blocks * p->stats_len;
+    if ((size_t)p->tile_blocks * p->stats_len > need) need = (size_t)p->tile_blocks * p->stats_len;
+    if (2 * (size_t)p->flat_blocks > need) need = 2 * (size_t)p->flat_blocks;
+    p->partials_len = need;
+}
+
+/* Phase 6: the predict kernel: the largest block (256 down to 64 threads) whose parameters and scratch fit
+ * the shared memory, and the grid that keeps the device full. */
+cudaError_t plan_predict(gmm_cuda_plan *p, const DeviceLimits &lim, char *msg, size_t len)
+{
+    const int d = p->d, k = p->k;
+    int occ = 0;
+    cudaError_t e = with_type_dim(p->use_double, p->D, [&](auto tag) -> cudaError_t {
         using Tg = decltype(tag);
         using T = typename Tg::type;
         constexpr int P = TileShape<T, Tg::dim>::P;
         const void *fn = (const void *)predict_kernel<T, Tg::dim>;
         size_t max_dyn = 0;
-        cudaError_t e2 = allow_smem(fn, optin, &max_dyn);
+        cudaError_t e2 = allow_smem(fn, lim.optin, &max_dyn);
         if (e2 != cudaSuccess) return e2;
         for (int bt = kMaxThreads; bt >= 64; bt /= 2)
             if (predict_smem(k, P, (int)sizeof(T), bt) <= max_dyn) {
@@ -364,16 +385,37 @@ extern "C" cudaError_t gmm_cuda_plan_make(gmm_cuda_plan *p, int device, long lon
         }
         return cudaOccupancyMaxActiveBlocksPerMultiprocessor(&occ, fn, p->predict_threads, p->predict_smem);
     });
-    if (e == cudaSuccess && occ < 1) {
-        say(msg, len, "the predict kernel (d = %d, k = %d) cannot run on this device", d, k);
-        return cudaErrorInvalidConfiguration;
+    e = occupancy_verdict(e, occ, "predict", d, k, msg, len);
+    if (e == cudaSuccess) p->predict_max_blocks = lim.n_sm * occ;
+    return e;
+}
+
+} // namespace
+
+extern "C" cudaError_t gmm_cuda_plan_make(gmm_cuda_plan *p, int device, long long n, int d, int k, int use_double,
+                                          char *msg, size_t len)
+{
+    memset(p, 0, sizeof *p);
+    if (msg && len) msg[0] = '\0';
+    if (d < 1 || d > GMM_CUDA_MAX_D || k < 1 || k > GMM_CUDA_MAX_K || n < 0) {
+        say(msg, len, "the CUDA kernels handle 1..%d features and 1..%d components (got d = %d, k = %d, n = %lld)",
+            GMM_CUDA_MAX_D, GMM_CUDA_MAX_K, d, k, n);
+        return cudaErrorInvalidValue;
     }
+    DeviceLimits lim = {0, 0};
+    cudaError_t e = cudaDeviceGetAttribute(&lim.n_sm, cudaDevAttrMultiProcessorCount, device);
+    if (e == cudaSuccess) e = cudaDeviceGetAttribute(&lim.optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, device);
     if (e != cudaSuccess) {
-        if (msg && !msg[0]) say(msg, len, "setting up the predict kernel: %s", cudaGetErrorString(e));
+        say(msg, len, "cudaDeviceGetAttribute(device %d): %s", device, cudaGetErrorString(e));
         return e;
     }
-    p->predict_max_blocks = n_sm * occ;
-    return cudaSuccess;
+    plan_shape(p, n, d, k, use_double);
+    e = plan_tile(p, lim, msg, len);
+    if (e == cudaSuccess) e = plan_stats_path(p, lim, msg, len);
+    if (e == cudaSuccess) e = plan_flat(p, lim, msg, len);
+    if (e == cudaSuccess) e = plan_predict(p, lim, msg, len);
+    if (e == cudaSuccess) plan_partials(p);
+    return e;
 }
 
 extern "C" cudaError_t gmm_cuda_probe(void)
@@ -541,7 +583,30 @@ extern "C" cudaError_t gmm_cuda_resp_stats(const gmm_cuda_plan *p, const void *x
         const int groups = first_moments ? 1 : TileShape<T, Tg::dim>::R;
         GMM_LAUNCH(fn, p->tile_blocks, p->tile_threads, p->tile_smem, s, static_cast<const T *>(x_dev), p->n, p->d,
                    p->k, static_cast<const T *>(params_dev), (int)p->stats_len, partials_dev,
-                   mode == GMM_CUDA_RESP_LABELS ? kRespLabels : kRespRandom, labels_dev, seed, groups);
+                   mode == GMM_CUDA_RESP_LABELS ? kRespLabels : kRespRandom, labels_dev, seed, groups,
+                   static_cast<const T *>(nullptr));
+        return cudaGetLastError();
+    });
+    if (e != cudaSuccess) return e;
+    return reduce_and_fetch(partials_dev, p->tile_blocks, (int)p->stats_len, stats_dev, stats_host, s);
+}
+
+extern "C" cudaError_t gmm_cuda_stats_shifted(const gmm_cuda_plan *p, const void *x_dev, const void *params_host,
+                                              void *params_dev, double *partials_dev, double *stats_dev,
+                                              double *stats_host, cudaStream_t s)
+{
+    if (p->n < 1) return cudaErrorInvalidValue;
+    cudaError_t e = cudaMemcpyAsync(params_dev, params_host, (p->params_len + p->shift_len) * p->elem_size,
+                                    cudaMemcpyHostToDevice, s);
+    if (e != cudaSuccess) return e;
+    e = with_type_dim(p->use_double, p->D, [&](auto tag) -> cudaError_t {
+        using Tg = decltype(tag);
+        using T = typename Tg::type;
+        auto fn = stats_tile_init_kernel<T, Tg::dim>;
+        const T *par = static_cast<const T *>(params_dev);
+        GMM_LAUNCH(fn, p->tile_blocks, p->tile_threads, p->tile_smem, s, static_cast<const T *>(x_dev), p->n, p->d,
+                   p->k, par, (int)p->stats_len, partials_dev, kRespEM, static_cast<const int *>(nullptr), 0ULL,
+                   TileShape<T, Tg::dim>::R, par + p->params_len);
         return cudaGetLastError();
     });
     if (e != cudaSuccess) return e;

@@ -54,6 +54,7 @@ typedef struct gmm_cuda_plan {
     size_t smem;          /* stats kernel dynamic shared memory, bytes */
     size_t stats_len;     /* doubles of one (partial or reduced) statistics vector: k * E + 1 */
     size_t params_len;    /* elements of the parameter array: k * P */
+    size_t shift_len;     /* elements of the shifts after it for gmm_cuda_stats_shifted: k * D */
     int reduce_blocks;    /* launch shape of the fixed-order reduction (256 threads each) */
     int predict_threads;  /* predict kernel: threads per block, */
     int predict_max_blocks; /* the most blocks it is launched with, */
@@ -104,6 +105,17 @@ cudaError_t gmm_cuda_probe(void);
 cudaError_t gmm_cuda_stats(const gmm_cuda_plan *plan, const void *x_dev, const void *params_host,
                            void *params_dev, double *partials_dev, double *stats_dev, double *stats_host,
                            cudaStream_t s);
+
+/* The stats pass of gmm_cuda_stats with each component's statistics taken around its own center instead of
+ * its mean (for a pass after a large move of the means, where sums around the old means would cancel in the
+ * M-step): params_host (pinned) holds plan->params_len + plan->shift_len elements, the parameter blocks and
+ * then k centers of D elements (centered like the data; zero padding), all uploaded to params_dev, which
+ * must have room for them. The responsibilities and the log-likelihood are the E-step's with the
+ * parameters; N, S and T are around the centers. Runs on the tile kernel's shape (plan->tile_*) whatever
+ * the plan's path. Enqueued on s. Requires n >= 1. */
+cudaError_t gmm_cuda_stats_shifted(const gmm_cuda_plan *plan, const void *x_dev, const void *params_host,
+                                   void *params_dev, double *partials_dev, double *stats_dev, double *stats_host,
+                                   cudaStream_t s);
 
 /* Per-point outputs for the n points at x_dev (a row range of the plan's data; n >= 1), each optional
  * (NULL): logp_dev (n) natural-log density, labels_dev (n) first most responsible component, resp_dev

@@ -4,7 +4,7 @@
  * reduction of their per-block partials, and the predict kernel. Included by gmm_cuda.cu only; the C
  * interface and the memory layouts are documented in gmm_cuda.h.
  *
- * Numerics (docs/DESIGN.md): per point, in the data type T (float32 by default),
+ * Numerics (docs/DESIGN.md): per point, in the data type T (float32, or float64),
  *   l_c = log2(w_c N(x | c)) = base_c - |(x - mu_c) U'_c|^2     (U' = U sqrt(1/(2 ln 2)): log2 units)
  *   m = max_c l_c,  s = sum_c 2^(l_c - m),  log2 p(x) = m + log2 s,  r_c = 2^(l_c - m) / s,
  * and the statistics N_c = sum r, S_c = sum r (x - mu_c), T_c = sum r (x - mu_c)(x - mu_c)^T (upper
@@ -13,7 +13,9 @@
  * at most kRun points (float32: relative error below kRun * 2^-24 ~ 4e-6 in the worst case, ~1e-7
  * typically), flushed into double; everything above that level (per thread, per block, across blocks) is
  * double, and log2 p(x) goes into a double accumulator point by point. No floating-point atomics: every sum
- * has a fixed order for a given launch shape, so results are bit-identical run to run.
+ * has a fixed order for a given launch shape, so results are bit-identical run to run. Sums around means
+ * far from their points would cancel in the M-step's T/N - (S/N)^2; the host then runs the pass again with
+ * the sums around the new means (stats_tile_body's shift).
  */
 #ifndef GMM_CUDA_KERNELS_CUH
 #define GMM_CUDA_KERNELS_CUH
@@ -505,12 +507,16 @@ __device__ __forceinline__ void tile_group(int grp, const T *__restrict__ rk, co
  * none of it), with other responsibilities (mode kRespLabels: one-hot on labels; kRespRandom: hashed from
  * seed; the log-likelihood slot is then 0 and only the means of params are read, as the shift), and with
  * groups < R to skip the second-moment groups that Lloyd's centers do not need (group 0 always holds N and
- * S). Without INIT, mode, labels, seed and groups are ignored. */
+ * S). The INIT instance also runs the E-step's responsibilities (mode kRespEM) around other centers: with
+ * shift non-null, component c's statistics are taken around shift[c * D .. c * D + D) (global memory, the
+ * data's type) instead of its mean, so that a pass after a large move of the means sums small deviations.
+ * Without INIT, mode, labels, seed, groups and shift are ignored. */
 template <typename T, int D, bool INIT>
 __device__ __forceinline__ void stats_tile_body(const T *__restrict__ x, long long n, int d, int k,
                                                 const T *__restrict__ params, int stats_len,
                                                 double *__restrict__ partials, int mode,
-                                                const int *__restrict__ labels, unsigned long long seed, int groups)
+                                                const int *__restrict__ labels, unsigned long long seed, int groups,
+                                                const T *__restrict__ shift)
 {
     using S = TileShape<T, D>;
     using V = typename Vec16<T>::type;
@@ -539,6 +545,8 @@ __device__ __forceinline__ void stats_tile_body(const T *__restrict__ x, long lo
             for (int j = 0; j < D; j++) xv[j] = j < d ? x[i * d + j] : T(0);
             if constexpr (!INIT) {
                 ll += (double)point_resp<T, D>(xv, par, k, rs + tid, g.rs_stride);
+            } else if (mode == kRespEM) {
+                ll += (double)point_resp<T, D>(xv, par, k, rs + tid, g.rs_stride);
             } else if (mode == kRespLabels) {
                 const int lab = labels[i];
                 for (int c = 0; c < k; c++) rs[c * g.rs_stride + tid] = c == lab ? T(1) : T(0);
@@ -561,12 +569,12 @@ __device__ __forceinline__ void stats_tile_body(const T *__restrict__ x, long lo
         } else if (k <= g.tpg) {
             const int c = t / g.lanes, lane = t % g.lanes;
             if (c < k)
-                tile_group<T, D>(grp, rs + c * g.rs_stride, xs, bt, par + c * S::P, lane, g.lanes,
-                                 acc + (size_t)((grp * k + c) * g.lanes + lane) * S::EI);
+                tile_group<T, D>(grp, rs + c * g.rs_stride, xs, bt, INIT && shift ? shift + c * D : par + c * S::P,
+                                 lane, g.lanes, acc + (size_t)((grp * k + c) * g.lanes + lane) * S::EI);
         } else {
             for (int c = t; c < k; c += g.tpg)
-                tile_group<T, D>(grp, rs + c * g.rs_stride, xs, bt, par + c * S::P, 0, 1,
-                                 acc + (size_t)(grp * k + c) * S::EI);
+                tile_group<T, D>(grp, rs + c * g.rs_stride, xs, bt, INIT && shift ? shift + c * D : par + c * S::P,
+                                 0, 1, acc + (size_t)(grp * k + c) * S::EI);
         }
         __syncthreads();
     }
@@ -584,7 +592,8 @@ __device__ __forceinline__ void stats_tile_body(const T *__restrict__ x, long lo
     if (tid == 0) out[k * S::E] = tot;
 }
 
-/* The E-step's instance (mode, labels, seed and groups unused) and the initializations'. Their launch bounds
+/* The E-step's instance (mode, labels, seed, groups and shift unused) and the initializations' (also the
+ * E-step's shifted pass, kRespEM with a shift). Their launch bounds
  * differ: with a minimum of one block per multiprocessor ptxas gives the INIT instance the registers it
  * needs (without it, two instances spilled), while the E-step's keeps its lower register count (more
  * resident blocks). */
@@ -593,15 +602,16 @@ __global__ void __launch_bounds__(kMaxThreads)
     stats_tile_kernel(const T *__restrict__ x, long long n, int d, int k, const T *__restrict__ params,
                       int stats_len, double *__restrict__ partials)
 {
-    stats_tile_body<T, D, false>(x, n, d, k, params, stats_len, partials, kRespEM, nullptr, 0ULL, TileShape<T, D>::R);
+    stats_tile_body<T, D, false>(x, n, d, k, params, stats_len, partials, kRespEM, nullptr, 0ULL, TileShape<T, D>::R,
+                                 nullptr);
 }
 template <typename T, int D>
 __global__ void __launch_bounds__(kMaxThreads, 1)
     stats_tile_init_kernel(const T *__restrict__ x, long long n, int d, int k, const T *__restrict__ params,
                            int stats_len, double *__restrict__ partials, int mode, const int *__restrict__ labels,
-                           unsigned long long seed, int groups)
+                           unsigned long long seed, int groups, const T *__restrict__ shift)
 {
-    stats_tile_body<T, D, true>(x, n, d, k, params, stats_len, partials, mode, labels, seed, groups);
+    stats_tile_body<T, D, true>(x, n, d, k, params, stats_len, partials, mode, labels, seed, groups, shift);
 }
 
 /* ---------------------------------------------------------------------------- initialization passes */

@@ -2,17 +2,21 @@
  * backend_cuda.c — the CUDA backend's host side: the same backend table as the CPU reference (stats,
  * predict, release) over data that live on the GPU for the backend's whole life.
  *
- * Open: the column means of x are computed in double; x - colmean is converted to float32 (or kept float64)
- * and copied to the device once, in chunks through a pinned staging buffer. Centering keeps data far from
- * the origin precise in float32; the backend translates every mean by the same colmean when it uploads
- * parameters, and the statistics S_k, T_k (taken around the current means) and the log-likelihood are
- * unchanged by the shift, so nothing is translated back.
+ * Open: the column means and ranges of x are computed in double; x - colmean is converted to float32 (or
+ * kept float64) and copied to the device once, in chunks through a pinned staging buffer. Centering keeps
+ * data far from the origin precise in float32; the backend translates every mean by the same colmean when it
+ * uploads parameters, and the statistics S_k, T_k (taken around the current means) and the log-likelihood
+ * are unchanged by the shift, so nothing is translated back. With GMM_GPU_DTYPE_AUTO the data type is
+ * float32 unless float32 cannot resolve the data (criterion (a) below), and a model far from the data
+ * (criterion (b)) moves the backend to float64 for good.
  *
  * Stats pass (one per EM iteration): pack the k parameter blocks (translated means, precision Cholesky
  * factors scaled to log2 units, log2 of weight x normalizer) into a pinned buffer, then one call of
  * gmm_cuda_stats enqueues at most: parameter upload, stats kernel, fixed-order reduction kernel, download of
  * the k (1 + D + D(D+1)/2) + 1 reduced doubles; one stream synchronization; the upper triangle of T is
- * mirrored into the full (k, d, d) the M-step expects, as the CPU backend does.
+ * mirrored into the full (k, d, d) the M-step expects, as the CPU backend does. When a mean moved far in
+ * that pass (the sums around the old means would cancel in the M-step's T/N - (S/N)^2), a second pass takes
+ * them around the new means and the host carries them back in double (restats_shifted).
  *
  * Every CUDA call is checked: CUDA_CHECK turns a failure into GMM_ERR_CUDA with file:line, the call's text
  * and CUDA's error string; a device allocation that fails says how many bytes it needed and how many were
@@ -38,6 +42,30 @@ static const double LOG_2PI = 1.8378770664093454835606594728112;
 #define STAGING_BYTES ((size_t)8 << 20)  /* pinned staging buffer for the data upload */
 #define PREDICT_BYTES ((size_t)64 << 20) /* device memory for one chunk of predict outputs */
 
+/* GMM_GPU_DTYPE_AUTO's criterion (README.md, "GPU"). float32 stores the centered data and computes each point's
+ * squared Mahalanobis distances z^2; it is used while
+ *   (a) at open: summed over the columns, float32's rounding of the centered values (half an ulp of the
+ *       column's largest magnitude) is at most F32_BUDGET of the finest scale the data show in that column
+ *       (finest_spread: from the fullest bin of a histogram of a sample; never below min_sd, since every
+ *       model's covariance has reg_covar on its diagonal). Rounding that moves points by F32_BUDGET standard
+ *       deviations changes a log-density by about |z| F32_BUDGET, inside the GPU-vs-CPU tolerances;
+ *   (b) at every pass: the model is not so far from the data that every point's z^2 to every component
+ *       exceeds FAR_Z2, where float32's relative rounding of z^2 (2^-24) becomes an absolute error of the
+ *       responsibilities above ~1e-5.
+ * When (a) fails the data go to the device as float64; when (b) fails the backend re-uploads them as float64
+ * and stays so (initial means far from the data: --init-model, --warm-start on shifted data, binary). */
+#define F32_BUDGET 6.103515625e-05 /* 2^-14 */
+#define FAR_Z2 256.0
+#define SAMPLE_ROWS 65536 /* rows of the histogram sample */
+#define HIST_BINS 16384
+/* A pass after which some mean moved by more than sqrt(MOVE_RATIO) of its new standard deviations in some
+ * feature is run again around the new means (restats_shifted). Sums around the old means carry a relative
+ * rounding of about kRun eps (1 + move^2 / var) in T (eps of the data type, kRun = 64 terms summed in it before
+ * the double flush; half that typically): 4 standard deviations keep float32 within 7e-5 of the variance in the
+ * worst case; float64 needs the second pass only beyond 1e4. */
+#define MOVE_RATIO_F32 16.0
+#define MOVE_RATIO_F64 1e8
+
 typedef struct cuda_impl {
     int device;
     char device_name[256];
@@ -45,7 +73,13 @@ typedef struct cuda_impl {
     int use_double;
     size_t elem;         /* bytes of one element of data / parameters: 4 or 8 */
     size_t D;            /* the padded dimension the kernels run at */
+    gmm_gpu_dtype asked; /* the caller's choice; AUTO may move from float32 to float64 (never back) */
+    double min_sd;       /* the smallest standard deviation a model on these data may have (sqrt(reg_covar)) */
     double *colmean;     /* (d) column means the device data are centered by */
+    double *colmin, *colmax; /* (d) each column's range */
+    double *round32;     /* (d) the most float32 rounding moves a centered value of each column */
+    char why64[200];     /* why AUTO runs in float64 ("" otherwise) */
+    char note[400];      /* the backend's precision_note after a switch to float64 */
     double mean_var;     /* mean over the features of sum (x - colmean)^2 / n, from the upload */
     void *x_dev;         /* (n, d) centered data on the device */
     cudaStream_t stream;
@@ -167,6 +201,9 @@ static void cuda_release(gmm_backend *b)
         if (c->have_stream) cudaStreamDestroy(c->stream);
         (void)cudaGetLastError();
         free(c->colmean);
+        free(c->colmin);
+        free(c->colmax);
+        free(c->round32);
         free(c);
     }
     b->impl = NULL;
@@ -192,8 +229,9 @@ static gmm_status ensure_plan(gmm_backend *b, size_t k)
                         msg[0] ? msg : cudaGetErrorString(e), cudaGetErrorName(e));
     }
     const gmm_cuda_plan *p = &c->plan;
-    gmm_status st = host_alloc(&c->params_host, p->params_len * p->elem_size, "the parameters (host)");
-    if (st == GMM_OK) st = dev_alloc(&c->params_dev, p->params_len * p->elem_size, "the parameters");
+    const size_t par_bytes = (p->params_len + p->shift_len) * p->elem_size; /* the shifted pass's centers too */
+    gmm_status st = host_alloc(&c->params_host, par_bytes, "the parameters (host)");
+    if (st == GMM_OK) st = dev_alloc(&c->params_dev, par_bytes, "the parameters");
     if (st == GMM_OK)
         st = dev_alloc((void **)&c->partials_dev, p->partials_len * sizeof(double), "the per-block partial statistics");
     if (st == GMM_OK) st = dev_alloc((void **)&c->stats_dev, p->stats_len * sizeof(double), "the statistics");
@@ -281,9 +319,144 @@ static void unpack_stats(const cuda_impl *c, size_t k, size_t d, gmm_stats *out)
     out->loglik = v[k * E] * LN2;
 }
 
+static gmm_status upload_data(cuda_impl *c, const double *x, size_t n, size_t d);
+
+/* Sets the data type the device copy is (to be) in. */
+static void set_type(cuda_impl *c, int use_double)
+{
+    c->use_double = use_double ? 1 : 0;
+    c->elem = use_double ? sizeof(double) : sizeof(float);
+}
+
+/* Criterion (b) of AUTO (top of this file): the smallest over the components of a lower bound on every
+ * point's squared Mahalanobis distance to the component: the squared distance from its mean to the box of
+ * the data's column ranges over the trace of its covariance (no direction has a larger variance). */
+static double model_min_z2(const cuda_impl *c, const gmm_model *m)
+{
+    const size_t k = m->k, d = m->d;
+    double best = INFINITY;
+    for (size_t q = 0; q < k; q++) {
+        double dist2 = 0.0, trace = 0.0;
+        for (size_t j = 0; j < d; j++) {
+            const double mu = m->means[q * d + j];
+            const double out = mu < c->colmin[j] ? c->colmin[j] - mu : (mu > c->colmax[j] ? mu - c->colmax[j] : 0.0);
+            dist2 += out * out;
+            trace += m->covariances[q * d * d + j * d + j];
+        }
+        const double z2 = trace > 0.0 ? dist2 / trace : (dist2 > 0.0 ? INFINITY : 0.0);
+        if (z2 < best) best = z2;
+    }
+    return best;
+}
+
+/* Re-uploads the data as float64 for the rest of the backend's life (AUTO only), saying why in
+ * b->precision_note; the plan and the initializations' state are rebuilt on their next use. When the device
+ * has no room for float64 the data stay float32 and the note says so. */
+static gmm_status switch_to_float64(gmm_backend *b, const char *why)
+{
+    cuda_impl *c = b->impl;
+    cuda_init_end(b);
+    free_plan_buffers(c);
+    if (c->x_dev) cudaFree(c->x_dev);
+    c->x_dev = NULL;
+    set_type(c, 1);
+    gmm_status st = upload_data(c, b->x, b->n, b->d);
+    if (st == GMM_ERR_NOMEM) {
+        char err[128];
+        snprintf(err, sizeof err, "%s", gmm_last_error());
+        gmm_clear_error();
+        set_type(c, 0);
+        st = upload_data(c, b->x, b->n, b->d);
+        snprintf(c->note, sizeof c->note, "; float32 kept although %s: no room for float64 (%s)", why, err);
+    } else {
+        snprintf(c->why64, sizeof c->why64, "switched from float32: %s", why);
+        snprintf(c->note, sizeof c->note, "; switched to float64: %s", why);
+    }
+    b->precision_note = c->note;
+    return st;
+}
+
+/* Criterion (b) before a pass with model m: an AUTO backend in float32 whose model lies too far from the data
+ * switches to float64. */
+static gmm_status ensure_precision(gmm_backend *b, const gmm_model *m)
+{
+    cuda_impl *c = b->impl;
+    if (c->asked != GMM_GPU_DTYPE_AUTO || c->use_double || b->n == 0 || c->note[0]) return GMM_OK;
+    const double z2 = model_min_z2(c, m);
+    if (!(z2 > FAR_Z2)) return GMM_OK;
+    char why[120];
+    snprintf(why, sizeof why, "the model's means lie more than %.3g of their standard deviations from every point",
+             sqrt(z2));
+    return switch_to_float64(b, why);
+}
+
+/* Whether, in the pass that gave s (around the model's means), some component's mean moved by more than
+ * sqrt(ratio) of its new standard deviation in some feature: (S/N)^2 > ratio (T/N - (S/N)^2), that is
+ * (1 + ratio) S^2 > ratio N T. */
+static int means_moved_far(const gmm_stats *s, double ratio)
+{
+    const size_t k = s->k, d = s->d;
+    for (size_t q = 0; q < k; q++) {
+        const double nq = s->nk[q];
+        if (!(nq > 0.0)) continue;
+        for (size_t j = 0; j < d; j++) {
+            const double sj = s->sk[q * d + j], tjj = s->tk[q * d * d + j * d + j];
+            if ((1.0 + ratio) * sj * sj > ratio * nq * tjj) return 1;
+        }
+    }
+    return 0;
+}
+
+/* The pass of cuda_stats again after a large move of the means (means_moved_far): each component's
+ * statistics around its new mean, center = mean + S/N rounded to the data type, then carried back around the
+ * model's mean in double with delta = center - mean: S = S' + N delta, T = T' + delta S'^T + S' delta^T +
+ * N delta delta^T. The kernel then sums small deviations, and what is left of the M-step's cancellation in
+ * T/N - (S/N)^2 is in double. params_host must still hold m's packed parameters; out->loglik is kept. */
+static gmm_status restats_shifted(gmm_backend *b, const gmm_model *m, gmm_stats *out)
+{
+    cuda_impl *c = b->impl;
+    const gmm_cuda_plan *p = &c->plan;
+    const size_t k = m->k, d = m->d, D = c->D;
+    double *delta = gmm_xmalloc(k * d * sizeof *delta);
+    if (!delta) return GMM_ERR_NOMEM;
+    for (size_t q = 0; q < k; q++)
+        for (size_t j = 0; j < D; j++) {
+            double v = 0.0;
+            if (j < d) {
+                const double mean = m->means[q * d + j] - c->colmean[j];
+                const double move = out->nk[q] > 0.0 ? out->sk[q * d + j] / out->nk[q] : 0.0;
+                v = mean + move;
+                double stored = c->use_double ? v : (double)(float)v;
+                if (!isfinite(stored)) v = stored = mean; /* a near-empty component's S / N: stay put */
+                delta[q * d + j] = stored - mean;
+            }
+            put_param(c, p->params_len + q * D + j, v);
+        }
+    const double loglik = out->loglik;
+    cudaError_t e = gmm_cuda_stats_shifted(p, c->x_dev, c->params_host, c->params_dev, c->partials_dev, c->stats_dev,
+                                           c->stats_host, c->stream);
+    if (e == cudaSuccess) e = cudaStreamSynchronize(c->stream);
+    if (e != cudaSuccess) {
+        free(delta);
+        return cuda_fail(e, "gmm_cuda_stats_shifted + cudaStreamSynchronize", __FILE__, __LINE__);
+    }
+    unpack_stats(c, k, d, out);
+    out->loglik = loglik;
+    for (size_t q = 0; q < k; q++) {
+        const double nq = out->nk[q], *dl = delta + q * d;
+        double *sq = out->sk + q * d, *tq = out->tk + q * d * d;
+        for (size_t i = 0; i < d; i++)
+            for (size_t j = 0; j < d; j++) tq[i * d + j] += dl[i] * sq[j] + sq[i] * dl[j] + nq * dl[i] * dl[j];
+        for (size_t i = 0; i < d; i++) sq[i] += nq * dl[i];
+    }
+    free(delta);
+    return GMM_OK;
+}
+
 /* The table's stats: one E-step pass over the device data with m's parameters into out (k, d as m), the
- * same quantities as the CPU backend (T full and symmetric, loglik the natural-log total). Blocks until the
- * statistics are on the host. */
+ * same quantities as the CPU backend (T full and symmetric, loglik the natural-log total), and a second pass
+ * around the new means when the means moved far (restats_shifted). Blocks until the statistics are on the
+ * host. */
 static gmm_status cuda_stats(gmm_backend *b, const gmm_model *m, gmm_stats *out)
 {
     cuda_impl *c = b->impl;
@@ -291,7 +464,8 @@ static gmm_status cuda_stats(gmm_backend *b, const gmm_model *m, gmm_stats *out)
     if (st != GMM_OK) return st;
     const size_t k = m->k, d = m->d;
     CUDA_CHECK(cudaSetDevice(c->device));
-    st = ensure_plan(b, k);
+    st = ensure_precision(b, m);
+    if (st == GMM_OK) st = ensure_plan(b, k);
     if (st != GMM_OK) return st;
     if (b->n == 0) {
         gmm_stats_zero(out);
@@ -302,7 +476,7 @@ static gmm_status cuda_stats(gmm_backend *b, const gmm_model *m, gmm_stats *out)
                               c->stats_host, c->stream));
     CUDA_CHECK(cudaStreamSynchronize(c->stream));
     unpack_stats(c, k, d, out);
-    return GMM_OK;
+    return means_moved_far(out, c->use_double ? MOVE_RATIO_F64 : MOVE_RATIO_F32) ? restats_shifted(b, m, out) : GMM_OK;
 }
 
 /* Makes sure the device buffer *p holds at least bytes (grows it, dropping the old contents). */
@@ -327,7 +501,8 @@ static gmm_status cuda_predict(gmm_backend *b, const gmm_model *m, double *logp,
     if (b->n == 0 || (!logp && !labels && !resp)) return GMM_OK;
     const size_t k = m->k, d = b->d, n = b->n;
     CUDA_CHECK(cudaSetDevice(c->device));
-    st = ensure_plan(b, k);
+    st = ensure_precision(b, m);
+    if (st == GMM_OK) st = ensure_plan(b, k);
     if (st != GMM_OK) return st;
     const gmm_cuda_plan *p = &c->plan;
     pack_params(c, m);
@@ -535,16 +710,96 @@ static gmm_status cuda_mean_variance(gmm_backend *b, double *out)
     return GMM_OK;
 }
 
-/* Computes the column means in double, then copies x - colmean to the device (float32 or float64) in
- * chunks of whole rows through a pinned staging buffer; the same pass sums the squares of the centered
- * values for the mean feature variance (Lloyd's tolerance scale). */
-static gmm_status upload_centered(cuda_impl *c, const double *x, size_t n, size_t d)
+/* Half a float32 ulp at magnitude a >= 0: the most that rounding a value of magnitude at most a to float32
+ * moves it (below float32's normal range, half the subnormal spacing). */
+static double f32_half_ulp(double a)
+{
+    if (!(a > 0.0)) return 0.0;
+    int e;
+    frexp(a, &e); /* a = f 2^e, f in [0.5, 1): float32's spacing there is 2^(e - 24) */
+    if (e < -125) e = -125;
+    return ldexp(1.0, e - 25);
+}
+
+/* One pass over x (n, d) for each column's mean (in double), range, and the bound of float32's rounding of
+ * its centered values. */
+static gmm_status column_ranges(cuda_impl *c, const double *x, size_t n, size_t d)
 {
     c->colmean = gmm_xcalloc(d, sizeof(double));
-    if (!c->colmean) return GMM_ERR_NOMEM;
+    c->colmin = gmm_xcalloc(d, sizeof(double));
+    c->colmax = gmm_xcalloc(d, sizeof(double));
+    c->round32 = gmm_xcalloc(d, sizeof(double));
+    if (!c->colmean || !c->colmin || !c->colmax || !c->round32) return GMM_ERR_NOMEM;
+    for (size_t j = 0; j < d && n; j++) c->colmin[j] = c->colmax[j] = x[j];
     for (size_t i = 0; i < n; i++)
-        for (size_t j = 0; j < d; j++) c->colmean[j] += x[i * d + j];
-    for (size_t j = 0; j < d; j++) c->colmean[j] = n ? c->colmean[j] / (double)n : 0.0;
+        for (size_t j = 0; j < d; j++) {
+            const double v = x[i * d + j];
+            c->colmean[j] += v;
+            if (v < c->colmin[j]) c->colmin[j] = v;
+            if (v > c->colmax[j]) c->colmax[j] = v;
+        }
+    for (size_t j = 0; j < d; j++) {
+        c->colmean[j] = n ? c->colmean[j] / (double)n : 0.0;
+        const double lo = fabs(c->colmin[j] - c->colmean[j]), hi = fabs(c->colmax[j] - c->colmean[j]);
+        c->round32[j] = f32_half_ulp(lo > hi ? lo : hi);
+    }
+    return GMM_OK;
+}
+
+/* The finest scale column j of x (n, d) shows, from a histogram of HIST_BINS bins over [lo, hi] of the rows
+ * i = floor(t n / S), t < S = min(n, SAMPLE_ROWS): the standard deviation of a normal density whose peak is the
+ * fullest bin's density, S w / (count sqrt(2 pi)) for bins of width w. A cluster of weight pi and spread s shows
+ * about s / pi; one narrower than a bin, w / (2.5 pi). 0 for a constant column (or a range beyond double's).
+ * counts holds HIST_BINS. */
+static double finest_spread(const double *x, size_t n, size_t d, size_t j, double lo, double hi, unsigned *counts)
+{
+    if (!(hi > lo) || !isfinite(hi - lo) || n == 0) return 0.0;
+    const size_t S = n < SAMPLE_ROWS ? n : SAMPLE_ROWS;
+    const double w = (hi - lo) / HIST_BINS, step = (double)n / (double)S;
+    memset(counts, 0, HIST_BINS * sizeof *counts);
+    unsigned top = 0;
+    for (size_t t = 0; t < S; t++) {
+        size_t i = (size_t)((double)t * step);
+        if (i >= n) i = n - 1;
+        const double v = (x[i * d + j] - lo) / w;
+        const size_t bin = v >= (double)HIST_BINS ? HIST_BINS - 1 : (v > 0.0 ? (size_t)v : 0);
+        if (++counts[bin] > top) top = counts[bin];
+    }
+    return (double)S * w / ((double)top * 2.5066282746310002);
+}
+
+/* Criterion (a) of AUTO (top of this file) on x (n, d): 1 when float32 cannot resolve the data (the reason,
+ * naming the column that needs float64 most, goes into why), 0 when it can; -1 when out of memory. */
+static int data_need_float64(const cuda_impl *c, const double *x, size_t n, size_t d, char *why, size_t len)
+{
+    unsigned *counts = gmm_xmalloc(HIST_BINS * sizeof *counts);
+    if (!counts) return -1;
+    double total = 0.0, worst = -1.0, worst_scale = 0.0;
+    size_t worst_j = 0;
+    for (size_t j = 0; j < d; j++) {
+        if (c->round32[j] == 0.0) continue;
+        double scale = finest_spread(x, n, d, j, c->colmin[j], c->colmax[j], counts);
+        if (scale < c->min_sd) scale = c->min_sd;
+        const double q = scale > 0.0 ? c->round32[j] / scale : INFINITY;
+        total += q;
+        if (q > worst) {
+            worst = q;
+            worst_j = j;
+            worst_scale = scale;
+        }
+    }
+    free(counts);
+    if (total <= F32_BUDGET) return 0;
+    snprintf(why, len, "float32 would round column %zu by up to %.2g against a finest spread of %.2g (it is kept up "
+             "to %.2g of it)", worst_j, c->round32[worst_j], worst_scale, F32_BUDGET);
+    return 1;
+}
+
+/* Copies x - colmean to the device in the backend's data type, in chunks of whole rows through a pinned
+ * staging buffer; the same pass sums the squares of the centered values for the mean feature variance
+ * (Lloyd's tolerance scale). */
+static gmm_status upload_data(cuda_impl *c, const double *x, size_t n, size_t d)
+{
     if (n == 0) return GMM_OK;
     gmm_status st = dev_alloc(&c->x_dev, n * d * c->elem, "the data");
     if (st != GMM_OK) return st;
@@ -585,9 +840,30 @@ static gmm_status upload_centered(cuda_impl *c, const double *x, size_t n, size_
     return st;
 }
 
+/* Column statistics, the data type (AUTO: criterion (a)) and the upload of x (n, d). */
+static gmm_status upload_centered(cuda_impl *c, const double *x, size_t n, size_t d)
+{
+    gmm_status st = column_ranges(c, x, n, d);
+    if (st != GMM_OK) return st;
+    if (c->asked == GMM_GPU_DTYPE_AUTO && n) {
+        const int need = data_need_float64(c, x, n, d, c->why64, sizeof c->why64);
+        if (need < 0) return GMM_ERR_NOMEM;
+        set_type(c, need);
+    }
+    return upload_data(c, x, n, d);
+}
+
 gmm_status gmm_backend_cuda_open(gmm_backend *b, const double *x, size_t n, size_t d, int use_double)
 {
+    return gmm_backend_cuda_open_dtype(b, x, n, d, use_double ? GMM_GPU_DTYPE_FLOAT64 : GMM_GPU_DTYPE_FLOAT32, 0.0);
+}
+
+gmm_status gmm_backend_cuda_open_dtype(gmm_backend *b, const double *x, size_t n, size_t d, gmm_gpu_dtype dtype,
+                                       double min_sd)
+{
     memset(b, 0, sizeof *b);
+    if ((unsigned)dtype > GMM_GPU_DTYPE_FLOAT64)
+        return gmm_fail(GMM_ERR_INVALID_ARG, "unknown GPU data type %d", (int)dtype);
     if (!x && n) return gmm_fail(GMM_ERR_INVALID_ARG, "gmm_backend_cuda_open: x must not be NULL");
     if (d < 1 || d > GMM_CUDA_MAX_D)
         return gmm_fail(GMM_ERR_INVALID_ARG, "the CUDA backend handles 1 to %d features (the data have %zu); use the "
@@ -618,8 +894,9 @@ gmm_status gmm_backend_cuda_open(gmm_backend *b, const double *x, size_t n, size
     b->n = n;
     b->d = d;
     b->impl = c;
-    c->use_double = use_double ? 1 : 0;
-    c->elem = use_double ? sizeof(double) : sizeof(float);
+    c->asked = dtype;
+    c->min_sd = min_sd > 0.0 && isfinite(min_sd) ? min_sd : 0.0;
+    set_type(c, dtype == GMM_GPU_DTYPE_FLOAT64);
     c->D = gmm_cuda_padded_dim(d);
     gmm_status st = GMM_OK;
     struct cudaDeviceProp prop;
@@ -692,8 +969,11 @@ const char *gmm_backend_cuda_describe(const gmm_backend *b, char *buf, size_t le
     buf[0] = '\0';
     if (!b || !b->impl || b->release != cuda_release) return buf;
     const cuda_impl *c = b->impl;
-    int w = snprintf(buf, len, "%s (device %d, sm_%d%d), %s", c->device_name, c->device, c->cc_major, c->cc_minor,
-                     c->use_double ? "float64" : "float32");
+    int w = snprintf(buf, len, "%s (device %d, sm_%d%d), %s%s%s%s", c->device_name, c->device, c->cc_major,
+                     c->cc_minor, c->use_double ? "float64" : "float32", c->asked == GMM_GPU_DTYPE_AUTO ? " (auto" : "",
+                     c->asked == GMM_GPU_DTYPE_AUTO && c->why64[0] ? ": " : "",
+                     c->asked != GMM_GPU_DTYPE_AUTO ? "" : c->why64[0] ? c->why64 : "");
+    if (c->asked == GMM_GPU_DTYPE_AUTO && w >= 0 && (size_t)w < len) w += snprintf(buf + w, len - (size_t)w, ")");
     if (c->plan_k && w >= 0 && (size_t)w < len) {
         const gmm_cuda_plan *p = &c->plan;
         snprintf(buf + w, len - (size_t)w, ", %s kernel for d = %d (as %d), k = %d: %d blocks x %d threads",
@@ -703,6 +983,18 @@ const char *gmm_backend_cuda_describe(const gmm_backend *b, char *buf, size_t le
 }
 
 #else /* !GMM_HAVE_CUDA: stubs */
+
+gmm_status gmm_backend_cuda_open_dtype(gmm_backend *b, const double *x, size_t n, size_t d, gmm_gpu_dtype dtype,
+                                       double min_sd)
+{
+    (void)x;
+    (void)n;
+    (void)d;
+    (void)dtype;
+    (void)min_sd;
+    memset(b, 0, sizeof *b);
+    return gmm_fail(GMM_ERR_NO_DEVICE, "this gmm was built without CUDA");
+}
 
 gmm_status gmm_backend_cuda_open(gmm_backend *b, const double *x, size_t n, size_t d, int use_double)
 {

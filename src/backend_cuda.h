@@ -20,6 +20,16 @@
  * On failure b holds nothing to release. */
 gmm_status gmm_backend_cuda_open(gmm_backend *b, const double *x, size_t n, size_t d, int use_double);
 
+/* gmm_backend_cuda_open with the data type chosen by dtype: FLOAT32 and FLOAT64 as use_double 0 and 1;
+ * AUTO float32 unless float32 cannot resolve the data (then float64 from the start) or, later, a model
+ * handed to stats or predict lies too far from the data (then the data are uploaded again as float64 and stay
+ * so; b->precision_note says why). The criterion is at the top of backend_cuda.c and in README.md ("GPU");
+ * min_sd is the smallest standard deviation a model on these data may have (gmm_fit passes sqrt(reg_covar):
+ * finer structure need not be resolved), 0 for none. The description (gmm_backend_cuda_describe) says which
+ * type AUTO chose and why. */
+gmm_status gmm_backend_cuda_open_dtype(gmm_backend *b, const double *x, size_t n, size_t d, gmm_gpu_dtype dtype,
+                                       double min_sd);
+
 /* The most features and components the CUDA kernels take (GMM_CUDA_MAX_D, GMM_CUDA_MAX_K of gmm_cuda.h), for
  * callers that do not include it. Above 16 features the tile kernel's shared memory bounds k further:
  * gmm_backend_cuda_check_k says whether a k fits. */

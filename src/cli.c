@@ -85,7 +85,8 @@ static const char *FIT_USAGE =
     "  --threads N          CPU threads (default: all); results do not depend on it\n"
     "  --device DEV         auto (default: a GPU when one is usable, else the CPU), cpu, or cuda (fails\n"
     "                       when no GPU is usable); the device used is printed and in report.md\n"
-    "  --dtype TYPE         float32 (default) or float64: the precision of the data on the GPU\n"
+    "  --dtype TYPE         auto (default: float32 unless it cannot resolve the data or the model, then\n"
+    "                       float64, saying why), float32 or float64: the precision on the GPU\n"
     "  --out DIR            output folder, created if missing, replaced whole (default gmm-out)\n"
     "  --init-study M       also fit M times from different seeds with each init method and report\n"
     "                       how the initialization changes the converged log-likelihood\n"
@@ -123,7 +124,8 @@ static const char *PREDICT_USAGE =
     "  --device DEV   auto (default: a GPU when one is usable and the model fits the kernels, else the\n"
     "                 CPU), cpu, or cuda (fails when no GPU is usable); the device used is printed on\n"
     "                 stderr. On a GPU the outputs carry float32 rounding (labels may differ at near ties)\n"
-    "  --dtype TYPE   float32 (default) or float64: the precision of the data on the GPU\n"
+    "  --dtype TYPE   auto (default: float32 unless it cannot resolve the data or the model), float32 or\n"
+    "                 float64: the precision on the GPU\n"
     "  -h, --help     this help\n";
 
 static const char *SCORE_USAGE =
@@ -134,7 +136,8 @@ static const char *SCORE_USAGE =
     "  --device DEV   auto (default: a GPU when one is usable and the model fits the kernels, else the\n"
     "                 CPU), cpu, or cuda (fails when no GPU is usable); the device used is printed on\n"
     "                 stderr. On a GPU each point's log-likelihood carries float32 rounding\n"
-    "  --dtype TYPE   float32 (default) or float64: the precision of the data on the GPU\n"
+    "  --dtype TYPE   auto (default: float32 unless it cannot resolve the data or the model), float32 or\n"
+    "                 float64: the precision on the GPU\n"
     "  -h, --help     this help\n";
 
 static const char *SAMPLE_USAGE =
@@ -252,11 +255,15 @@ static int parse_em_option(const char *cmd, int c, const char *arg, gmm_options 
             return usage_error(cmd, "--device expects auto, cpu or cuda, got '%s'", arg);
         return 0;
     case 'P':
-        if (!strcmp(arg, "float32") || !strcmp(arg, "float64")) {
-            o->gpu_float64 = arg[5] == '6';
-            return 0;
-        }
-        return usage_error(cmd, "--dtype expects float32 or float64, got '%s'", arg);
+        if (!strcmp(arg, "auto"))
+            o->gpu_dtype = GMM_GPU_DTYPE_AUTO;
+        else if (!strcmp(arg, "float32"))
+            o->gpu_dtype = GMM_GPU_DTYPE_FLOAT32;
+        else if (!strcmp(arg, "float64"))
+            o->gpu_dtype = GMM_GPU_DTYPE_FLOAT64;
+        else
+            return usage_error(cmd, "--dtype expects auto, float32 or float64, got '%s'", arg);
+        return 0;
     }
     return -1;
 }

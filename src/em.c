@@ -29,7 +29,7 @@ void gmm_options_init(gmm_options *o)
     o->seed = 0;
     o->n_threads = 0;
     o->backend = GMM_BACKEND_CPU;
-    o->gpu_float64 = 0;
+    o->gpu_dtype = GMM_GPU_DTYPE_AUTO;
     o->verbose = 0;
     o->on_iter = NULL;
     o->on_iter_user = NULL;
@@ -126,7 +126,7 @@ static gmm_status open_backend(gmm_backend *b, const double *x, size_t n, size_t
     if (want_cuda) {
         int model_fits = 1;
         char desc[256] = "";
-        st = gmm_backend_cuda_open(b, x, n, d, o->gpu_float64);
+        st = gmm_backend_cuda_open_dtype(b, x, n, d, o->gpu_dtype, sqrt(o->reg_covar));
         if (st == GMM_OK) {
             /* described before any plan: the device line is the same whichever k a fit on it has */
             gmm_backend_cuda_describe(b, desc, sizeof desc);
@@ -274,8 +274,9 @@ static gmm_status session_fit_checked(gmm_session *ses, const gmm_options *o, gm
         gmm_model_free(best);
         return st;
     }
-    snprintf(best->device, sizeof best->device, "%s%s", ses->device,
-             ses->b.init_on_host ? "; initialization on the CPU (no room on the GPU for its per-point state)" : "");
+    snprintf(best->device, sizeof best->device, "%s%s%s", ses->device,
+             ses->b.init_on_host ? "; initialization on the CPU (no room on the GPU for its per-point state)" : "",
+             ses->b.precision_note ? ses->b.precision_note : "");
     *out = best;
     return GMM_OK;
 }

@@ -230,6 +230,8 @@ struct gmm_backend {
 
     int init_on_host; /* set when an initialization had to run its passes on the host copy (the device had no
                          room for their per-point state) */
+    const char *precision_note; /* NULL, or why the backend changed its precision after opening (a CUDA backend
+                                   that went from float32 to float64); owned by the backend */
     const double *x; /* (n, d) borrowed host data */
     size_t n, d;
     int n_threads;
@@ -282,7 +284,7 @@ typedef struct gmm_session {
 } gmm_session;
 
 /* Checks x (n, d) (n >= 1, d >= 1, every value finite), then opens the backend that options->backend (with
- * gpu_float64 and n_threads) names, exactly as gmm_fit does: AUTO takes CUDA when a GPU is usable, and its
+ * gpu_dtype and n_threads) names, exactly as gmm_fit does: AUTO takes CUDA when a GPU is usable, and its
  * kernels take d and max_k, else the CPU, and the CPU when the GPU cannot hold the data. max_k (>= 1) is the
  * largest n_components any later gmm_session_fit will ask for. On failure s holds nothing to close (closing it
  * anyway is allowed). */
@@ -291,8 +293,9 @@ gmm_status gmm_session_open(gmm_session *s, const double *x, size_t n, size_t d,
 
 /* Fits as gmm_fit(x, n, d, options, out) would, on the session's data and backend: the same checks of the
  * options (n_components at most s->max_k, or GMM_ERR_INVALID_ARG), the same runs, the same model bit for
- * bit. options->backend, gpu_float64 and n_threads are ignored: the session's, from gmm_session_open, hold.
- * The model's device is s->device. */
+ * bit (unless an earlier fit on a CUDA session with GMM_GPU_DTYPE_AUTO moved it to float64: b.precision_note).
+ * options->backend, gpu_dtype and n_threads are ignored: the session's, from gmm_session_open, hold.
+ * The model's device is s->device, followed by the notes of what changed during the fit. */
 gmm_status gmm_session_fit(gmm_session *s, const gmm_options *options, gmm_model **out);
 
 /* The backend's predict pass of model m (m's d must be the data's) over the session's data: logp (n),

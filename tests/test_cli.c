@@ -492,6 +492,13 @@ static void test_device_flags(void)
         free(a);
         free(b);
     }
+    /* --dtype auto (the default) is accepted; on a GPU the bundled data keep float32, and the device line says
+     * that auto chose it */
+    snprintf(args, sizeof args, "score '%s/%s' '%s/%s' --dtype auto", GMM_SOURCE_DIR, model, GMM_SOURCE_DIR, data);
+    CHECK_INT_EQ(run_gmm(args), 0);
+    err = slurp(tmp_file("err.txt"), NULL);
+    CHECK_STR_CONTAINS(err, have_gpu ? "float32 (auto)" : "gmm score: device: CPU (");
+    free(err);
     /* --device cuda: exit 1 and nothing written where no GPU is usable; where one is, it runs there */
     static const char *const cuda_cmds[] = {"predict '%s/%s' '%s/%s' --device cuda -o '%s'",
                                             "predict --proba '%s/%s' '%s/%s' --device cuda -o '%s'",
@@ -539,7 +546,7 @@ static void test_device_flags(void)
     snprintf(args, sizeof args, "predict '%s/%s' '%s/%s' --device gpu", GMM_SOURCE_DIR, model, GMM_SOURCE_DIR, data);
     expect_failure(args, 2, "gmm predict: --device expects auto, cpu or cuda, got 'gpu'");
     snprintf(args, sizeof args, "score '%s/%s' '%s/%s' --dtype float16", GMM_SOURCE_DIR, model, GMM_SOURCE_DIR, data);
-    expect_failure(args, 2, "gmm score: --dtype expects float32 or float64, got 'float16'");
+    expect_failure(args, 2, "gmm score: --dtype expects auto, float32 or float64, got 'float16'");
     snprintf(args, sizeof args, "score '%s/%s' '%s/%s' --device", GMM_SOURCE_DIR, model, GMM_SOURCE_DIR, data);
     expect_failure(args, 2, "gmm score: option '--device' needs a value");
     snprintf(args, sizeof args, "predict '%s/%s' '%s/%s' --threads 2", GMM_SOURCE_DIR, model, GMM_SOURCE_DIR, data);

@@ -8,7 +8,9 @@
  * log-likelihood at n = 10^7, data offset by 10^4, run-to-run bit identity, and argument errors; the public
  * gmm_infer and gmm_fit_predict on CUDA against the CPU, and fits on one CUDA session against gmm_fit; the
  * initializations' passes (k-means++, Lloyd, initial responsibilities) against the CPU backend's, and fits
- * from every data-driven init method.
+ * from every data-driven init method; and the battery of hard data (issue 12): clusters far apart with tiny
+ * spreads, initial means 1e3 standard deviations away, a column scaled by 1e6, with the data type that
+ * GMM_GPU_DTYPE_AUTO (gmm_fit's default) chooses, every covariance type against the CPU.
  *
  * Returns 77 (ctest: skipped) with the reason when the build has no CUDA or no usable device is present.
  * GMM_TEST_CUDA_QUICK=1 keeps only small sizes (compute-sanitizer memcheck), GMM_TEST_CUDA_QUICK=2 a few small
@@ -642,6 +644,79 @@ static void fit_both(const double *x, size_t n, size_t d, gmm_options *o, gmm_mo
     if (st != GMM_OK) fprintf(stderr, "  fit (%s) on CUDA: %s\n", where, gmm_last_error());
 }
 
+/* Worst of |a - b| / (atol + rtol |b|) over the elements, for the battery's report (NaN counts as infinite);
+ * every element is also a CHECK. */
+static double check_ratio(const char *what, const double *a, const double *b, size_t len, double atol, double rtol,
+                          const char *where)
+{
+    double worst = 0.0;
+    for (size_t i = 0; i < len; i++) {
+        const double tol = atol + rtol * fabs(b[i]), diff = fabs(a[i] - b[i]);
+        const double q = isfinite(diff) && tol > 0 ? diff / tol : (diff == 0 ? 0.0 : INFINITY);
+        if (!(q <= worst)) worst = q;
+    }
+    CHECK(worst <= 1.0);
+    if (!(worst <= 1.0)) fprintf(stderr, "  %s (%s): %.3g times its tolerance\n", what, where, worst);
+    return worst;
+}
+
+/* A GPU fit mg against the CPU's mc on the same data x (n, d) and options, with DESIGN.md's whole-fit
+ * tolerances: lower bound rtol 1e-5, iteration counts within 1, weights 1e-7 + 1e-5 |ref|, means
+ * 1e-5 (|ref| + sigma), covariances 1e-4 sqrt(S_ii S_jj) (the CPU's), labels equal except where the CPU's
+ * two best responsibilities are within 1e-4. Returns the worst ratio of a difference to its tolerance. */
+static double compare_fits(const gmm_model *mg, const gmm_model *mc, const double *x, size_t n, const char *where)
+{
+    const size_t k = mc->k, d = mc->d;
+    double worst = check_ratio("lower bound", &mg->lower_bound, &mc->lower_bound, 1, 0, 1e-5, where);
+    CHECK(abs(mg->n_iter - mc->n_iter) <= 1);
+    if (abs(mg->n_iter - mc->n_iter) > 1)
+        fprintf(stderr, "  %s: %d iterations on the GPU, %d on the CPU\n", where, mg->n_iter, mc->n_iter);
+    double q = check_ratio("weights", mg->weights, mc->weights, k, 1e-7, 1e-5, where);
+    worst = q > worst ? q : worst;
+    double *zero = calloc(k * d * d, sizeof *zero), *diff = calloc(k * d * d, sizeof *diff);
+    CHECK(zero && diff);
+    if (zero && diff) {
+        /* means and covariances as differences over tolerances, through check_ratio with atol 1 */
+        for (size_t c = 0; c < k; c++)
+            for (size_t j = 0; j < d; j++) {
+                const double ref = mc->means[c * d + j], sigma = sqrt(mc->covariances[c * d * d + j * d + j]);
+                diff[c * d + j] = (mg->means[c * d + j] - ref) / (1e-5 * (fabs(ref) + sigma));
+            }
+        q = check_ratio("means", diff, zero, k * d, 1, 0, where);
+        worst = q > worst ? q : worst;
+        for (size_t c = 0; c < k; c++)
+            for (size_t i = 0; i < d; i++)
+                for (size_t j = 0; j < d; j++) {
+                    const double *sc = mc->covariances + c * d * d;
+                    const size_t e = c * d * d + i * d + j;
+                    diff[e] = (mg->covariances[e] - sc[i * d + j]) / (1e-4 * sqrt(sc[i * d + i] * sc[j * d + j]));
+                }
+        q = check_ratio("covariances", diff, zero, k * d * d, 1, 0, where);
+        worst = q > worst ? q : worst;
+    }
+    free(zero);
+    free(diff);
+    /* labels: equal except where the CPU's two best responsibilities are within 1e-4 */
+    int *lc = malloc(n * sizeof *lc), *lg = malloc(n * sizeof *lg);
+    double *pc = malloc(n * k * sizeof *pc);
+    CHECK(lc && lg && pc);
+    if (lc && lg && pc && gmm_predict(mc, x, n, lc) == GMM_OK && gmm_predict(mg, x, n, lg) == GMM_OK &&
+        gmm_predict_proba(mc, x, n, pc) == GMM_OK) {
+        size_t bad = 0;
+        for (size_t i = 0; i < n; i++) {
+            if (lc[i] == lg[i]) continue;
+            double a = pc[i * k + (size_t)lc[i]], b = pc[i * k + (size_t)lg[i]];
+            if (!(fabs(a - b) <= 1e-4)) bad++;
+        }
+        if (bad) fprintf(stderr, "  %s: %zu labels differ away from ties\n", where, bad);
+        CHECK_INT_EQ(bad, 0);
+    }
+    free(lc);
+    free(lg);
+    free(pc);
+    return worst;
+}
+
 static void test_fit_covariance_types(void)
 {
     static const gmm_covariance_type types[4] = {GMM_COV_FULL, GMM_COV_TIED, GMM_COV_DIAG, GMM_COV_SPHERICAL};
@@ -682,41 +757,9 @@ static void test_fit_covariance_types(void)
         gmm_model *mc = NULL, *mg = NULL;
         fit_both(x, n, d, &o, &mc, &mg, gmm_covariance_name(types[t]));
         if (mc && mg) {
-            const char *where = gmm_covariance_name(types[t]);
             CHECK(strncmp(gmm_model_device(mg), "CUDA", 4) == 0);
             CHECK(mg->cov_type == types[t]);
-            CHECK_NEAR(mg->lower_bound, mc->lower_bound, 0, 1e-5);
-            CHECK(abs(mg->n_iter - mc->n_iter) <= 1);
-            check_array("weights", mg->weights, mc->weights, k, 1e-7, 1e-5, where);
-            for (size_t c = 0; c < k; c++)
-                for (size_t j = 0; j < d; j++) {
-                    double sigma = sqrt(mc->covariances[c * d * d + j * d + j]);
-                    double ref = mc->means[c * d + j];
-                    CHECK_NEAR(mg->means[c * d + j], ref, 1e-5 * (fabs(ref) + sigma), 0);
-                    for (size_t i = 0; i < d; i++) {
-                        double sii = mc->covariances[c * d * d + i * d + i], sjj = mc->covariances[c * d * d + j * d + j];
-                        CHECK_NEAR(mg->covariances[c * d * d + i * d + j], mc->covariances[c * d * d + i * d + j],
-                                   1e-4 * sqrt(sii * sjj), 0);
-                    }
-                }
-            /* labels: equal except where the CPU's two best responsibilities are within 1e-4 */
-            int *lc = malloc(n * sizeof *lc), *lg = malloc(n * sizeof *lg);
-            double *pc = malloc(n * k * sizeof *pc);
-            CHECK(lc && lg && pc);
-            if (lc && lg && pc && gmm_predict(mc, x, n, lc) == GMM_OK && gmm_predict(mg, x, n, lg) == GMM_OK &&
-                gmm_predict_proba(mc, x, n, pc) == GMM_OK) {
-                size_t bad = 0;
-                for (size_t i = 0; i < n; i++) {
-                    if (lc[i] == lg[i]) continue;
-                    double a = pc[i * k + (size_t)lc[i]], b = pc[i * k + (size_t)lg[i]];
-                    if (!(fabs(a - b) <= 1e-4)) bad++;
-                }
-                if (bad) fprintf(stderr, "  %s: %zu labels differ away from ties\n", where, bad);
-                CHECK_INT_EQ(bad, 0);
-            }
-            free(lc);
-            free(lg);
-            free(pc);
+            compare_fits(mg, mc, x, n, gmm_covariance_name(types[t]));
         }
         gmm_model_free(mc);
         gmm_model_free(mg);
@@ -1028,7 +1071,7 @@ static void test_infer_backends(void)
         gmm_options o;
         gmm_options_init(&o);
         o.backend = GMM_BACKEND_CUDA;
-        o.gpu_float64 = use_double;
+        o.gpu_dtype = use_double ? GMM_GPU_DTYPE_FLOAT64 : GMM_GPU_DTYPE_FLOAT32;
         gmm_status st = gmm_infer(m, x, n, &o, lg, bg, rg);
         CHECK(st == GMM_OK);
         if (st != GMM_OK) {
@@ -1246,6 +1289,334 @@ static void test_instances(void)
             with_reg ? "" : " (tile kernels only)", forced ? " (tile block size forced)" : "", left_out);
 }
 
+/* ------------------------------------------------------------------------------- hard data (issue 12) */
+
+static const gmm_covariance_type all_types[4] = {GMM_COV_FULL, GMM_COV_TIED, GMM_COV_DIAG, GMM_COV_SPHERICAL};
+
+/* x (n, 2): n/2 points around (+offset, +offset), the rest around (-offset, -offset), each cluster
+ * spread * (z1, 0.6 z1 + 0.8 z2) with z standard normal, in random order. The column means are about 0, so
+ * centering leaves both clusters `offset` from the origin of the device's copy. */
+static double *far_clusters(size_t n, double offset, double spread, uint64_t seed)
+{
+    double *x = malloc(n * 2 * sizeof *x);
+    if (!x) return NULL;
+    gmm_rng r;
+    gmm_rng_seed(&r, seed);
+    for (size_t i = 0; i < n; i++) {
+        const double c = gmm_rng_uniform(&r) < 0.5 ? offset : -offset;
+        const double z1 = gmm_rng_normal(&r), z2 = gmm_rng_normal(&r);
+        x[2 * i] = c + spread * z1;
+        x[2 * i + 1] = c + spread * (0.6 * z1 + 0.8 * z2);
+    }
+    return x;
+}
+
+/* Whole fits of x (n, d) with o on the CPU and on CUDA for every covariance type, compared by compare_fits;
+ * prints the worst ratio of a difference to its tolerance per type. want_f64: the GPU fit must say that it
+ * ran in float64 (its device line). */
+static void fits_all_types(const double *x, size_t n, size_t d, gmm_options *o, const char *name, int want_f64)
+{
+    char line[400] = "";
+    size_t used = 0;
+    for (int t = 0; t < 4; t++) {
+        char where[160];
+        snprintf(where, sizeof where, "%s, %s", name, gmm_covariance_name(all_types[t]));
+        o->covariance_type = all_types[t];
+        gmm_model *mc = NULL, *mg = NULL;
+        fit_both(x, n, d, o, &mc, &mg, where);
+        double q = INFINITY;
+        if (mc && mg) {
+            q = compare_fits(mg, mc, x, n, where);
+            if (want_f64) CHECK_STR_CONTAINS(gmm_model_device(mg), "float64");
+        }
+        if (used < sizeof line)
+            used += (size_t)snprintf(line + used, sizeof line - used, " %s %.2g", gmm_covariance_name(all_types[t]), q);
+        gmm_model_free(mc);
+        gmm_model_free(mg);
+    }
+    fprintf(stderr, "hard data: %s: worst difference / tolerance:%s\n", name, line);
+}
+
+/* Two clusters at +-1e4 and +-1e6 with spreads 1e-2, 1e-3, 1e-4 (5,000 points each; 1,000 in the quick
+ * modes): with gmm_fit's default options the GPU fit must meet the whole-fit tolerances for every covariance
+ * type, which float32 storage of the centered data cannot (at +-1e4 it rounds by up to 4.9e-4). */
+static void test_hard_far_clusters(void)
+{
+    static const double offsets[] = {1e4, 1e6}, spreads[] = {1e-2, 1e-3, 1e-4};
+    const size_t n = quick ? 2000 : 10000;
+    if (quick == 2) return; /* no kernel of its own: the racecheck run has the shifted pass from the next ones */
+    for (size_t a = 0; a < 2; a++)
+        for (size_t b = 0; b < 3; b++) {
+            double *x = far_clusters(n, offsets[a], spreads[b], 6000 + 10 * a + b);
+            CHECK(x != NULL);
+            if (!x) continue;
+            gmm_options o;
+            gmm_options_init(&o);
+            o.n_components = 2;
+            char name[96];
+            snprintf(name, sizeof name, "clusters at +-%g, spread %g, n = %zu", offsets[a], spreads[b], n);
+            fits_all_types(x, n, 2, &o, name, 1);
+            free(x);
+        }
+}
+
+/* Initial means 1e3 standard deviations from the data (--init-model, --warm-start on shifted data): two
+ * clusters at (-3, 0) and (3, 0) with unit spread, means_init (-3, 1000) and (3, 1000) (the same shift for
+ * both, so that both keep their points), identity precisions. The first iteration (max_iter 1) and the
+ * whole fit on the GPU against the CPU, every covariance type, gmm_fit's default options otherwise. */
+static void test_hard_far_means_init(void)
+{
+    const size_t n = quick ? 2000 : 8000, d = 2, k = 2;
+    if (quick == 2) return;
+    gmm_rng r;
+    gmm_rng_seed(&r, 6100);
+    double *x = malloc(n * d * sizeof *x);
+    CHECK(x != NULL);
+    if (!x) return;
+    for (size_t i = 0; i < n; i++) {
+        const double z1 = gmm_rng_normal(&r), z2 = gmm_rng_normal(&r);
+        x[2 * i] = (i % 2 ? 3.0 : -3.0) + z1;
+        x[2 * i + 1] = 0.5 * z1 + 0.8 * z2;
+    }
+    const double w[2] = {0.5, 0.5}, mu[4] = {-3.0, 1000.0, 3.0, 1000.0};
+    for (int max_iter = 1; max_iter <= 100; max_iter += 99) {
+        gmm_options o;
+        gmm_options_init(&o);
+        o.n_components = (int)k;
+        o.weights_init = w;
+        o.means_init = mu;
+        o.max_iter = max_iter;
+        char name[96];
+        snprintf(name, sizeof name, "means_init 1e3 sigma away, max_iter %d", max_iter);
+        /* prec holds the identity for every type's shape: 1 on the diagonal of each 2 x 2 block, or all 1 */
+        for (int t = 0; t < 4; t++) {
+            const size_t np = gmm_covariance_size(all_types[t], k, d);
+            const int mats = all_types[t] == GMM_COV_FULL || all_types[t] == GMM_COV_TIED;
+            double pt[8];
+            for (size_t q = 0; q < np; q++) pt[q] = mats ? ((q % 4) == 0 || (q % 4) == 3 ? 1.0 : 0.0) : 1.0;
+            gmm_options ot = o; /* one type at a time: precisions_init has the type's shape */
+            ot.precisions_init = pt;
+            ot.covariance_type = all_types[t];
+            gmm_model *mc = NULL, *mg = NULL;
+            char wt[160];
+            snprintf(wt, sizeof wt, "%s, %s", name, gmm_covariance_name(all_types[t]));
+            fit_both(x, n, d, &ot, &mc, &mg, wt);
+            if (mc && mg) {
+                fprintf(stderr, "hard data: %s: worst difference / tolerance %.2g\n", wt, compare_fits(mg, mc, x, n, wt));
+                CHECK_STR_CONTAINS(gmm_model_device(mg), "switched to float64: the model's means lie more than");
+            }
+            gmm_model_free(mc);
+            gmm_model_free(mg);
+        }
+    }
+    free(x);
+}
+
+/* One stats pass + M-step on the device with its data type given explicitly (float32 on both stats kernels,
+ * and float64), k = 1 so that the responsibilities are exact whatever the precision, from a mean about 1e3
+ * standard deviations away: the second moments must not cancel (variances 1e-4 of the CPU's), and the
+ * log-likelihood within 1e-4 + 1e-6 |ref|. */
+static void test_hard_far_means_step(void)
+{
+    static const size_t cases[][2] = {{2, 0}, {5, 0}, {2, 1}}; /* d, float64 */
+    const size_t n = quick ? 2003 : 20011;
+    for (size_t t = 0; t < (quick == 2 ? 2 : 3); t++) {
+        const size_t d = cases[t][0], k = 1;
+        const int use_double = (int)cases[t][1];
+        char where[96];
+        snprintf(where, sizeof where, "one step from 1e3 sigma, d=%zu %s", d, use_double ? "float64" : "float32");
+        gmm_model *m = NULL;
+        double *x = make_case(6200 + t, n, k, d, 3.0, 1e3, 1.0, &m);
+        CHECK(x && m);
+        gmm_backend g, cpu;
+        gmm_stats sg, sc;
+        gmm_model *mg = m ? gmm_model_clone(m) : NULL, *mc = m ? gmm_model_clone(m) : NULL;
+        CHECK(mg && mc);
+        if (!x || !mg || !mc || gmm_backend_cuda_open(&g, x, n, d, use_double) != GMM_OK) {
+            CHECK(!"open");
+            free(x);
+            gmm_model_free(m);
+            gmm_model_free(mg);
+            gmm_model_free(mc);
+            continue;
+        }
+        CHECK(gmm_backend_cpu_open(&cpu, x, n, d, 0) == GMM_OK);
+        CHECK(gmm_stats_alloc(&sg, k, d) == GMM_OK && gmm_stats_alloc(&sc, k, d) == GMM_OK);
+        CHECK(g.stats(&g, m, &sg) == GMM_OK);
+        CHECK(cpu.stats(&cpu, m, &sc) == GMM_OK);
+        CHECK_NEAR(sg.loglik, sc.loglik, 1e-4, 1e-6);
+        CHECK(gmm_mstep(mg, &sg, n, 1e-6, 0) == GMM_OK);
+        CHECK(gmm_mstep(mc, &sc, n, 1e-6, 0) == GMM_OK);
+        double worst = 0.0;
+        for (size_t i = 0; i < d; i++)
+            for (size_t j = 0; j < d; j++) {
+                const double *cc = mc->covariances;
+                const double q = fabs(mg->covariances[i * d + j] - cc[i * d + j]) /
+                                 (1e-4 * sqrt(cc[i * d + i] * cc[j * d + j]));
+                worst = q > worst || q != q ? q : worst;
+            }
+        double wm = 0.0;
+        for (size_t j = 0; j < d; j++) {
+            const double q = fabs(mg->means[j] - mc->means[j]) /
+                             (1e-5 * (fabs(mc->means[j]) + sqrt(mc->covariances[j * d + j])));
+            wm = q > wm || q != q ? q : wm;
+        }
+        CHECK(worst <= 1.0);
+        CHECK(wm <= 1.0);
+        fprintf(stderr, "hard data: %s: covariances %.3g, means %.3g times their tolerance, log-likelihood %.3g "
+                "relative\n", where, worst, wm, fabs(sg.loglik - sc.loglik) / fabs(sc.loglik));
+        gmm_stats_free(&sg);
+        gmm_stats_free(&sc);
+        g.release(&g);
+        cpu.release(&cpu);
+        gmm_model_free(m);
+        gmm_model_free(mg);
+        gmm_model_free(mc);
+        free(x);
+    }
+}
+
+/* A column scaled by 1e6 beside one of unit scale: three clusters, whole fits with gmm_fit's default
+ * options for every covariance type, GPU against CPU. */
+static void test_hard_scaled_column(void)
+{
+    const size_t n = quick ? 3000 : 9000;
+    if (quick == 2) return;
+    gmm_rng r;
+    gmm_rng_seed(&r, 6300);
+    double *x = malloc(n * 2 * sizeof *x);
+    CHECK(x != NULL);
+    if (!x) return;
+    static const double c0[3] = {-4.0, 0.0, 4.0}, c1[3] = {0.0, 3.0, -3.0};
+    for (size_t i = 0; i < n; i++) {
+        const size_t c = i % 3;
+        const double z1 = gmm_rng_normal(&r), z2 = gmm_rng_normal(&r);
+        x[2 * i] = c0[c] + z1;
+        x[2 * i + 1] = 1e6 * (c1[c] + 0.3 * z1 + z2);
+    }
+    gmm_options o;
+    gmm_options_init(&o);
+    o.n_components = 3;
+    fits_all_types(x, n, 2, &o, "a column scaled by 1e6 beside a unit one", 0);
+    free(x);
+}
+
+/* The data type GMM_GPU_DTYPE_AUTO chooses, and that an explicit one is kept: far clusters (float32 would round
+ * them by 4.9e-4 against a spread of 1e-2) go to float64 with the reason in the description, ordinary data
+ * stay float32, an explicit float32 stays float32 on the far clusters (backend and gmm_fit), and a column of
+ * 0s and 1s stays float32 thanks to min_sd (reg_covar's floor: its components cannot be narrower) but not
+ * without it. */
+static void test_dtype_choice(void)
+{
+    const size_t n = quick ? 2000 : 10000;
+    double *far = far_clusters(n, 1e4, 1e-2, 6400);
+    gmm_model *m = NULL;
+    double *ord = make_case(6401, n, 3, 2, 5.0, 0.3, 1.0, &m);
+    double *bin = malloc(n * 2 * sizeof *bin);
+    CHECK(far && ord && m && bin);
+    if (!far || !ord || !m || !bin) goto done;
+    gmm_rng r;
+    gmm_rng_seed(&r, 6402);
+    for (size_t i = 0; i < n; i++) {
+        bin[2 * i] = gmm_rng_normal(&r);
+        bin[2 * i + 1] = i % 3 ? 1.0 : 0.0;
+    }
+    static const struct {
+        int data; /* 0 far, 1 ordinary, 2 binary column */
+        gmm_gpu_dtype dtype;
+        double min_sd;
+        const char *want;
+    } cases[] = {
+        {0, GMM_GPU_DTYPE_AUTO, 1e-3, "float64 (auto: float32 would round column 1 by up to 0.00049 against"},
+        {0, GMM_GPU_DTYPE_FLOAT32, 1e-3, "), float32"},
+        {0, GMM_GPU_DTYPE_FLOAT64, 1e-3, "), float64"},
+        {1, GMM_GPU_DTYPE_AUTO, 1e-3, "), float32 (auto)"},
+        {2, GMM_GPU_DTYPE_AUTO, 1e-3, "), float32 (auto)"},
+        {2, GMM_GPU_DTYPE_AUTO, 0.0, "float64 (auto: float32 would round column 1"},
+    };
+    for (size_t t = 0; t < sizeof cases / sizeof *cases; t++) {
+        const double *x = cases[t].data == 0 ? far : cases[t].data == 1 ? ord : bin;
+        gmm_backend g;
+        char buf[400];
+        const gmm_status st = gmm_backend_cuda_open_dtype(&g, x, n, 2, cases[t].dtype, cases[t].min_sd);
+        CHECK(st == GMM_OK);
+        if (st != GMM_OK) continue;
+        gmm_backend_cuda_describe(&g, buf, sizeof buf);
+        CHECK_STR_CONTAINS(buf, cases[t].want);
+        if (cases[t].dtype != GMM_GPU_DTYPE_AUTO) CHECK(strstr(buf, "auto") == NULL);
+        fprintf(stderr, "dtype case %zu: %s\n", t, buf);
+        g.release(&g);
+    }
+    /* gmm_fit with an explicit float32 on the far clusters: float32 it is */
+    if (quick != 2) {
+        gmm_options o;
+        gmm_options_init(&o);
+        o.n_components = 2;
+        o.backend = GMM_BACKEND_CUDA;
+        o.gpu_dtype = GMM_GPU_DTYPE_FLOAT32;
+        gmm_model *mg = NULL;
+        CHECK(gmm_fit(far, n, 2, &o, &mg) == GMM_OK);
+        if (mg) {
+            CHECK_STR_CONTAINS(gmm_model_device(mg), "), float32");
+            CHECK(strstr(gmm_model_device(mg), "float64") == NULL);
+        }
+        gmm_model_free(mg);
+    }
+done:
+    free(far);
+    free(ord);
+    free(bin);
+    gmm_model_free(m);
+}
+
+/* gmm_infer with AUTO and a model whose means lie 3e3 standard deviations from the data: clusters at (-3, 0)
+ * and (3, 0) with unit spread, the model's means at (-3, 3000) and (3, 3000) with unit covariances, so that
+ * each point's responsibilities depend on a difference of about 6 x between squared distances of about 9e6,
+ * below float32's rounding of them. The backend switches to float64 before the pass, so the outputs meet
+ * DESIGN.md's float32 tolerances against the CPU. */
+static void test_infer_far_model(void)
+{
+    const size_t n = quick ? 2003 : 20011, k = 2, d = 2;
+    if (quick == 2) return;
+    const double w[2] = {0.5, 0.5}, mu[4] = {-3.0, 3000.0, 3.0, 3000.0}, cov[8] = {1, 0, 0, 1, 1, 0, 0, 1};
+    gmm_model *m = NULL;
+    CHECK(gmm_model_from_params(k, d, GMM_COV_FULL, w, mu, cov, &m) == GMM_OK);
+    double *x = malloc(n * d * sizeof *x), *lc = malloc(n * sizeof *lc), *lg = malloc(n * sizeof *lg);
+    double *rc = malloc(n * k * sizeof *rc), *rg = malloc(n * k * sizeof *rg);
+    int *bc = malloc(n * sizeof *bc), *bg = malloc(n * sizeof *bg);
+    CHECK(x && m && lc && lg && rc && rg && bc && bg);
+    if (x && m && lc && lg && rc && rg && bc && bg) {
+        gmm_rng r;
+        gmm_rng_seed(&r, 6500);
+        for (size_t i = 0; i < n; i++) {
+            x[2 * i] = (i % 2 ? 3.0 : -3.0) + gmm_rng_normal(&r);
+            x[2 * i + 1] = gmm_rng_normal(&r);
+        }
+        gmm_options o;
+        gmm_options_init(&o);
+        o.backend = GMM_BACKEND_CUDA;
+        CHECK(gmm_infer(m, x, n, NULL, lc, bc, rc) == GMM_OK);
+        const gmm_status st = gmm_infer(m, x, n, &o, lg, bg, rg);
+        CHECK(st == GMM_OK);
+        if (st == GMM_OK) check_predict_outputs(lg, lc, rg, rc, bg, bc, n, k, 1e-4, 1e-5, 1e-4, "infer, far model");
+        /* what an explicit float32 gives instead: the responsibilities are off (reported, not checked) */
+        o.gpu_dtype = GMM_GPU_DTYPE_FLOAT32;
+        if (gmm_infer(m, x, n, &o, lg, bg, rg) == GMM_OK) {
+            double worst = 0.0;
+            for (size_t i = 0; i < n * k; i++) worst = fabs(rg[i] - rc[i]) > worst ? fabs(rg[i] - rc[i]) : worst;
+            fprintf(stderr, "infer, far model: explicit float32 responsibilities up to %.2g off the CPU's\n", worst);
+        }
+    }
+    free(x);
+    free(lc);
+    free(lg);
+    free(rc);
+    free(rg);
+    free(bc);
+    free(bg);
+    gmm_model_free(m);
+}
+
 int main(void)
 {
     char name[256];
@@ -1275,7 +1646,10 @@ int main(void)
                  {"fit_covariance_types", test_fit_covariance_types},            {"init_passes", test_init_passes},
                  {"init_fallback", test_init_fallback},
                  {"infer_backends", test_infer_backends},  {"fit_predict_cuda", test_fit_predict_cuda},
-                 {"instances", test_instances}};
+                 {"instances", test_instances},
+                 {"hard_far_clusters", test_hard_far_clusters}, {"hard_far_means_init", test_hard_far_means_init},
+                 {"hard_far_means_step", test_hard_far_means_step}, {"hard_scaled_column", test_hard_scaled_column},
+                 {"dtype_choice", test_dtype_choice},            {"infer_far_model", test_infer_far_model}};
     const char *only = getenv("GMM_TEST_CUDA_ONLY"); /* one part by name, for debugging */
     for (size_t p = 0; p < sizeof parts / sizeof *parts; p++) {
         if (only && strcmp(only, parts[p].name) != 0) continue;
