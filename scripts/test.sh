@@ -38,3 +38,21 @@ if command -v g++ >/dev/null 2>&1; then
 else
   echo "test.sh: g++ is missing: the CUDA kernel emulation is skipped"
 fi
+# >>> the Python package (pyproject.toml, python/gmm, tests/python) >>>
+# Builds and installs the package with pip (scikit-build-core, CUDA kernels too where nvcc is present) into a
+# virtual environment in build-pyvenv/, with pytest, and runs its suite: scikit-learn's estimator checks,
+# bit parity with the CLI, agreement with scikit-learn, zero copies, Ctrl-C, pickling, bad input.
+echo "== the Python package: pip install . into build-pyvenv/, then pytest tests/python =="
+command -v python3 >/dev/null 2>&1 || { echo "test.sh: python3 is missing: cannot test the Python package" >&2; exit 1; }
+venv="$root/build-pyvenv"
+if [ ! -x "$venv/bin/python" ] && ! python3 -m venv "$venv" >/dev/null 2>&1; then
+  echo "test.sh: installing python3-venv (Debian's python3 has no venv module without it)" >&2
+  rm -rf "$venv"
+  sudo_cmd=(); [ "$(id -u)" -eq 0 ] || sudo_cmd=(sudo)
+  DEBIAN_FRONTEND=noninteractive "${sudo_cmd[@]}" apt-get install -y -qq python3-venv >/dev/null
+  python3 -m venv "$venv"
+fi
+"$venv/bin/python" -m pip install --quiet --upgrade pip
+"$venv/bin/python" -m pip install --quiet "$root[test]"
+(cd "$root" && OMP_NUM_THREADS="$jobs" "$venv/bin/python" -m pytest -q -p no:cacheprovider tests/python)
+# <<< the Python package <<<

@@ -8,7 +8,6 @@ import time
 import warnings
 
 import numpy as np
-from scipy import linalg
 from sklearn.base import BaseEstimator, DensityMixin
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils import check_random_state
@@ -85,17 +84,13 @@ def _compact(full, covariance_type):
 
 
 def _precision_cholesky(cov, covariance_type):
-    """scikit-learn's precisions_cholesky_: upper-triangular U with precision U U^T (full, tied), or
-    1 / sqrt(variance) (diag, spherical)."""
+    """scikit-learn's precisions_cholesky_: upper-triangular U = L^-T with covariance L L^T, so that
+    precision = U U^T (full, tied), or 1 / sqrt(variance) (diag, spherical)."""
     if covariance_type in ("diag", "spherical"):
         return 1.0 / np.sqrt(cov)
-    mats = cov[None] if covariance_type == "tied" else cov
-    d = mats.shape[-1]
-    out = np.empty_like(mats)
-    for c, m in enumerate(mats):
-        chol = linalg.cholesky(m, lower=True)
-        out[c] = linalg.solve_triangular(chol, np.eye(d), lower=True).T
-    return out[0] if covariance_type == "tied" else out
+    chol = np.linalg.cholesky(cov)
+    eye = np.broadcast_to(np.eye(cov.shape[-1]), cov.shape)
+    return np.swapaxes(np.linalg.solve(chol, eye), -1, -2)
 
 
 def _precisions(prec_chol, covariance_type):
