@@ -92,6 +92,14 @@ def check(status):
     raise RuntimeError(message)
 
 
+def raise_pending():
+    """Raises the exception a callback caught during the last call into the library, if any (one caught
+    after the fit's last cancellation check, in its last progress callback, reaches the caller here)."""
+    exc, _interrupt.exc = _interrupt.exc, None
+    if exc is not None:
+        raise exc
+
+
 # ---------------------------------------------------------------------------------------- cancellation
 
 

@@ -248,8 +248,9 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         else:
             labels = None
             status = lib.gmm_fit(x, n, d, o, out)
+        model = ffi.gc(out[0], lib.gmm_model_free) if out[0] != ffi.NULL else None
         _lib.check(status)
-        model = ffi.gc(out[0], lib.gmm_model_free)
+        _lib.raise_pending()  # Ctrl-C caught in the last progress callback, after the last cancellation check
         if progress is not None:
             progress.end()
         self._set_fitted(model, n)
