@@ -49,6 +49,7 @@ if [ ! -x "$venv/bin/python" ] && ! python3 -m venv "$venv" >/dev/null 2>&1; the
   echo "test.sh: installing python3-venv (Debian's python3 has no venv module without it)" >&2
   rm -rf "$venv"
   sudo_cmd=(); [ "$(id -u)" -eq 0 ] || sudo_cmd=(sudo)
+  "${sudo_cmd[@]}" apt-get update -qq
   DEBIAN_FRONTEND=noninteractive "${sudo_cmd[@]}" apt-get install -y -qq python3-venv >/dev/null
   python3 -m venv "$venv"
 fi
