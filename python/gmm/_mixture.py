@@ -223,11 +223,9 @@ class GaussianMixture(DensityMixin, BaseEstimator):
     # ------------------------------------------------------------------------------------------ fitting
 
     def _check_X(self, X, reset):
-        """X validated as scikit-learn does; float32 and float64 kept as they are (no copy when C-contiguous),
-        anything else converted once; returned as C-contiguous float64 for the library."""
-        X = _validate_data(self, X, dtype=[np.float64, np.float32], order="C", reset=reset,
-                           ensure_min_samples=2 if reset else 1)
-        return np.ascontiguousarray(X, dtype=np.float64)
+        """X validated as scikit-learn does, as the C-contiguous float64 array the library reads: a C-contiguous
+        float64 array is X itself (no copy), any other (float32 included) is converted once."""
+        return _validate_data(self, X, dtype=np.float64, order="C", reset=reset, ensure_min_samples=2 if reset else 1)
 
     def _fit(self, X, want_labels):
         X = self._check_X(X, reset=not (self.warm_start and hasattr(self, "converged_")))

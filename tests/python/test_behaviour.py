@@ -58,8 +58,9 @@ def test_float64_used_without_copy():
     assert peak_bytes(lambda: est.score(x)) < x.nbytes / 8 + 8 * len(x) * 1.1  # log p(x): n doubles
 
 
-def test_float32_converted_once():
-    x = blobs(400_000, d=4).astype(np.float32)  # 6.4 MB; the library computes in float64
+@pytest.mark.parametrize("order", ["C", "F"])
+def test_float32_converted_once(order):
+    x = np.asarray(blobs(400_000, d=4), dtype=np.float32, order=order)  # 6.4 MB; the library reads float64
     est = gmm.GaussianMixture(3, random_state=0, max_iter=5, tol=0.0)
     with pytest.warns(ConvergenceWarning):
         peak = peak_bytes(lambda: est.fit(x))
