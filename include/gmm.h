@@ -34,7 +34,8 @@ typedef enum gmm_status {
                                 responsibility is kept as scikit-learn keeps it (see GMM_EMPTY_FLOOR) */
     GMM_ERR_TOO_FEW_POINTS = 7, /* fewer points than components */
     GMM_ERR_CUDA = 8,        /* a CUDA call failed */
-    GMM_ERR_NO_DEVICE = 9    /* the requested backend is not available */
+    GMM_ERR_NO_DEVICE = 9,   /* the requested backend is not available */
+    GMM_ERR_CANCELLED = 10   /* options.should_stop asked the fit to stop */
 } gmm_status;
 
 /* A short, static description of a status code ("covariance not positive definite", ...). */
@@ -133,6 +134,11 @@ typedef struct gmm_options {
     int verbose;               /* 1: one line per EM iteration on stderr when on_iter is NULL; default 0 */
     gmm_iter_callback on_iter; /* optional progress callback, NULL by default */
     void *on_iter_user;        /* passed to on_iter */
+    /* Optional cancellation hook (NULL by default): called before every EM iteration of every n_init run;
+     * when it returns non-zero the fit stops there and returns GMM_ERR_CANCELLED with no model
+     * (nothing is leaked). A binding checks its interrupt flag (Python: Ctrl-C) in it. */
+    int (*should_stop)(void *user);
+    void *should_stop_user;    /* passed to should_stop */
 } gmm_options;
 
 /* Fills *options with the defaults documented above. */

@@ -3,7 +3,7 @@
 # everything with warnings as errors (CUDA code too when nvcc is present), runs the ctest suite (with the
 # scikit-learn oracle), then builds the CPU tests with the address and undefined-behaviour sanitizers and runs
 # them again, fuzzes the readers briefly (scripts/fuzz.sh) and runs the CUDA kernels under the CPU emulation
-# (kernels/emu/run.sh).
+# (kernels/emu/run.sh), then installs the Python package into a virtual environment and runs its pytest suite.
 #
 # Nothing may be skipped: a test that does not run (ctest's "Skipped" or "Not Run", exit 77) or that says in
 # its output that it skipped a part fails this script, and so does a fuzz run or an emulation run that cannot
@@ -101,4 +101,25 @@ GMM_CUDA_TILE_THREADS=64 GMM_TEST_CUDA_QUICK=1 "$root/build-emu/test_cuda_emu" |
 echo "== and on a device of 3 multiprocessors, 1 block each (odd grids: partial sums of 3 blocks) =="
 GMM_EMU_SMS=3 GMM_EMU_OCC=1 GMM_TEST_CUDA_QUICK=1 "$root/build-emu/test_cuda_emu" ||
   fail "the emulation on 3 multiprocessors failed or did not run (exit $?)"
+# >>> the Python package (pyproject.toml, python/gmm, tests/python) >>>
+# Builds and installs the package with pip (scikit-build-core, CUDA kernels too where nvcc is present) into a
+# virtual environment in build-pyvenv/, with pytest, and runs its suite: scikit-learn's estimator checks,
+# bit parity with the CLI, agreement with scikit-learn, zero copies, Ctrl-C, pickling, bad input.
+echo "== the Python package: pip install . into build-pyvenv/, then pytest tests/python =="
+command -v python3 >/dev/null 2>&1 || fail "python3 is missing: cannot test the Python package"
+venv="$root/build-pyvenv"
+if [ ! -x "$venv/bin/python" ] && ! python3 -m venv "$venv" >/dev/null 2>&1; then
+  echo "test.sh: installing python3-venv (Debian's python3 has no venv module without it)" >&2
+  rm -rf "$venv"
+  sudo_cmd=(); [ "$(id -u)" -eq 0 ] || sudo_cmd=(sudo)
+  "${sudo_cmd[@]}" apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive "${sudo_cmd[@]}" apt-get install -y -qq python3-venv >/dev/null
+  python3 -m venv "$venv"
+fi
+"$venv/bin/python" -m pip install --quiet --upgrade pip
+"$venv/bin/python" -m pip install --quiet "$root[test]"
+(cd "$root" && OMP_NUM_THREADS="$jobs" "$venv/bin/python" -m pytest -q -p no:cacheprovider tests/python) ||
+  fail "the Python package's tests failed"
+# <<< the Python package <<<
+
 echo "test.sh: all passed, nothing skipped$(has_device || echo ' (test_cuda: no GPU here; the kernels ran under the emulation)')"

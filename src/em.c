@@ -33,6 +33,16 @@ void gmm_options_init(gmm_options *o)
     o->verbose = 0;
     o->on_iter = NULL;
     o->on_iter_user = NULL;
+    o->should_stop = NULL;
+    o->should_stop_user = NULL;
+}
+
+/* GMM_ERR_CANCELLED when options.should_stop asks the fit to stop, GMM_OK otherwise. */
+static gmm_status check_cancel(const gmm_options *o, int run, int iter)
+{
+    if (o->should_stop && o->should_stop(o->should_stop_user))
+        return gmm_fail(GMM_ERR_CANCELLED, "fit cancelled before run %d, iteration %d", run + 1, iter + 1);
+    return GMM_OK;
 }
 
 /* The progress line of options.verbose: run, iteration, total log-likelihood, change, time. */
@@ -191,6 +201,7 @@ static gmm_status fit_run(gmm_backend *b, const gmm_options *o, int run, gmm_sta
     double lower_bound = o->warm_lower_bound;
     int it = 0;
     while (st == GMM_OK && it < o->max_iter) {
+        if ((st = check_cancel(o, run, it)) != GMM_OK) break;
         double t0 = gmm_now();
         double prev = lower_bound;
         st = b->stats(b, m, s);

@@ -33,6 +33,7 @@ const char *gmm_strerror(gmm_status status)
     case GMM_ERR_TOO_FEW_POINTS: return "fewer points than components";
     case GMM_ERR_CUDA: return "CUDA error";
     case GMM_ERR_NO_DEVICE: return "backend not available";
+    case GMM_ERR_CANCELLED: return "cancelled";
     }
     return "unknown status";
 }
