@@ -91,6 +91,12 @@ def test_the_gil_is_released(method):
         with pytest.warns(ConvergenceWarning):
             est.fit(x)
         big = np.concatenate([x] * 4)
+        while True:  # large enough that one call outlasts the 0.1 s the check below needs, on any machine
+            t0 = time.perf_counter()
+            getattr(est, method)(big)
+            if time.perf_counter() - t0 >= 0.3 or len(big) >= 20_000_000:
+                break
+            big = np.concatenate([big] * 2)
         work = lambda: getattr(est, method)(big)  # noqa: E731
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
