@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # deps.sh — installs the Debian packages gmm needs to build, test and draw its plots, only those missing:
-# a C compiler, CMake, pkg-config, cJSON (libcjson-dev) and gnuplot (pngcairo). The CUDA toolkit is not
-# installed here: it is optional (without nvcc only the CPU backend is built).
+# a C compiler, CMake, pkg-config, cJSON (libcjson-dev), OpenBLAS (libopenblas-dev: the CPU backend's full
+# and tied products) and gnuplot (pngcairo). The CUDA toolkit is not installed here: it is optional (without
+# nvcc only the CPU backend is built).
 set -euo pipefail
 need=()
 have_cmd() { command -v "$1" >/dev/null 2>&1; }
@@ -11,6 +12,7 @@ have_cmd cmake || need+=(cmake)
 have_cmd make || need+=(make)
 have_cmd pkg-config || need+=(pkg-config)
 have_pkg libcjson-dev || need+=(libcjson-dev)
+have_pkg libopenblas-dev || need+=(libopenblas-dev)
 have_cmd gnuplot || need+=(gnuplot-nox)
 if [ ${#need[@]} -eq 0 ]; then
   exit 0

@@ -18,6 +18,13 @@
  * subtracted; second moments around the current means. Diag and spherical models read only the diagonal of
  * U_k and accumulate only the diagonal second moments (O(k d) work per point): the same floating-point
  * operations the full formulas perform on their nonzero terms, so the same bits.
+ *
+ * Full and tied models from GMM_BLAS_MIN_D features on, in builds with OpenBLAS (GMM_HAVE_OPENBLAS), do a
+ * block's products through it: the Mahalanobis terms as U_k^T (x - mu_k) (dtrmm), the second moments as
+ * W W^T with W = sqrt(r_k) (x - mu_k) (dsyrk). OpenBLAS runs single-threaded inside our threads during a
+ * pass (its thread count is set to 1 and restored after), and every thread's buffers have the same
+ * alignment, so a block's products do not depend on which thread computes them: the statistics stay
+ * bit-identical for any thread count.
  */
 #include "gmm_internal.h"
 #include "gmm_hash.h"
@@ -26,6 +33,9 @@
 #include <omp.h>
 #include <stdlib.h>
 #include <string.h>
+#if defined(GMM_HAVE_OPENBLAS)
+#include <cblas.h>
+#endif
 
 #if defined(GMM_HAVE_LIBMVEC) && defined(__GNUC__) && !defined(__clang__)
 /* Let GCC call libmvec's vector exp and log from `omp simd` loops (glibc declares them only under
@@ -37,6 +47,8 @@ __attribute__((simd("notinbranch"))) double log(double);
 #define GMM_CPU_BLOCK 64
 #define GMM_CPU_MIN_CHUNK 4096
 #define GMM_CPU_MAX_CHUNKS 512
+#define GMM_BLAS_MIN_D 64
+#define GMM_ALIGN 64 /* bytes: the alignment of every scratch buffer */
 
 static const double LOG_2PI = 1.8378770664093454835606594728112;
 static const double EXP_ARG_MIN = -708.0; /* exp(-708) = 3.3e-308, the smallest normal double's range */
@@ -87,6 +99,30 @@ static void scratch_free(cpu_impl *c)
 /* Whether a covariance type needs only the diagonal second moments (and the diagonal of U_k). */
 static int diag_only(gmm_covariance_type t) { return t == GMM_COV_DIAG || t == GMM_COV_SPHERICAL; }
 
+/* Whether model m's products go through OpenBLAS (depends on the model only, never on the threads). */
+static int use_blas(const gmm_model *m)
+{
+#if defined(GMM_HAVE_OPENBLAS)
+    return !diag_only(m->cov_type) && m->d >= GMM_BLAS_MIN_D;
+#else
+    (void)m;
+    return 0;
+#endif
+}
+
+/* count doubles aligned to GMM_ALIGN bytes (free() them), or NULL with GMM_ERR_NOMEM recorded. */
+static double *aligned_doubles(size_t count)
+{
+    void *p = NULL;
+    size_t bytes = (count ? count : 1) * sizeof(double);
+    bytes = (bytes + GMM_ALIGN - 1) / GMM_ALIGN * GMM_ALIGN;
+    if (posix_memalign(&p, GMM_ALIGN, bytes) != 0) {
+        gmm_fail(GMM_ERR_NOMEM, "out of memory allocating %zu bytes", bytes);
+        return NULL;
+    }
+    return p;
+}
+
 /* Doubles of one chunk's statistics: nk (k), sk (k, d), the second moments (k, d, d) (upper triangle
  * filled) or, when diag, their diagonals (k, d), and the log-likelihood. */
 static size_t acc_size(size_t k, size_t d, int diag) { return k * (1 + d + (diag ? d : d * d)) + 1; }
@@ -107,12 +143,12 @@ static gmm_status ensure_buffers(gmm_backend *b, size_t k, size_t acc_len)
     c->n_scratch = nt;
     for (int t = 0; t < nt; t++) {
         cpu_scratch *s = &c->scratch[t];
-        s->xt = gmm_xmalloc(d * GMM_CPU_BLOCK * sizeof(double));
-        s->dx = gmm_xmalloc(d * GMM_CPU_BLOCK * sizeof(double));
-        s->rd = gmm_xmalloc(d * GMM_CPU_BLOCK * sizeof(double));
-        s->logp = gmm_xmalloc(k * GMM_CPU_BLOCK * sizeof(double));
-        s->lse = gmm_xmalloc(GMM_CPU_BLOCK * sizeof(double));
-        s->acc = gmm_xmalloc((acc_len ? acc_len : 1) * sizeof(double));
+        s->xt = aligned_doubles(d * GMM_CPU_BLOCK);
+        s->dx = aligned_doubles(d * GMM_CPU_BLOCK);
+        s->rd = aligned_doubles(d * GMM_CPU_BLOCK);
+        s->logp = aligned_doubles(k * GMM_CPU_BLOCK);
+        s->lse = aligned_doubles(GMM_CPU_BLOCK);
+        s->acc = aligned_doubles(acc_len);
         if (!s->xt || !s->dx || !s->rd || !s->logp || !s->lse || !s->acc) {
             scratch_free(c);
             return GMM_ERR_NOMEM;
@@ -181,13 +217,32 @@ static void maha_diag(const double *xt, const double *mean, const double *u, siz
     }
 }
 
+#if defined(GMM_HAVE_OPENBLAS)
+/* maha_full through OpenBLAS: Y (d, nb) = U^T (x - mean) in place of dx (dtrmm), lp = column sums of Y^2. */
+static void maha_blas(const double *xt, const double *mean, const double *u, size_t d, size_t nb, cpu_scratch *s,
+                      double *lp)
+{
+    block_diff(xt, mean, d, nb, s->dx);
+    cblas_dtrmm(CblasRowMajor, CblasLeft, CblasUpper, CblasTrans, CblasNonUnit, (int)d, (int)nb, 1.0, u, (int)d,
+                s->dx, GMM_CPU_BLOCK);
+#pragma omp simd
+    for (size_t b = 0; b < nb; b++) lp[b] = 0.0;
+    for (size_t j = 0; j < d; j++) {
+        const double *y = s->dx + j * GMM_CPU_BLOCK;
+#pragma omp simd
+        for (size_t b = 0; b < nb; b++) lp[b] += y[b] * y[b];
+    }
+}
+#endif
+
 /* logp (k, B): log w_k + log N(x_b | mu_k, Sigma_k) for the block in xt; lse (B): log sum_k exp(logp).
  * On return logp holds the responsibilities when want_resp is set, the weighted log-densities otherwise. */
 static void block_estep(const gmm_model *m, const double *log_w, const double *xt, size_t nb,
                         cpu_scratch *s, int want_resp)
 {
     const size_t d = m->d, k = m->k;
-    const int diag = diag_only(m->cov_type);
+    const int diag = diag_only(m->cov_type), blas = use_blas(m);
+    (void)blas; /* unused without OpenBLAS */
     double *logp = s->logp;
     for (size_t c = 0; c < k; c++) {
         const double *u = m->prec_chol + c * d * d;
@@ -195,6 +250,10 @@ static void block_estep(const gmm_model *m, const double *log_w, const double *x
         const double base = log_w[c] + m->log_det_chol[c] - 0.5 * (double)d * LOG_2PI;
         if (diag)
             maha_diag(xt, m->means + c * d, u, d, nb, lp);
+#if defined(GMM_HAVE_OPENBLAS)
+        else if (blas)
+            maha_blas(xt, m->means + c * d, u, d, nb, s, lp);
+#endif
         else
             maha_full(xt, m->means + c * d, u, d, nb, s, lp);
 #pragma omp simd
@@ -239,6 +298,8 @@ static void block_accumulate(const gmm_model *m, const double *xt, size_t nb, cp
                              double *acc)
 {
     const size_t d = m->d, k = m->k, tlen = diag ? d : d * d;
+    const int blas = use_blas(m);
+    (void)blas; /* unused without OpenBLAS */
     double *nk = acc, *sk = acc + k, *tk = acc + k + k * d, *ll = acc + k * (1 + d + tlen);
     double l = 0.0;
 #pragma omp simd reduction(+ : l)
@@ -263,6 +324,19 @@ static void block_accumulate(const gmm_model *m, const double *xt, size_t nb, cp
             sk[c * d + i] += si;
         }
         double *t = tk + c * tlen;
+#if defined(GMM_HAVE_OPENBLAS)
+        if (blas) { /* the upper triangle of t += W W^T, W = sqrt(r) dx (d, nb), in place of rd */
+            for (size_t i = 0; i < d; i++) {
+                const double *dr = s->dx + i * GMM_CPU_BLOCK;
+                double *w = s->rd + i * GMM_CPU_BLOCK;
+#pragma omp simd
+                for (size_t b = 0; b < nb; b++) w[b] = sqrt(r[b]) * dr[b];
+            }
+            cblas_dsyrk(CblasRowMajor, CblasUpper, CblasNoTrans, (int)d, (int)nb, 1.0, s->rd, GMM_CPU_BLOCK, 1.0, t,
+                        (int)d);
+            continue;
+        }
+#endif
         for (size_t i = 0; i < d; i++) {
             const double *rdr = s->rd + i * GMM_CPU_BLOCK;
             for (size_t j = i; j < (diag ? i + 1 : d); j++) {
@@ -312,6 +386,10 @@ static gmm_status run_pass(gmm_backend *b, const gmm_model *m, int want_resp, si
     if (!log_w) return GMM_ERR_NOMEM;
     for (size_t cc = 0; cc < k; cc++) log_w[cc] = log(m->weights[cc]);
     const long n_chunks = (long)c->n_chunks;
+#if defined(GMM_HAVE_OPENBLAS)
+    const int blas_threads = openblas_get_num_threads();
+    if (use_blas(m)) openblas_set_num_threads(1);
+#endif
     if (done) {
 #pragma omp parallel for ordered schedule(dynamic, 1) num_threads(c->n_scratch)
         for (long ch = 0; ch < n_chunks; ch++) {
@@ -325,6 +403,9 @@ static gmm_status run_pass(gmm_backend *b, const gmm_model *m, int want_resp, si
         for (long ch = 0; ch < n_chunks; ch++)
             pass_chunk(b, m, log_w, (size_t)ch, want_resp, fn, ctx, &c->scratch[omp_get_thread_num()]);
     }
+#if defined(GMM_HAVE_OPENBLAS)
+    if (use_blas(m)) openblas_set_num_threads(blas_threads);
+#endif
     free(log_w);
     return GMM_OK;
 }
