@@ -20,9 +20,9 @@ fi
 cmake -S "$root" -B "$root/build-test" -DCMAKE_BUILD_TYPE=Release -DGMM_WERROR=ON "${py_args[@]}" >/dev/null
 cmake --build "$root/build-test" --parallel "$jobs"
 ctest --test-dir "$root/build-test" --output-on-failure --parallel "$jobs"
-echo "== sanitizer build (address, undefined) of the CPU tests =="
+echo "== sanitizer build (address, undefined) of the CPU tests, without OpenBLAS (the backend's own loops) =="
 cmake -S "$root" -B "$root/build-asan" -DCMAKE_BUILD_TYPE=Debug -DGMM_WERROR=ON -DGMM_SANITIZE=ON -DGMM_CUDA=OFF \
-  "${py_args[@]}" >/dev/null
+  -DGMM_BLAS=OFF "${py_args[@]}" >/dev/null
 cmake --build "$root/build-asan" --parallel "$jobs"
 ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
   ctest --test-dir "$root/build-asan" --output-on-failure --parallel "$jobs"
