@@ -6,7 +6,8 @@
  * For every case (d, K, N, R), named dDkK_nN_rR: draws N points from a fixed-seed mixture of K
  * well-separated Gaussians with random full covariances (gmm_sample), builds a deterministic initial model
  * (K distinct random data points as means, the data covariance in the shape of --covariance as every
- * covariance, equal weights), writes DIR/<case>.npy (the data, float64), DIR/<case>.init.json (the initial
+ * covariance, equal weights; with --init-means clusters the first point drawn from each generating component
+ * as its mean instead, so that no component starts between clusters), writes DIR/<case>.npy (the data, float64), DIR/<case>.init.json (the initial
  * model) and DIR/<case>.prec.npy (its precisions in the type's shape: full (K, D*D), tied (D, D), diag
  * (K, D), spherical (K, 1)), then runs gmm_fit from weights_init / means_init / precisions_init (so no init
  * method runs), tol = 0 and max_iter = R, and writes DIR/<case>.gmm.json (the fitted model with its
@@ -46,6 +47,7 @@ typedef struct bench_args {
     const char *work;
     const char *csv;
     gmm_covariance_type cov;
+    int means_by_cluster; /* --init-means clusters */
 } bench_args;
 
 static void usage(FILE *f)
@@ -57,6 +59,8 @@ static void usage(FILE *f)
             "         --cases 2x4:5000,100000 16x16:1e5\n"
             "         default: 2x4:5000,100000,1000000,10000000 16x16:100000,1000000\n"
             "  --covariance TYPE  full (default), tied, diag or spherical\n"
+            "  --init-means M     random (default: K distinct random points) or clusters (the first point\n"
+            "                     drawn from each generating component)\n"
             "  --max-n N     skip cases with more than N points\n"
             "  --iters R     EM iterations per fit (default 10; >= 2, iteration 1 is warm-up)\n"
             "  --threads T   OpenMP threads (default: OpenMP's maximum)\n"
@@ -115,6 +119,9 @@ static int parse_args(int argc, char **argv, bench_args *a)
             a->csv = v;
         } else if (!strcmp(o, "--covariance")) {
             if (gmm_covariance_parse(v, &a->cov)) goto bad;
+        } else if (!strcmp(o, "--init-means")) {
+            if (strcmp(v, "random") && strcmp(v, "clusters")) goto bad;
+            a->means_by_cluster = !strcmp(v, "clusters");
         } else {
             fprintf(stderr, "bench_cpu: unknown option '%s'\n", o);
             usage(stderr);
@@ -171,8 +178,8 @@ static void type_shape(gmm_covariance_type type, size_t k, size_t d, const doubl
  * its precisions in the type's shape (inverse covariances; full and tied through the Cholesky factor:
  * precision = U U^T with U = L^-T), owned by the caller: they are what gmm_fit and scikit-learn are both
  * given, bit for bit. */
-static gmm_status initial_model(const double *x, size_t n, size_t d, size_t k, gmm_covariance_type type,
-                                uint64_t seed, gmm_model **out, double **prec_out)
+static gmm_status initial_model(const double *x, const int *labels, size_t n, size_t d, size_t k,
+                                gmm_covariance_type type, uint64_t seed, gmm_model **out, double **prec_out)
 {
     if (k > n) return gmm_fail(GMM_ERR_TOO_FEW_POINTS, "%zu points cannot give %zu distinct means", n, k);
     gmm_rng rng;
@@ -184,11 +191,15 @@ static gmm_status initial_model(const double *x, size_t n, size_t d, size_t k, g
     if (!idx || !w || !mu || !cov || !mean) goto done;
     for (size_t c = 0; c < k; c++) {
         int fresh;
-        do {
+        idx[c] = n;
+        for (size_t i = 0; labels && i < n && idx[c] == n; i++)
+            if (labels[i] == (int)c) idx[c] = i;
+        while (idx[c] == n) { /* random, or a component that drew no point */
             idx[c] = (size_t)gmm_rng_below(&rng, n);
             fresh = 1;
             for (size_t o = 0; o < c; o++) fresh &= idx[o] != idx[c];
-        } while (!fresh);
+            if (!fresh) idx[c] = n;
+        }
         memcpy(mu + c * d, x + idx[c] * d, d * sizeof *mu);
         w[c] = 1.0 / (double)k;
     }
@@ -300,15 +311,16 @@ static int run_case(const bench_args *a, const bench_case *bc, int threads, case
     const uint64_t case_seed = a->seed ^ (0x9e3779b97f4a7c15ULL * (uint64_t)(d * 1000003u + k));
     gmm_model *truth = NULL, *init = NULL, *fitted = NULL;
     double *x = NULL, *times = NULL, *prec = NULL;
+    int *labels = NULL;
     int rc = 1;
     gmm_status st = bench_true_model(d, k, case_seed, &truth);
     if (st != GMM_OK) return fail("true model", st);
-    st = gmm_sample(truth, n, case_seed + 1, &x, NULL);
+    st = gmm_sample(truth, n, case_seed + 1, &x, a->means_by_cluster ? &labels : NULL);
     if (st != GMM_OK) {
         fail("gmm_sample", st);
         goto done;
     }
-    st = initial_model(x, n, d, k, a->cov, case_seed + 2, &init, &prec);
+    st = initial_model(x, labels, n, d, k, a->cov, case_seed + 2, &init, &prec);
     if (st != GMM_OK) {
         fail("initial model", st);
         goto done;
@@ -374,6 +386,7 @@ done:
     gmm_model_free(init);
     gmm_model_free(fitted);
     gmm_free(x);
+    gmm_free(labels);
     free(times);
     free(prec);
     return rc;

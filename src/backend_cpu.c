@@ -200,20 +200,32 @@ static void maha_full(const double *xt, const double *mean, const double *u, siz
     }
 }
 
-/* lp (B) = ||(x_b - mean) U||^2 for a diagonal U: y_j = dx_j U[j][j], the one nonzero term of maha_full's
- * sum (its zero terms add exact zeros), so both give the same bits on a diagonal U. */
-static void maha_diag(const double *xt, const double *mean, const double *u, size_t d, size_t nb, double *lp)
+/* lp (B) = ||(x_b - mean) U||^2 for a diagonal U with diagonal udiag (d): y_j = dx_j U[j][j], the one
+ * nonzero term of maha_full's sum (its zero terms add exact zeros), added in the same order j = 0, 1, ...,
+ * so both give the same bits on a diagonal U. */
+static void maha_diag(const double *xt, const double *mean, const double *udiag, size_t d, size_t nb, double *lp)
 {
+    enum { G = 16 }; /* points whose sums stay in registers while the features stream by */
+    size_t b0 = 0;
+    for (; b0 + G <= nb; b0 += G) {
+        double q[G] = {0.0};
+        for (size_t j = 0; j < d; j++) {
+            const double mj = mean[j], uj = udiag[j], *xr = xt + j * GMM_CPU_BLOCK + b0;
 #pragma omp simd
-    for (size_t b = 0; b < nb; b++) lp[b] = 0.0;
-    for (size_t j = 0; j < d; j++) {
-        const double mj = mean[j], ujj = u[j * d + j];
-        const double *xr = xt + j * GMM_CPU_BLOCK;
-#pragma omp simd
-        for (size_t b = 0; b < nb; b++) {
-            const double y = (xr[b] - mj) * ujj;
-            lp[b] += y * y;
+            for (size_t b = 0; b < G; b++) {
+                const double y = (xr[b] - mj) * uj;
+                q[b] += y * y;
+            }
         }
+        memcpy(lp + b0, q, sizeof q);
+    }
+    for (size_t b = b0; b < nb; b++) { /* the block's last points */
+        double q = 0.0;
+        for (size_t j = 0; j < d; j++) {
+            const double y = (xt[j * GMM_CPU_BLOCK + b] - mean[j]) * udiag[j];
+            q += y * y;
+        }
+        lp[b] = q;
     }
 }
 
@@ -235,11 +247,19 @@ static void maha_blas(const double *xt, const double *mean, const double *u, siz
 }
 #endif
 
+/* What a pass computes once from the model: log w (k) and, for diag and spherical models, the diagonals of
+ * the precision factors (k, d) (NULL otherwise). */
+typedef struct pass_const {
+    double *log_w;
+    double *udiag;
+} pass_const;
+
 /* logp (k, B): log w_k + log N(x_b | mu_k, Sigma_k) for the block in xt; lse (B): log sum_k exp(logp).
  * On return logp holds the responsibilities when want_resp is set, the weighted log-densities otherwise. */
-static void block_estep(const gmm_model *m, const double *log_w, const double *xt, size_t nb,
+static void block_estep(const gmm_model *m, const pass_const *pc, const double *xt, size_t nb,
                         cpu_scratch *s, int want_resp)
 {
+    const double *log_w = pc->log_w;
     const size_t d = m->d, k = m->k;
     const int diag = diag_only(m->cov_type), blas = use_blas(m);
     (void)blas; /* unused without OpenBLAS */
@@ -249,7 +269,7 @@ static void block_estep(const gmm_model *m, const double *log_w, const double *x
         double *lp = logp + c * GMM_CPU_BLOCK;
         const double base = log_w[c] + m->log_det_chol[c] - 0.5 * (double)d * LOG_2PI;
         if (diag)
-            maha_diag(xt, m->means + c * d, u, d, nb, lp);
+            maha_diag(xt, m->means + c * d, pc->udiag + c * d, d, nb, lp);
 #if defined(GMM_HAVE_OPENBLAS)
         else if (blas)
             maha_blas(xt, m->means + c * d, u, d, nb, s, lp);
@@ -311,6 +331,23 @@ static void block_accumulate(const gmm_model *m, const double *xt, size_t nb, cp
 #pragma omp simd reduction(+ : rs)
         for (size_t b = 0; b < nb; b++) rs += r[b];
         nk[c] += rs;
+        if (diag) { /* one read of the block per component: S_k and the diagonal of T_k, summed as the full
+                     * path sums them (same bits) */
+            const double *mean = m->means + c * d;
+            for (size_t i = 0; i < d; i++) {
+                const double *xr = xt + i * GMM_CPU_BLOCK, mi = mean[i];
+                double si = 0.0, ti = 0.0;
+#pragma omp simd reduction(+ : si, ti)
+                for (size_t b = 0; b < nb; b++) {
+                    const double dv = xr[b] - mi, rdv = r[b] * dv;
+                    si += rdv;
+                    ti += rdv * dv;
+                }
+                sk[c * d + i] += si;
+                tk[c * d + i] += ti;
+            }
+            continue;
+        }
         block_diff(xt, m->means + c * d, d, nb, s->dx);
         for (size_t i = 0; i < d; i++) {
             const double *dr = s->dx + i * GMM_CPU_BLOCK;
@@ -339,12 +376,12 @@ static void block_accumulate(const gmm_model *m, const double *xt, size_t nb, cp
 #endif
         for (size_t i = 0; i < d; i++) {
             const double *rdr = s->rd + i * GMM_CPU_BLOCK;
-            for (size_t j = i; j < (diag ? i + 1 : d); j++) {
+            for (size_t j = i; j < d; j++) {
                 const double *dr = s->dx + j * GMM_CPU_BLOCK;
                 double tij = 0.0;
 #pragma omp simd reduction(+ : tij)
                 for (size_t b = 0; b < nb; b++) tij += rdr[b] * dr[b];
-                t[diag ? i : i * d + j] += tij;
+                t[i * d + j] += tij;
             }
         }
     }
@@ -358,7 +395,7 @@ typedef void (*block_fn)(void *ctx, const gmm_model *m, size_t ch, size_t i0, si
 typedef void (*chunk_fn)(void *ctx, const gmm_model *m, cpu_scratch *s);
 
 /* The blocks of chunk ch in order: each loaded, E-stepped and handed to fn. */
-static void pass_chunk(const gmm_backend *b, const gmm_model *m, const double *log_w, size_t ch, int want_resp,
+static void pass_chunk(const gmm_backend *b, const gmm_model *m, const pass_const *pc, size_t ch, int want_resp,
                        block_fn fn, void *ctx, cpu_scratch *s)
 {
     const cpu_impl *c = b->impl;
@@ -367,7 +404,7 @@ static void pass_chunk(const gmm_backend *b, const gmm_model *m, const double *l
     for (size_t i0 = ch * c->chunk; i0 < i_end; i0 += GMM_CPU_BLOCK) {
         size_t nb = i_end - i0 < GMM_CPU_BLOCK ? i_end - i0 : GMM_CPU_BLOCK;
         load_block(b->x, m->d, i0, nb, s->xt);
-        block_estep(m, log_w, s->xt, nb, s, want_resp);
+        block_estep(m, pc, s->xt, nb, s, want_resp);
         fn(ctx, m, ch, i0, nb, s);
     }
 }
@@ -382,9 +419,17 @@ static gmm_status run_pass(gmm_backend *b, const gmm_model *m, int want_resp, si
     const size_t k = m->k;
     gmm_status st = ensure_buffers(b, k, acc_len);
     if (st != GMM_OK) return st;
-    double *log_w = gmm_xmalloc(k * sizeof *log_w);
-    if (!log_w) return GMM_ERR_NOMEM;
-    for (size_t cc = 0; cc < k; cc++) log_w[cc] = log(m->weights[cc]);
+    const size_t d = m->d;
+    const int diag = diag_only(m->cov_type);
+    pass_const pc = {gmm_xmalloc(k * sizeof(double)), diag ? gmm_xmalloc(k * d * sizeof(double)) : NULL};
+    if (!pc.log_w || (diag && !pc.udiag)) {
+        free(pc.log_w);
+        free(pc.udiag);
+        return GMM_ERR_NOMEM;
+    }
+    for (size_t cc = 0; cc < k; cc++) pc.log_w[cc] = log(m->weights[cc]);
+    for (size_t cc = 0; diag && cc < k; cc++)
+        for (size_t j = 0; j < d; j++) pc.udiag[cc * d + j] = m->prec_chol[cc * d * d + j * d + j];
     const long n_chunks = (long)c->n_chunks;
 #if defined(GMM_HAVE_OPENBLAS)
     const int blas_threads = openblas_get_num_threads();
@@ -394,19 +439,20 @@ static gmm_status run_pass(gmm_backend *b, const gmm_model *m, int want_resp, si
 #pragma omp parallel for ordered schedule(dynamic, 1) num_threads(c->n_scratch)
         for (long ch = 0; ch < n_chunks; ch++) {
             cpu_scratch *s = &c->scratch[omp_get_thread_num()];
-            pass_chunk(b, m, log_w, (size_t)ch, want_resp, fn, ctx, s);
+            pass_chunk(b, m, &pc, (size_t)ch, want_resp, fn, ctx, s);
 #pragma omp ordered
             done(ctx, m, s);
         }
     } else {
 #pragma omp parallel for schedule(dynamic, 1) num_threads(c->n_scratch)
         for (long ch = 0; ch < n_chunks; ch++)
-            pass_chunk(b, m, log_w, (size_t)ch, want_resp, fn, ctx, &c->scratch[omp_get_thread_num()]);
+            pass_chunk(b, m, &pc, (size_t)ch, want_resp, fn, ctx, &c->scratch[omp_get_thread_num()]);
     }
 #if defined(GMM_HAVE_OPENBLAS)
     if (use_blas(m)) openblas_set_num_threads(blas_threads);
 #endif
-    free(log_w);
+    free(pc.log_w);
+    free(pc.udiag);
     return GMM_OK;
 }
 
