@@ -11,6 +11,9 @@
 #   GMM_BENCH_BUILD      build folder (default build-bench)
 #   GMM_BENCH_CASES      bench_cpu case specs (default below); DxK:N1,N2@R,... or DxK+TYPE:N1,... for
 #                        covariance TYPE (full, tied, diag, spherical; default full)
+#   GMM_BENCH_INIT_MEANS bench_cpu --init-means: random (default) or clusters
+#   GMM_BENCH_WAIT       OMP_WAIT_POLICY for every tool (default passive: on a shared, oversubscribed machine
+#                        OpenMP's spinning threads take the cores from the working ones)
 #   GMM_BENCH_PEERS      peers for bench_peers.py (default vlfeat,mclust,mlpack; empty: none)
 #   GMM_BENCH_PEER_ITERS R of the peers' long runs (default: the case's R)
 #   GMM_BENCH_MAX_N      skip cases with more points (default 1e7)
@@ -31,6 +34,8 @@ ITERS=${GMM_BENCH_ITERS:-10}
 THREADS=${GMM_BENCH_THREADS:-$(nproc)}
 REPEATS=${GMM_BENCH_REPEATS:-3}
 PEERS=${GMM_BENCH_PEERS-vlfeat,mclust,mlpack}
+INIT_MEANS=${GMM_BENCH_INIT_MEANS:-random}
+WAIT=${GMM_BENCH_WAIT:-passive}
 PEER_ITERS=${GMM_BENCH_PEER_ITERS:-0}
 PY=${PYTHON:-python3}
 start=$(date +%s)
@@ -70,8 +75,8 @@ fi
 # slow a current numpy and gmm's own OpenBLAS products (full and tied from d = 64), so they are unset for
 # every tool's command. bench_sklearn.py reports the kernel that then runs (threadpoolctl).
 sk_env=(env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE OMP_NUM_THREADS="$THREADS" OPENBLAS_NUM_THREADS="$THREADS"
-        MKL_NUM_THREADS="$THREADS")
-gmm_env=(env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE)
+        MKL_NUM_THREADS="$THREADS" OMP_WAIT_POLICY="$WAIT")
+gmm_env=(env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE OMP_WAIT_POLICY="$WAIT")
 run_sklearn=1
 if ! command -v "$PY" > /dev/null; then
     echo "== sklearn: skipped ($PY not found)"
@@ -95,7 +100,7 @@ for spec in $CASES; do
         i=$((i + 1))
         one="$OUT/work/case_${i}"
         echo "== case $dk:$n $cov — gmm (bench_cpu, $THREADS threads)"
-        "${gmm_env[@]}" "$BUILD/bench_cpu" --cases "$dk:$n" --covariance "$cov" --max-n "$MAX_N" --iters "$ITERS" \
+        "${gmm_env[@]}" "$BUILD/bench_cpu" --cases "$dk:$n" --covariance "$cov" --init-means "$INIT_MEANS" --max-n "$MAX_N" --iters "$ITERS" \
             --threads "$THREADS" --repeats "$REPEATS" --work "$OUT/work" --csv "$one.gmm.csv" \
             || { echo "bench_cpu failed"; exit 1; }
         if [ -f "$OUT/gmm_cpu.csv" ]; then tail -n +2 "$one.gmm.csv" >> "$OUT/gmm_cpu.csv"
@@ -134,7 +139,7 @@ header=(--header="# CPU benchmark: gmm vs scikit-learn and other CPU trainers"
         --header=""
         --header="- machine: ${cpu:-unknown CPU}, $cores logical CPUs, nproc $(nproc); threads used: $THREADS"
         --header="- date: $(date -u); load average (1, 5, 15 min) before: $load_before, after: $(cut -d' ' -f1-3 /proc/loadavg 2> /dev/null || echo "?") (this run's own load is about $THREADS; more means other work shared the cores)"
-        --header="- command: bench/run_cpu_bench.sh $*  (cases: $CASES; default R: $ITERS; repeats: $REPEATS)")
+        --header="- command: bench/run_cpu_bench.sh $*  (cases: $CASES; default R: $ITERS; repeats: $REPEATS; init means: $INIT_MEANS; OMP_WAIT_POLICY=$WAIT for every tool; peers: ${PEERS:-none}, their R: $PEER_ITERS, 0: the case R)")
 if command -v "$PY" > /dev/null; then
     "$PY" "$ROOT/bench/join_cpu_bench.py" --gmm-csv "$OUT/gmm_cpu.csv" --sk-csv "$OUT/sklearn_cpu.csv" \
         --peers-csv "$OUT/peers_cpu.csv" \
