@@ -16,6 +16,7 @@
 #                        OpenMP's spinning threads take the cores from the working ones)
 #   GMM_BENCH_PEERS      peers for bench_peers.py (default vlfeat,mclust,mlpack; empty: none)
 #   GMM_BENCH_PEER_ITERS R of the peers' long runs (default: the case's R)
+#   GMM_BENCH_PEER_REPEATS  runs of each length per peer and case (default 2; the fastest counts)
 #   GMM_BENCH_MAX_N      skip cases with more points (default 1e7)
 #   GMM_BENCH_ITERS      EM iterations per fit where a case does not say (default 10)
 #   GMM_BENCH_THREADS    threads for gmm and for sklearn's BLAS/OpenMP (default: nproc)
@@ -37,6 +38,7 @@ PEERS=${GMM_BENCH_PEERS-vlfeat,mclust,mlpack}
 INIT_MEANS=${GMM_BENCH_INIT_MEANS:-random}
 WAIT=${GMM_BENCH_WAIT:-passive}
 PEER_ITERS=${GMM_BENCH_PEER_ITERS:-0}
+PEER_REPEATS=${GMM_BENCH_PEER_REPEATS:-2}
 PY=${PYTHON:-python3}
 start=$(date +%s)
 load_before=$(cut -d' ' -f1-3 /proc/loadavg 2> /dev/null || echo "?")
@@ -118,7 +120,8 @@ for spec in $CASES; do
         if [ -n "$PEERS" ] && command -v "$PY" > /dev/null; then
             echo "== case $dk:$n $cov — peers (bench_peers.py: $PEERS)"
             if "${sk_env[@]}" "$PY" "$ROOT/bench/bench_peers.py" --gmm-csv "$one.gmm.csv" --csv "$one.peers.csv" \
-                --threads "$THREADS" --iters "$PEER_ITERS" --peers "$PEERS" --vlfeat-bin "$vlfeat_bin"; then
+                --threads "$THREADS" --iters "$PEER_ITERS" --repeats "$PEER_REPEATS" --peers "$PEERS" \
+                --vlfeat-bin "$vlfeat_bin"; then
                 :
             else
                 echo "== a peer failed on this case (status $?); its row is missing"
@@ -139,7 +142,7 @@ header=(--header="# CPU benchmark: gmm vs scikit-learn and other CPU trainers"
         --header=""
         --header="- machine: ${cpu:-unknown CPU}, $cores logical CPUs, nproc $(nproc); threads used: $THREADS"
         --header="- date: $(date -u); load average (1, 5, 15 min) before: $load_before, after: $(cut -d' ' -f1-3 /proc/loadavg 2> /dev/null || echo "?") (this run's own load is about $THREADS; more means other work shared the cores)"
-        --header="- command: bench/run_cpu_bench.sh $*  (cases: $CASES; default R: $ITERS; repeats: $REPEATS; init means: $INIT_MEANS; OMP_WAIT_POLICY=$WAIT for every tool; peers: ${PEERS:-none}, their R: $PEER_ITERS, 0: the case R)")
+        --header="- command: bench/run_cpu_bench.sh $*  (cases: $CASES; default R: $ITERS; repeats: $REPEATS; init means: $INIT_MEANS; OMP_WAIT_POLICY=$WAIT for every tool; peers: ${PEERS:-none}, their R: $PEER_ITERS (0: the case R), repeats: $PEER_REPEATS)")
 if command -v "$PY" > /dev/null; then
     "$PY" "$ROOT/bench/join_cpu_bench.py" --gmm-csv "$OUT/gmm_cpu.csv" --sk-csv "$OUT/sklearn_cpu.csv" \
         --peers-csv "$OUT/peers_cpu.csv" \

@@ -303,12 +303,16 @@ static void block_estep(const gmm_model *m, const pass_const *pc, const double *
 #pragma omp simd
     for (size_t b = 0; b < nb; b++) lse[b] += log(sum[b]);
     if (!want_resp) return;
+    /* Responsibilities below exp(EXP_ARG_MIN) are 0 (exp underflows to 0 a little further down anyway), so
+     * a component with none of the block's points adds exact zeros to the statistics and is skipped. */
     for (size_t c = 0; c < k; c++) {
         double *lp = logp + c * GMM_CPU_BLOCK;
 #pragma omp simd
-        for (size_t b = 0; b < nb; b++) lp[b] = lp[b] - lse[b] < EXP_ARG_MIN ? EXP_ARG_MIN : lp[b] - lse[b];
+        for (size_t b = 0; b < nb; b++) arg[b] = lp[b] - lse[b] < EXP_ARG_MIN ? EXP_ARG_MIN : lp[b] - lse[b];
 #pragma omp simd
-        for (size_t b = 0; b < nb; b++) lp[b] = exp(lp[b]);
+        for (size_t b = 0; b < nb; b++) lp[b] = exp(arg[b]);
+#pragma omp simd
+        for (size_t b = 0; b < nb; b++) lp[b] = arg[b] <= EXP_ARG_MIN ? 0.0 : lp[b];
     }
 }
 
@@ -331,6 +335,7 @@ static void block_accumulate(const gmm_model *m, const double *xt, size_t nb, cp
 #pragma omp simd reduction(+ : rs)
         for (size_t b = 0; b < nb; b++) rs += r[b];
         nk[c] += rs;
+        if (rs == 0.0) continue; /* every r is 0 (r >= 0): the block adds exact zeros to S_k and T_k */
         if (diag) { /* one read of the block per component: S_k and the diagonal of T_k, summed as the full
                      * path sums them (same bits) */
             const double *mean = m->means + c * d;
