@@ -8,14 +8,17 @@ the case's covariance type, runs the peer's EM on the same data (.npy) with --th
   mclust  R mclust's me() (Debian r-cran-mclust; VVI for diag, VVV for full), through bench/peer_mclust.R,
           from responsibilities that put each point on its nearest initial mean; Fortran, one thread
           whatever --threads says;
-  mlpack  mlpack's gmm_train (PyPI mlpack; diagonal_covariance for diag), from its own k-means start
-          (kmeans_max_iterations=1: it takes no initial model), tolerance 0.
+  mlpack  mlpack's gmm_train (PyPI mlpack; diagonal_covariance for diag), tolerance 0, from the model of one
+          untimed EM iteration after its own k-means start (kmeans_max_iterations=1) given as input_model,
+          so that the timed runs do no k-means; every call also carries about a second of set-up, so its R
+          is raised (up to 400) until R - 1 iterations take at least 4 s in an untimed trial.
 Each peer runs in its own process with OMP_NUM_THREADS / OPENBLAS_NUM_THREADS set to --threads.
 
 How an iteration is timed: none of these exposes per-iteration times, so each peer runs with R (--iters)
 and with 1 iteration, --repeats times each, alternating, and seconds per iteration = (min t_R - min t_1) /
 (iterations_R - iterations_1): the set-up (data copies, initialization, output) cancels. The iteration counts are the peers' own where
-they report them (VLFeat's verbose output, mclust's info attribute), R and 1 for mlpack. One CSV row per
+they report them (VLFeat's verbose output, mclust's info attribute), R and 1 for mlpack (whose process
+does the untimed start once, then its timed runs of both lengths). One CSV row per
 case and peer (--csv), with the peer's final mean log-likelihood where it reports one (a sanity check only:
 the peers start elsewhere, so it is not gmm's).
 
@@ -38,11 +41,23 @@ import sys, time
 import numpy as np
 import mlpack
 x = np.load(sys.argv[1])
-k, iters, diag = int(sys.argv[2]), int(sys.argv[3]), sys.argv[4] == "diag"
-t0 = time.perf_counter()
-mlpack.gmm_train(input_=x, gaussians=k, diagonal_covariance=diag, kmeans_max_iterations=1,
-                 max_iterations=iters, tolerance=0.0, trials=1, seed=1, no_force_positive=True)
-print(f"seconds {time.perf_counter() - t0:.6f} iterations {iters} loglik nan")
+k, iters, diag, repeats = int(sys.argv[2]), int(sys.argv[3]), sys.argv[4] == "diag", int(sys.argv[5])
+opts = dict(input_=x, gaussians=k, diagonal_covariance=diag, tolerance=0.0, trials=1, seed=1,
+            no_force_positive=True)
+start = mlpack.gmm_train(kmeans_max_iterations=1, max_iterations=1, **opts)["output_model"]
+def timed(r):
+    t0 = time.perf_counter()
+    mlpack.gmm_train(input_model=start, max_iterations=r, **opts)
+    return time.perf_counter() - t0
+# each call carries about a second of set-up: R grows until the R - 1 iterations take 4 s or more
+per = (timed(iters) - timed(1)) / (iters - 1)
+if per * (iters - 1) < 4.0:
+    iters = min(400, iters + int(4.0 / max(per, 1e-3)))
+for _ in range(repeats):
+    for r in (iters, 1):
+        t0 = time.perf_counter()
+        mlpack.gmm_train(input_model=start, max_iterations=r, **opts)
+        print(f"{'long' if r == iters else 'short'} seconds {time.perf_counter() - t0:.6f} iterations {r} loglik nan")
 """
 
 
@@ -81,11 +96,29 @@ def available(peers, vlfeat_bin, py):
     return out
 
 
-def run_once(cmd, env):
-    """Runs cmd; (seconds, iterations, loglik) from its last 'seconds S iterations I loglik L' line."""
+def run_raw(cmd, env):
     r = subprocess.run(cmd, capture_output=True, text=True, env=env)
     if r.returncode != 0:
         raise RuntimeError(f"{' '.join(cmd[:3])}...: status {r.returncode}: {r.stderr[-2000:]}")
+    return r
+
+
+def run_mlpack(cmd, env):
+    """mlpack's process times both lengths: ([long runs], [short runs]) as (seconds, iterations, loglik)."""
+    r = run_raw(cmd, env)
+    runs = {"long": [], "short": []}
+    for line in r.stdout.splitlines():
+        m = re.match(r"(long|short) seconds (\S+) iterations (\S+) loglik (\S+)", line)
+        if m:
+            runs[m.group(1)].append((float(m.group(2)), int(m.group(3)), float(m.group(4))))
+    if not runs["long"] or not runs["short"]:
+        raise RuntimeError(f"mlpack: no timing lines in {r.stdout[-2000:]!r}")
+    return runs["long"], runs["short"]
+
+
+def run_once(cmd, env):
+    """Runs cmd; (seconds, iterations, loglik) from its last 'seconds S iterations I loglik L' line."""
+    r = run_raw(cmd, env)
     m = None
     for line in r.stdout.splitlines():
         m = re.match(r"seconds (\S+) (?:iterations (\S+) )?loglik (\S+)", line) or m
@@ -97,13 +130,13 @@ def run_once(cmd, env):
     return float(m.group(1)), int(iters), float(m.group(3))
 
 
-def peer_command(peer, row, files, iters, threads, vlfeat_bin, py):
+def peer_command(peer, row, files, iters, threads, vlfeat_bin, py, repeats=1):
     n, d, k, cov = row["n"], row["d"], row["k"], row.get("cov") or "full"
     if peer == "vlfeat":
         return [vlfeat_bin, files["x"], n, d, k, str(iters), str(threads), files["init"]]
     if peer == "mclust":
         return ["Rscript", os.path.join(HERE, "peer_mclust.R"), files["x"], n, d, k, str(iters), files["init"], cov]
-    return [py, "-c", MLPACK_SNIPPET, row["data"], k, str(iters), cov]
+    return [py, "-c", MLPACK_SNIPPET, row["data"], k, str(iters), cov, str(repeats)]
 
 
 def raw_files(row, work):
@@ -165,7 +198,10 @@ def main():
             try:
                 t0 = time.perf_counter()
                 longs, shorts = [], []
-                for _ in range(max(1, a.repeats)):
+                if p == "mlpack":
+                    longs, shorts = run_mlpack(
+                        peer_command(p, row, {}, iters, threads, a.vlfeat_bin, py, max(1, a.repeats)), env)
+                for _ in range(max(1, a.repeats) if p != "mlpack" else 0):
                     longs.append(run_once(cmd_long, env))
                     shorts.append(run_once(cmd_short, env))
                 tl, il, ll = min(longs)
@@ -176,7 +212,7 @@ def main():
                 status = 1
                 continue
             per = (tl - ts) / (il - is_) if il > is_ else float("nan")
-            note = {"mclust": "one thread (Fortran)", "mlpack": "own k-means start; iterations assumed = max",
+            note = {"mclust": "one thread (Fortran)", "mlpack": "from its own start; iterations assumed = max",
                     "vlfeat": "gmm's initial model"}[p]
             rec = {"case": row["case"], "peer": p, "cov": cov, "n": row["n"], "d": row["d"], "k": row["k"],
                    "threads": 1 if p == "mclust" else threads, "iters": f"{il}-{is_}",
