@@ -15,7 +15,8 @@
 #include <string.h>
 
 #if defined(__SANITIZE_ADDRESS__)
-#include <sanitizer/allocator_interface.h>
+/* The sanitizer runtime's count (declared here: GCC installs no sanitizer/allocator_interface.h). */
+size_t __sanitizer_get_current_allocated_bytes(void);
 /* Bytes currently allocated by malloc and friends. */
 static size_t heap_bytes(void) { return __sanitizer_get_current_allocated_bytes(); }
 #else
