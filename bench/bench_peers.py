@@ -42,8 +42,10 @@ import numpy as np
 import mlpack
 x = np.load(sys.argv[1])
 k, iters, diag, repeats = int(sys.argv[2]), int(sys.argv[3]), sys.argv[4] == "diag", int(sys.argv[5])
+# no_force_positive skips mlpack's positive-definiteness repair of the covariances; with full ones its k-means
+# start then fails ("Cholesky decomposition failed"), so it is asked for diagonal ones only
 opts = dict(input_=x, gaussians=k, diagonal_covariance=diag, tolerance=0.0, trials=1, seed=1,
-            no_force_positive=True)
+            no_force_positive=diag)
 start = mlpack.gmm_train(kmeans_max_iterations=1, max_iterations=1, **opts)["output_model"]
 def timed(r):
     t0 = time.perf_counter()
