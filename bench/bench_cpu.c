@@ -5,9 +5,11 @@
  *
  * For every case (d, K, N, R), named dDkK_nN_rR: draws N points from a fixed-seed mixture of K
  * well-separated Gaussians with random full covariances (gmm_sample), builds a deterministic initial model
- * (K distinct random data points as means, the data covariance as every covariance, equal weights), writes
- * DIR/<case>.npy (the data, float64), DIR/<case>.init.json (the initial model) and DIR/<case>.prec.npy (its
- * precisions, (K, D*D)), then runs gmm_fit from weights_init / means_init / precisions_init (so no init
+ * (K distinct random data points as means, the data covariance in the shape of --covariance as every
+ * covariance, equal weights; with --init-means clusters the first point drawn from each generating component
+ * as its mean instead, so that no component starts between clusters), writes DIR/<case>.npy (the data, float64), DIR/<case>.init.json (the initial
+ * model) and DIR/<case>.prec.npy (its precisions in the type's shape: full (K, D*D), tied (D, D), diag
+ * (K, D), spherical (K, 1)), then runs gmm_fit from weights_init / means_init / precisions_init (so no init
  * method runs), tol = 0 and max_iter = R, and writes DIR/<case>.gmm.json (the fitted model with its
  * log-likelihood trace and per-iteration seconds). Reported: the MEDIAN of gmm_model_iter_seconds() over
  * iterations 2..R (iteration 1 is warm-up: first touch of scratch and partials), the fastest iteration, the
@@ -15,8 +17,9 @@
  * one plain parallel read of X (a sum over it with the same threads) — the memory floor of an iteration —
  * and gmm's time over that floor.
  *
- * Usage: bench_cpu [--cases SPEC...] [--max-n N] [--iters R] [--threads T] [--repeats P] [--seed S]
- *                  [--work DIR] [--csv FILE]
+ * Usage: bench_cpu [--cases SPEC...] [--covariance TYPE] [--max-n N] [--iters R] [--threads T] [--repeats P]
+ *                  [--seed S] [--work DIR] [--csv FILE]
+ *   TYPE: full (default), tied, diag or spherical, for every case; case names other than full's end in _TYPE.
  *   SPEC is DxK:N1,N2,... ; each N may carry its own iteration count as N@R (e.g. 2x4:5000,1e7@6).
  *   Default cases: 2x4:5000,100000,1000000,10000000 16x16:100000,1000000.
  */
@@ -43,16 +46,21 @@ typedef struct bench_args {
     uint64_t seed;
     const char *work;
     const char *csv;
+    gmm_covariance_type cov;
+    int means_by_cluster; /* --init-means clusters */
 } bench_args;
 
 static void usage(FILE *f)
 {
     fprintf(f,
-            "usage: bench_cpu [--cases SPEC...] [--max-n N] [--iters R] [--threads T] [--repeats P]\n"
-            "                 [--seed S] [--work DIR] [--csv FILE]\n"
+            "usage: bench_cpu [--cases SPEC...] [--covariance TYPE] [--max-n N] [--iters R] [--threads T]\n"
+            "                 [--repeats P] [--seed S] [--work DIR] [--csv FILE]\n"
             "  SPEC   DxK:N1,N2,...  (each N may be N@R to set its iteration count), e.g.\n"
             "         --cases 2x4:5000,100000 16x16:1e5\n"
             "         default: 2x4:5000,100000,1000000,10000000 16x16:100000,1000000\n"
+            "  --covariance TYPE  full (default), tied, diag or spherical\n"
+            "  --init-means M     random (default: K distinct random points) or clusters (the first point\n"
+            "                     drawn from each generating component)\n"
             "  --max-n N     skip cases with more than N points\n"
             "  --iters R     EM iterations per fit (default 10; >= 2, iteration 1 is warm-up)\n"
             "  --threads T   OpenMP threads (default: OpenMP's maximum)\n"
@@ -109,6 +117,11 @@ static int parse_args(int argc, char **argv, bench_args *a)
             a->work = v;
         } else if (!strcmp(o, "--csv")) {
             a->csv = v;
+        } else if (!strcmp(o, "--covariance")) {
+            if (gmm_covariance_parse(v, &a->cov)) goto bad;
+        } else if (!strcmp(o, "--init-means")) {
+            if (strcmp(v, "random") && strcmp(v, "clusters")) goto bad;
+            a->means_by_cluster = !strcmp(v, "clusters");
         } else {
             fprintf(stderr, "bench_cpu: unknown option '%s'\n", o);
             usage(stderr);
@@ -131,12 +144,42 @@ static int parse_args(int argc, char **argv, bench_args *a)
 /* ------------------------------------------------------------------------------------------- the data */
 
 
-/* The initial model: k distinct data points (drawn with rng) as means, the data covariance (two-pass, in
- * double) as every covariance, equal weights. Also hands out its precisions (k, d, d) (inverse covariances,
- * through the Cholesky factor: precision = U U^T with U = L^-T), owned by the caller: they are what
- * gmm_fit and scikit-learn are both given, bit for bit. */
-static gmm_status initial_model(const double *x, size_t n, size_t d, size_t k, uint64_t seed, gmm_model **out,
-                                double **prec_out)
+/* The type's shape of k copies of the full covariance cov (d, d) and of its inverse prec (d, d): full as
+ * they are, tied once, diag their diagonals, spherical the mean of cov's diagonal and its inverse. */
+static void type_shape(gmm_covariance_type type, size_t k, size_t d, const double *cov, const double *prec,
+                       double *cov_out, double *prec_out)
+{
+    double mean_var = 0.0;
+    for (size_t j = 0; j < d; j++) mean_var += cov[j * d + j];
+    mean_var /= (double)d;
+    const size_t copies = type == GMM_COV_TIED ? 1 : k;
+    for (size_t c = 0; c < copies; c++)
+        switch (type) {
+        case GMM_COV_FULL:
+        case GMM_COV_TIED:
+            memcpy(cov_out + c * d * d, cov, d * d * sizeof *cov);
+            memcpy(prec_out + c * d * d, prec, d * d * sizeof *prec);
+            break;
+        case GMM_COV_DIAG:
+            for (size_t j = 0; j < d; j++) {
+                cov_out[c * d + j] = cov[j * d + j];
+                prec_out[c * d + j] = 1.0 / cov[j * d + j];
+            }
+            break;
+        case GMM_COV_SPHERICAL:
+            cov_out[c] = mean_var;
+            prec_out[c] = 1.0 / mean_var;
+            break;
+        }
+}
+
+/* The initial model of covariance type `type`: k distinct data points (drawn with rng) as means, the data
+ * covariance (two-pass, in double) in the type's shape as every covariance, equal weights. Also hands out
+ * its precisions in the type's shape (inverse covariances; full and tied through the Cholesky factor:
+ * precision = U U^T with U = L^-T), owned by the caller: they are what gmm_fit and scikit-learn are both
+ * given, bit for bit. */
+static gmm_status initial_model(const double *x, const int *labels, size_t n, size_t d, size_t k,
+                                gmm_covariance_type type, uint64_t seed, gmm_model **out, double **prec_out)
 {
     if (k > n) return gmm_fail(GMM_ERR_TOO_FEW_POINTS, "%zu points cannot give %zu distinct means", n, k);
     gmm_rng rng;
@@ -148,11 +191,15 @@ static gmm_status initial_model(const double *x, size_t n, size_t d, size_t k, u
     if (!idx || !w || !mu || !cov || !mean) goto done;
     for (size_t c = 0; c < k; c++) {
         int fresh;
-        do {
+        idx[c] = n;
+        for (size_t i = 0; labels && i < n && idx[c] == n; i++)
+            if (labels[i] == (int)c) idx[c] = i;
+        while (idx[c] == n) { /* random, or a component that drew no point */
             idx[c] = (size_t)gmm_rng_below(&rng, n);
             fresh = 1;
             for (size_t o = 0; o < c; o++) fresh &= idx[o] != idx[c];
-        } while (!fresh);
+            if (!fresh) idx[c] = n;
+        }
         memcpy(mu + c * d, x + idx[c] * d, d * sizeof *mu);
         w[c] = 1.0 / (double)k;
     }
@@ -169,10 +216,10 @@ static gmm_status initial_model(const double *x, size_t n, size_t d, size_t k, u
             cov[a * d + b] /= (double)n;
             cov[b * d + a] = cov[a * d + b];
         }
-    for (size_t c = 1; c < k; c++) memcpy(cov + c * d * d, cov, d * d * sizeof *cov);
     double *prec = malloc(k * d * d * sizeof *prec), *l = malloc(d * d * sizeof *l);
-    double *u = malloc(d * d * sizeof *u);
-    if (prec && l && u) {
+    double *u = malloc(d * d * sizeof *u), *full_prec = malloc(d * d * sizeof *full_prec);
+    double *cov_t = malloc(k * d * d * sizeof *cov_t);
+    if (prec && l && u && full_prec && cov_t) {
         memcpy(l, cov, d * d * sizeof *l);
         if (gmm_cholesky_lower(l, d)) {
             st = gmm_fail(GMM_ERR_NOT_PD, "the data covariance is not positive definite");
@@ -182,14 +229,16 @@ static gmm_status initial_model(const double *x, size_t n, size_t d, size_t k, u
                 for (size_t j = 0; j < d; j++) {
                     double v = 0.0;
                     for (size_t p = 0; p < d; p++) v += u[i * d + p] * u[j * d + p];
-                    prec[i * d + j] = v;
+                    full_prec[i * d + j] = v;
                 }
-            for (size_t c = 1; c < k; c++) memcpy(prec + c * d * d, prec, d * d * sizeof *prec);
-            st = gmm_model_from_params(k, d, GMM_COV_FULL, w, mu, cov, out);
+            type_shape(type, k, d, cov, full_prec, cov_t, prec);
+            st = gmm_model_from_params(k, d, type, w, mu, cov_t, out);
         }
     }
     free(l);
     free(u);
+    free(full_prec);
+    free(cov_t);
     if (st == GMM_OK) {
         *prec_out = prec;
     } else {
@@ -246,7 +295,8 @@ static int run_case(const bench_args *a, const bench_case *bc, int threads, case
     const size_t n = bc->n, d = bc->d, k = bc->k;
     const int iters = bc->iters ? bc->iters : a->iters;
     memset(r, 0, sizeof *r);
-    snprintf(r->name, sizeof r->name, "d%zuk%zu_n%zu_r%d", d, k, n, iters);
+    snprintf(r->name, sizeof r->name, "d%zuk%zu_n%zu_r%d%s%s", d, k, n, iters, a->cov == GMM_COV_FULL ? "" : "_",
+             a->cov == GMM_COV_FULL ? "" : gmm_covariance_name(a->cov));
     r->n = n;
     r->d = d;
     r->k = k;
@@ -261,22 +311,25 @@ static int run_case(const bench_args *a, const bench_case *bc, int threads, case
     const uint64_t case_seed = a->seed ^ (0x9e3779b97f4a7c15ULL * (uint64_t)(d * 1000003u + k));
     gmm_model *truth = NULL, *init = NULL, *fitted = NULL;
     double *x = NULL, *times = NULL, *prec = NULL;
+    int *labels = NULL;
     int rc = 1;
     gmm_status st = bench_true_model(d, k, case_seed, &truth);
     if (st != GMM_OK) return fail("true model", st);
-    st = gmm_sample(truth, n, case_seed + 1, &x, NULL);
+    st = gmm_sample(truth, n, case_seed + 1, &x, a->means_by_cluster ? &labels : NULL);
     if (st != GMM_OK) {
         fail("gmm_sample", st);
         goto done;
     }
-    st = initial_model(x, n, d, k, case_seed + 2, &init, &prec);
+    st = initial_model(x, labels, n, d, k, a->cov, case_seed + 2, &init, &prec);
     if (st != GMM_OK) {
         fail("initial model", st);
         goto done;
     }
     st = gmm_write_npy(r->data, x, n, d);
     if (st == GMM_OK) st = gmm_model_save(init, r->init);
-    if (st == GMM_OK) st = gmm_write_npy(r->prec, prec, k, d * d);
+    const size_t prec_rows = a->cov == GMM_COV_TIED ? d : k;
+    const size_t prec_cols = a->cov == GMM_COV_FULL ? d * d : a->cov == GMM_COV_TIED ? d : a->cov == GMM_COV_DIAG ? d : 1;
+    if (st == GMM_OK) st = gmm_write_npy(r->prec, prec, prec_rows, prec_cols);
     if (st != GMM_OK) {
         fail("writing the case files", st);
         goto done;
@@ -285,6 +338,7 @@ static int run_case(const bench_args *a, const bench_case *bc, int threads, case
     gmm_options o;
     gmm_options_init(&o);
     o.n_components = (int)k;
+    o.covariance_type = a->cov;
     /* all three given: gmm_fit runs no init method, as scikit-learn with all three *_init */
     o.weights_init = gmm_model_weights(init);
     o.means_init = gmm_model_means(init);
@@ -332,6 +386,7 @@ done:
     gmm_model_free(init);
     gmm_model_free(fitted);
     gmm_free(x);
+    gmm_free(labels);
     free(times);
     free(prec);
     return rc;
@@ -354,7 +409,7 @@ int main(int argc, char **argv)
             return 1;
         }
         fprintf(csv, "case,n,d,k,threads,iters,gmm_s_per_iter,gmm_s_min,gmm_gbps,read_floor_s,"
-                     "gmm_over_floor,gmm_loglik_mean,data,init,prec,fit\n");
+                     "gmm_over_floor,gmm_loglik_mean,data,init,prec,fit,cov\n");
     }
     printf("gmm CPU benchmark: %d threads; per-iteration time = median of iterations 2..R of gmm_fit "
            "(weights/means/precisions_init given, tol 0)\n",
@@ -380,9 +435,9 @@ int main(int argc, char **argv)
                r.threads, r.iters, r.s_iter, r.s_min, r.gbps, r.floor_s, r.s_iter / r.floor_s, r.loglik_mean);
         fflush(stdout);
         if (csv)
-            fprintf(csv, "%s,%zu,%zu,%zu,%d,%d,%.6e,%.6e,%.4f,%.6e,%.3f,%.17g,%s,%s,%s,%s\n", r.name, r.n, r.d,
+            fprintf(csv, "%s,%zu,%zu,%zu,%d,%d,%.6e,%.6e,%.4f,%.6e,%.3f,%.17g,%s,%s,%s,%s,%s\n", r.name, r.n, r.d,
                     r.k, r.threads, r.iters, r.s_iter, r.s_min, r.gbps, r.floor_s, r.s_iter / r.floor_s,
-                    r.loglik_mean, r.data, r.init, r.prec, r.fit);
+                    r.loglik_mean, r.data, r.init, r.prec, r.fit, gmm_covariance_name(a.cov));
     }
     if (csv && fclose(csv) != 0) {
         fprintf(stderr, "bench_cpu: error writing %s\n", a.csv);

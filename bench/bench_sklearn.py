@@ -3,8 +3,9 @@
 
 Reads the CSV written by bench_cpu (--gmm-csv): for each case it loads the same data (.npy), the same
 initial model (.init.json, and .prec.npy: the precisions gmm_fit was given) and gmm's fitted model
-(.gmm.json, with its log-likelihood trace), runs sklearn.mixture.GaussianMixture(covariance_type='full',
-weights_init, means_init, precisions_init, tol=0.0, max_iter=R, reg_covar=1e-6) with the same R and threads,
+(.gmm.json, with its log-likelihood trace), runs sklearn.mixture.GaussianMixture(covariance_type=the CSV's
+cov column (full when absent), weights_init, means_init, precisions_init, tol=0.0, max_iter=R,
+reg_covar=1e-6) with the same R and threads,
 and writes one CSV row per case (--csv): seconds per iteration, and how far sklearn's log-likelihood trace
 and final parameters are from gmm's (the proof that the same work was timed).
 
@@ -106,6 +107,8 @@ def main():
     with threadpool_limits(limits=threads):
         for row in rows:
             name, n, d, k, iters = row["case"], int(row["n"]), int(row["d"]), int(row["k"]), int(row["iters"])
+            cov_type = row.get("cov") or "full"
+            prec_shape = {"full": (k, d, d), "tied": (d, d), "diag": (k, d), "spherical": (k,)}[cov_type]
             X = np.load(row["data"], mmap_mode=None)
             assert X.shape == (n, d) and X.dtype == np.float64 and X.flags.c_contiguous
             with open(row["init"]) as f:
@@ -115,7 +118,9 @@ def main():
             weights = np.asarray(init["weights"], dtype=np.float64)
             means = np.asarray(init["means"], dtype=np.float64)
             if row.get("prec"):  # the precisions gmm_fit was given, bit for bit
-                prec = np.load(row["prec"]).reshape(k, d, d)
+                prec = np.load(row["prec"]).reshape(prec_shape)
+            elif cov_type in ("diag", "spherical"):
+                prec = 1.0 / np.asarray(init["covariances"], dtype=np.float64).reshape(prec_shape)
             else:
                 covs = np.asarray(init["covariances"], dtype=np.float64)
                 prec = np.linalg.inv(covs)
@@ -128,7 +133,7 @@ def main():
                 if sum(fit_s) > args.max_case_s:
                     break
                 gm = GaussianMixture(
-                    n_components=k, covariance_type="full", tol=0.0, reg_covar=1e-6, max_iter=iters,
+                    n_components=k, covariance_type=cov_type, tol=0.0, reg_covar=1e-6, max_iter=iters,
                     n_init=1, weights_init=weights, means_init=means, precisions_init=prec,
                     random_state=0,
                 )
@@ -165,7 +170,7 @@ def main():
             rel = np.abs(sk_trace - gmm_trace) / np.abs(gmm_trace)
             ll_gmm, ll_sk = float(gmm_trace[-1]), float(sk_trace[-1])
             gmm_means = np.asarray(fit["means"], dtype=np.float64)
-            gmm_covs = np.asarray(fit["covariances"], dtype=np.float64)
+            gmm_covs = np.asarray(fit["covariances"], dtype=np.float64).reshape(np.shape(gm.covariances_))
             dmu = float(np.max(np.abs(gm.means_ - gmm_means)))
             dcov = float(np.max(np.abs(gm.covariances_ - gmm_covs) / np.max(np.abs(gmm_covs))))
             rec = {

@@ -2,13 +2,21 @@
 # run_cpu_bench.sh — the CPU benchmark end to end: builds bench_cpu (Release) if needed, times gmm_fit on
 # deterministic synthetic cases (bench_cpu), times scikit-learn's GaussianMixture on the same files with
 # the same initial model, iteration count and threads (bench_sklearn.py; skipped with a note when it cannot
-# be imported), case by case, and joins both into OUTDIR/cpu_bench.csv and OUTDIR/cpu_bench.md. Also kept
-# in OUTDIR: gmm_cpu.csv, sklearn_cpu.csv (each tool's own columns), work/ (initial and fitted models).
+# be imported), then the other CPU trainers that are installed (bench_peers.py: VLFeat, R mclust, mlpack),
+# case by case, and joins all into OUTDIR/cpu_bench.csv and OUTDIR/cpu_bench.md. Also kept in OUTDIR:
+# gmm_cpu.csv, sklearn_cpu.csv, peers_cpu.csv (each tool's own columns), work/ (initial and fitted models).
 #
 # Usage: bench/run_cpu_bench.sh [OUTDIR]        (default OUTDIR: build-bench/cpu_bench)
 # Environment (all optional):
 #   GMM_BENCH_BUILD      build folder (default build-bench)
-#   GMM_BENCH_CASES      bench_cpu case specs (default below); DxK:N1,N2@R,...
+#   GMM_BENCH_CASES      bench_cpu case specs (default below); DxK:N1,N2@R,... or DxK+TYPE:N1,... for
+#                        covariance TYPE (full, tied, diag, spherical; default full)
+#   GMM_BENCH_INIT_MEANS bench_cpu --init-means: random (default) or clusters
+#   GMM_BENCH_WAIT       OMP_WAIT_POLICY for every tool (default passive: on a shared, oversubscribed machine
+#                        OpenMP's spinning threads take the cores from the working ones)
+#   GMM_BENCH_PEERS      peers for bench_peers.py (default vlfeat,mclust,mlpack; empty: none)
+#   GMM_BENCH_PEER_ITERS R of the peers' long runs (default: the case's R)
+#   GMM_BENCH_PEER_REPEATS  runs of each length per peer and case (default 2; the fastest counts)
 #   GMM_BENCH_MAX_N      skip cases with more points (default 1e7)
 #   GMM_BENCH_ITERS      EM iterations per fit where a case does not say (default 10)
 #   GMM_BENCH_THREADS    threads for gmm and for sklearn's BLAS/OpenMP (default: nproc)
@@ -26,6 +34,11 @@ MAX_N=${GMM_BENCH_MAX_N:-1e7}
 ITERS=${GMM_BENCH_ITERS:-10}
 THREADS=${GMM_BENCH_THREADS:-$(nproc)}
 REPEATS=${GMM_BENCH_REPEATS:-3}
+PEERS=${GMM_BENCH_PEERS-vlfeat,mclust,mlpack}
+INIT_MEANS=${GMM_BENCH_INIT_MEANS:-random}
+WAIT=${GMM_BENCH_WAIT:-passive}
+PEER_ITERS=${GMM_BENCH_PEER_ITERS:-0}
+PEER_REPEATS=${GMM_BENCH_PEER_REPEATS:-2}
 PY=${PYTHON:-python3}
 start=$(date +%s)
 load_before=$(cut -d' ' -f1-3 /proc/loadavg 2> /dev/null || echo "?")
@@ -48,13 +61,24 @@ fi
 echo "== building bench_cpu"
 cmake --build "$BUILD" --target bench_cpu > "$OUT/build.log" 2>&1 || { tail -40 "$OUT/build.log"; exit 1; }
 
+# VLFeat's EM through bench/peer_vlfeat.c, where its headers are installed (Debian libvlfeat-dev)
+vlfeat_bin=""
+if [ -n "$PEERS" ] && [ -f /usr/include/vl/gmm.h ] && command -v cc > /dev/null; then
+    if cc -O2 -o "$OUT/peer_vlfeat" "$ROOT/bench/peer_vlfeat.c" -lvl 2> "$OUT/peer_vlfeat.log"; then
+        vlfeat_bin="$OUT/peer_vlfeat"
+    else
+        echo "== VLFeat: peer_vlfeat did not build (see $OUT/peer_vlfeat.log)"
+    fi
+fi
+
 # ------------------------------------------------------------------------------------- gmm and sklearn
 # Case by case, gmm then sklearn on the same files, so that both see the same load on a shared machine.
 # OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE may be set on this workplace's machines for old OpenBLAS builds; they
-# slow a current numpy, so they are unset for sklearn's command alone. bench_sklearn.py reports the kernel
-# that then runs (threadpoolctl).
+# slow a current numpy and gmm's own OpenBLAS products (full and tied from d = 64), so they are unset for
+# every tool's command. bench_sklearn.py reports the kernel that then runs (threadpoolctl).
 sk_env=(env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE OMP_NUM_THREADS="$THREADS" OPENBLAS_NUM_THREADS="$THREADS"
-        MKL_NUM_THREADS="$THREADS")
+        MKL_NUM_THREADS="$THREADS" OMP_WAIT_POLICY="$WAIT")
+gmm_env=(env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE OMP_WAIT_POLICY="$WAIT")
 run_sklearn=1
 if ! command -v "$PY" > /dev/null; then
     echo "== sklearn: skipped ($PY not found)"
@@ -63,10 +87,12 @@ elif ! "${sk_env[@]}" "$PY" -c 'import numpy, sklearn, threadpoolctl' 2> /dev/nu
     echo "== sklearn: skipped (numpy, scikit-learn or threadpoolctl is not importable by $PY)"
     run_sklearn=0
 fi
-rm -f "$OUT/gmm_cpu.csv" "$OUT/sklearn_cpu.csv" "$OUT"/work/case_*.csv
+rm -f "$OUT/gmm_cpu.csv" "$OUT/sklearn_cpu.csv" "$OUT/peers_cpu.csv" "$OUT"/work/case_*.csv
 i=0
 for spec in $CASES; do
     dk=${spec%%:*}
+    cov=full
+    if [[ $dk == *+* ]]; then cov=${dk#*+}; dk=${dk%%+*}; fi
     IFS=',' read -r -a ns <<< "${spec#*:}"
     for n in "${ns[@]}"; do
         if awk -v n="${n%@*}" -v m="$MAX_N" 'BEGIN { exit !(n + 0 > m + 0) }'; then
@@ -75,9 +101,10 @@ for spec in $CASES; do
         fi
         i=$((i + 1))
         one="$OUT/work/case_${i}"
-        echo "== case $dk:$n — gmm (bench_cpu, $THREADS threads)"
-        "$BUILD/bench_cpu" --cases "$dk:$n" --max-n "$MAX_N" --iters "$ITERS" --threads "$THREADS" \
-            --repeats "$REPEATS" --work "$OUT/work" --csv "$one.gmm.csv" || { echo "bench_cpu failed"; exit 1; }
+        echo "== case $dk:$n $cov — gmm (bench_cpu, $THREADS threads)"
+        "${gmm_env[@]}" "$BUILD/bench_cpu" --cases "$dk:$n" --covariance "$cov" --init-means "$INIT_MEANS" --max-n "$MAX_N" --iters "$ITERS" \
+            --threads "$THREADS" --repeats "$REPEATS" --work "$OUT/work" --csv "$one.gmm.csv" \
+            || { echo "bench_cpu failed"; exit 1; }
         if [ -f "$OUT/gmm_cpu.csv" ]; then tail -n +2 "$one.gmm.csv" >> "$OUT/gmm_cpu.csv"
         else cp "$one.gmm.csv" "$OUT/gmm_cpu.csv"; fi
         if [ "$run_sklearn" = 1 ]; then
@@ -90,6 +117,20 @@ for spec in $CASES; do
                 echo "== sklearn failed on this case (status $?); its row will read n/a"
             fi
         fi
+        if [ -n "$PEERS" ] && command -v "$PY" > /dev/null; then
+            echo "== case $dk:$n $cov — peers (bench_peers.py: $PEERS)"
+            if "${sk_env[@]}" "$PY" "$ROOT/bench/bench_peers.py" --gmm-csv "$one.gmm.csv" --csv "$one.peers.csv" \
+                --threads "$THREADS" --iters "$PEER_ITERS" --repeats "$PEER_REPEATS" --peers "$PEERS" \
+                --vlfeat-bin "$vlfeat_bin"; then
+                :
+            else
+                echo "== a peer failed on this case (status $?); its row is missing"
+            fi
+            if [ -f "$one.peers.csv" ]; then
+                if [ -f "$OUT/peers_cpu.csv" ]; then tail -n +2 "$one.peers.csv" >> "$OUT/peers_cpu.csv"
+                else cp "$one.peers.csv" "$OUT/peers_cpu.csv"; fi
+            fi
+        fi
     done
 done
 [ -f "$OUT/gmm_cpu.csv" ] || { echo "no case ran (check GMM_BENCH_CASES / GMM_BENCH_MAX_N)"; exit 1; }
@@ -97,13 +138,14 @@ done
 # ------------------------------------------------------------------------------------------------ join
 cpu=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo 2> /dev/null | head -1)
 cores=$(grep -c '^processor' /proc/cpuinfo 2> /dev/null || echo "?")
-header=(--header="# CPU benchmark: gmm vs scikit-learn"
+header=(--header="# CPU benchmark: gmm vs scikit-learn and other CPU trainers"
         --header=""
         --header="- machine: ${cpu:-unknown CPU}, $cores logical CPUs, nproc $(nproc); threads used: $THREADS"
         --header="- date: $(date -u); load average (1, 5, 15 min) before: $load_before, after: $(cut -d' ' -f1-3 /proc/loadavg 2> /dev/null || echo "?") (this run's own load is about $THREADS; more means other work shared the cores)"
-        --header="- command: bench/run_cpu_bench.sh $*  (cases: $CASES; default R: $ITERS; repeats: $REPEATS)")
+        --header="- command: bench/run_cpu_bench.sh $*  (cases: $CASES; default R: $ITERS; repeats: $REPEATS; init means: $INIT_MEANS; OMP_WAIT_POLICY=$WAIT for every tool; peers: ${PEERS:-none}, their R: $PEER_ITERS (0: the case R), repeats: $PEER_REPEATS)")
 if command -v "$PY" > /dev/null; then
     "$PY" "$ROOT/bench/join_cpu_bench.py" --gmm-csv "$OUT/gmm_cpu.csv" --sk-csv "$OUT/sklearn_cpu.csv" \
+        --peers-csv "$OUT/peers_cpu.csv" \
         --csv "$OUT/cpu_bench.csv" --md "$OUT/cpu_bench.md" "${header[@]}"
 else
     cp "$OUT/gmm_cpu.csv" "$OUT/cpu_bench.csv"

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # deps.sh [--oracle] [--fuzz] — installs the Debian packages gmm needs, only those missing.
 #   (always)  to build, test and draw the plots: a C and C++ compiler (g++ builds the CUDA emulation),
-#             CMake, make, pkg-config, cJSON (libcjson-dev) and gnuplot (pngcairo, in gnuplot-nox)
+#             CMake, make, pkg-config, cJSON (libcjson-dev), OpenBLAS (libopenblas-dev: the CPU backend's
+#             full and tied products) and gnuplot (pngcairo, in gnuplot-nox)
 #   --oracle  Debian's python3 with numpy and scikit-learn, for the scikit-learn oracle test (scripts/test.sh
 #             asks for it only when no python3 on PATH imports them and pip cannot install them)
 #   --fuzz    clang with its libFuzzer and sanitizer runtimes (libclang-rt-dev) and LLVM's OpenMP
@@ -18,6 +19,7 @@ have_cmd cmake || need+=(cmake)
 have_cmd make || need+=(make)
 have_cmd pkg-config || need+=(pkg-config)
 have_pkg libcjson-dev || need+=(libcjson-dev)
+have_pkg libopenblas-dev || need+=(libopenblas-dev)
 have_cmd gnuplot || need+=(gnuplot-nox)
 for opt in "$@"; do
   case $opt in

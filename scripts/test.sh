@@ -83,10 +83,10 @@ cmake -S "$root" -B "$root/build-test" -DCMAKE_BUILD_TYPE=Release -DGMM_WERROR=O
 cmake --build "$root/build-test" --parallel "$jobs"
 run_ctest "$root/build-test"
 
-echo "== sanitizer build (address, undefined) of the CPU tests =="
+echo "== sanitizer build (address, undefined) of the CPU tests, without OpenBLAS (the backend's own loops) =="
 # Built without CUDA, test_cuda has nothing to run there (the kernels run under the emulation below).
 cmake -S "$root" -B "$root/build-asan" -DCMAKE_BUILD_TYPE=Debug -DGMM_WERROR=ON -DGMM_SANITIZE=ON -DGMM_CUDA=OFF \
-  -DPython3_EXECUTABLE="$py" >/dev/null
+  -DGMM_BLAS=OFF -DPython3_EXECUTABLE="$py" >/dev/null
 cmake --build "$root/build-asan" --parallel "$jobs"
 ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 run_ctest "$root/build-asan" -E '^test_cuda$'
 

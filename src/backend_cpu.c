@@ -4,9 +4,10 @@
  * responsibilities), in double precision.
  *
  * Layout of the work: the points are cut into fixed chunks whose size depends only on n (never on the
- * thread count); OpenMP threads take chunks, each chunk accumulates its statistics in double and writes
- * them to its own slot; the slots are then added in chunk order. The same input therefore gives
- * bit-identical statistics with 1 thread or 64.
+ * thread count); OpenMP threads take chunks, each chunk accumulates its statistics in double into its
+ * thread's own accumulator, and the accumulators are added to the total in chunk order (an OpenMP ordered
+ * region: chunk c is added only after chunks 0..c-1). The same input therefore gives bit-identical
+ * statistics with 1 thread or 64, and the live partial statistics are one per thread, never one per chunk.
  *
  * Inside a chunk, points are processed in blocks of GMM_CPU_BLOCK, transposed to feature-major scratch so
  * that every inner loop runs over the points of the block and vectorizes (the exp calls go to glibc's
@@ -14,7 +15,16 @@
  *
  * Numerics (docs/DESIGN.md): log N(x | mu_k, Sigma_k) = -1/2 (d log 2pi + ||(x - mu_k) U_k||^2) + sum log diag U_k
  * with the precision Cholesky factor U_k; responsibilities by log-sum-exp with the per-point maximum
- * subtracted; second moments around the current means.
+ * subtracted; second moments around the current means. Diag and spherical models read only the diagonal of
+ * U_k and accumulate only the diagonal second moments (O(k d) work per point): the same floating-point
+ * operations the full formulas perform on their nonzero terms, so the same bits.
+ *
+ * Full and tied models from GMM_BLAS_MIN_D features on, in builds with OpenBLAS (GMM_HAVE_OPENBLAS), do a
+ * block's products through it: the Mahalanobis terms as U_k^T (x - mu_k) (dtrmm), the second moments as
+ * W W^T with W = sqrt(r_k) (x - mu_k) (dsyrk). OpenBLAS runs single-threaded inside our threads during a
+ * pass (its thread count is set to 1 and restored after), and every thread's buffers have the same
+ * alignment, so a block's products do not depend on which thread computes them: the statistics stay
+ * bit-identical for any thread count.
  */
 #include "gmm_internal.h"
 #include "gmm_hash.h"
@@ -23,6 +33,9 @@
 #include <omp.h>
 #include <stdlib.h>
 #include <string.h>
+#if defined(GMM_HAVE_OPENBLAS)
+#include <cblas.h>
+#endif
 
 #if defined(GMM_HAVE_LIBMVEC) && defined(__GNUC__) && !defined(__clang__)
 /* Let GCC call libmvec's vector exp and log from `omp simd` loops (glibc declares them only under
@@ -34,6 +47,8 @@ __attribute__((simd("notinbranch"))) double log(double);
 #define GMM_CPU_BLOCK 64
 #define GMM_CPU_MIN_CHUNK 4096
 #define GMM_CPU_MAX_CHUNKS 512
+#define GMM_BLAS_MIN_D 64
+#define GMM_ALIGN 64 /* bytes: the alignment of every scratch buffer */
 
 static const double LOG_2PI = 1.8378770664093454835606594728112;
 static const double EXP_ARG_MIN = -708.0; /* exp(-708) = 3.3e-308, the smallest normal double's range */
@@ -45,13 +60,14 @@ typedef struct cpu_scratch {
     double *rd;   /* (d, B) r_k * (x - mean_k) */
     double *logp; /* (k, B) weighted log-densities, then responsibilities */
     double *lse;  /* (B) per-point log-normalizer */
+    double *acc;  /* (acc_size) the statistics of the chunk this thread works on */
 } cpu_scratch;
 
 typedef struct cpu_impl {
     size_t chunk;      /* points per chunk */
     size_t n_chunks;
-    double *partials;  /* (n_chunks, stats size) */
-    size_t partial_k;  /* k the partials and scratch were sized for */
+    size_t scratch_k;  /* k the scratch was sized for (0: none) */
+    size_t acc_len;    /* doubles in each scratch's acc */
     int n_scratch;
     cpu_scratch *scratch;
     /* state of the initialization passes (NULL until used, freed by init_end) */
@@ -71,46 +87,75 @@ static void scratch_free(cpu_impl *c)
         free(c->scratch[t].rd);
         free(c->scratch[t].logp);
         free(c->scratch[t].lse);
+        free(c->scratch[t].acc);
     }
     free(c->scratch);
     c->scratch = NULL;
     c->n_scratch = 0;
-    free(c->partials);
-    c->partials = NULL;
-    c->partial_k = 0;
+    c->scratch_k = 0;
+    c->acc_len = 0;
 }
 
-static size_t stats_size(size_t k, size_t d) { return k * (1 + d + d * d) + 1; }
+/* Whether a covariance type needs only the diagonal second moments (and the diagonal of U_k). */
+static int diag_only(gmm_covariance_type t) { return t == GMM_COV_DIAG || t == GMM_COV_SPHERICAL; }
 
-/* Makes sure scratch and partials fit k components (allocated once per k, not per iteration). */
-static gmm_status ensure_buffers(gmm_backend *b, size_t k)
+/* Whether model m's products go through OpenBLAS (depends on the model only, never on the threads). */
+static int use_blas(const gmm_model *m)
+{
+#if defined(GMM_HAVE_OPENBLAS)
+    return !diag_only(m->cov_type) && m->d >= GMM_BLAS_MIN_D;
+#else
+    (void)m;
+    return 0;
+#endif
+}
+
+/* count doubles aligned to GMM_ALIGN bytes (free() them), or NULL with GMM_ERR_NOMEM recorded. */
+static double *aligned_doubles(size_t count)
+{
+    void *p = NULL;
+    size_t bytes = (count ? count : 1) * sizeof(double);
+    bytes = (bytes + GMM_ALIGN - 1) / GMM_ALIGN * GMM_ALIGN;
+    if (posix_memalign(&p, GMM_ALIGN, bytes) != 0) {
+        gmm_fail(GMM_ERR_NOMEM, "out of memory allocating %zu bytes", bytes);
+        return NULL;
+    }
+    return p;
+}
+
+/* Doubles of one chunk's statistics: nk (k), sk (k, d), the second moments (k, d, d) (upper triangle
+ * filled) or, when diag, their diagonals (k, d), and the log-likelihood. */
+static size_t acc_size(size_t k, size_t d, int diag) { return k * (1 + d + (diag ? d : d * d)) + 1; }
+
+static int scratch_threads(const gmm_backend *b) { return b->n_threads > 0 ? b->n_threads : omp_get_max_threads(); }
+
+/* Makes sure every thread's scratch fits k components and an accumulator of acc_len doubles (allocated
+ * once per model size, not per iteration). */
+static gmm_status ensure_buffers(gmm_backend *b, size_t k, size_t acc_len)
 {
     cpu_impl *c = b->impl;
-    if (c->partial_k == k) return GMM_OK;
+    if (c->scratch_k == k && c->acc_len >= acc_len) return GMM_OK;
     scratch_free(c);
     size_t d = b->d;
-    int nt = b->n_threads > 0 ? b->n_threads : omp_get_max_threads();
+    int nt = scratch_threads(b);
     c->scratch = gmm_xcalloc((size_t)nt, sizeof *c->scratch);
     if (!c->scratch) return GMM_ERR_NOMEM;
     c->n_scratch = nt;
     for (int t = 0; t < nt; t++) {
         cpu_scratch *s = &c->scratch[t];
-        s->xt = gmm_xmalloc(d * GMM_CPU_BLOCK * sizeof(double));
-        s->dx = gmm_xmalloc(d * GMM_CPU_BLOCK * sizeof(double));
-        s->rd = gmm_xmalloc(d * GMM_CPU_BLOCK * sizeof(double));
-        s->logp = gmm_xmalloc(k * GMM_CPU_BLOCK * sizeof(double));
-        s->lse = gmm_xmalloc(GMM_CPU_BLOCK * sizeof(double));
-        if (!s->xt || !s->dx || !s->rd || !s->logp || !s->lse) {
+        s->xt = aligned_doubles(d * GMM_CPU_BLOCK);
+        s->dx = aligned_doubles(d * GMM_CPU_BLOCK);
+        s->rd = aligned_doubles(d * GMM_CPU_BLOCK);
+        s->logp = aligned_doubles(k * GMM_CPU_BLOCK);
+        s->lse = aligned_doubles(GMM_CPU_BLOCK);
+        s->acc = aligned_doubles(acc_len);
+        if (!s->xt || !s->dx || !s->rd || !s->logp || !s->lse || !s->acc) {
             scratch_free(c);
             return GMM_ERR_NOMEM;
         }
     }
-    c->partials = gmm_xmalloc(c->n_chunks * stats_size(k, d) * sizeof(double));
-    if (!c->partials) {
-        scratch_free(c);
-        return GMM_ERR_NOMEM;
-    }
-    c->partial_k = k;
+    c->scratch_k = k;
+    c->acc_len = acc_len;
     return GMM_OK;
 }
 
@@ -133,33 +178,104 @@ static void block_diff(const double *xt, const double *mean, size_t d, size_t nb
     }
 }
 
+/* lp (B) = ||(x_b - mean) U||^2 for a full (upper-triangular) U: y_j = sum_{i <= j} dx_i U[i][j]. */
+static void maha_full(const double *xt, const double *mean, const double *u, size_t d, size_t nb, cpu_scratch *s,
+                      double *lp)
+{
+    block_diff(xt, mean, d, nb, s->dx);
+#pragma omp simd
+    for (size_t b = 0; b < nb; b++) lp[b] = 0.0;
+    double *y = s->rd; /* reuse rd's first row as y */
+    for (size_t j = 0; j < d; j++) {
+#pragma omp simd
+        for (size_t b = 0; b < nb; b++) y[b] = 0.0;
+        for (size_t i = 0; i <= j; i++) {
+            const double uij = u[i * d + j];
+            const double *dr = s->dx + i * GMM_CPU_BLOCK;
+#pragma omp simd
+            for (size_t b = 0; b < nb; b++) y[b] += dr[b] * uij;
+        }
+#pragma omp simd
+        for (size_t b = 0; b < nb; b++) lp[b] += y[b] * y[b];
+    }
+}
+
+/* lp (B) = ||(x_b - mean) U||^2 for a diagonal U with diagonal udiag (d): y_j = dx_j U[j][j], the one
+ * nonzero term of maha_full's sum (its zero terms add exact zeros), added in the same order j = 0, 1, ...,
+ * so both give the same bits on a diagonal U. */
+static void maha_diag(const double *xt, const double *mean, const double *udiag, size_t d, size_t nb, double *lp)
+{
+    enum { G = 16 }; /* points whose sums stay in registers while the features stream by */
+    size_t b0 = 0;
+    for (; b0 + G <= nb; b0 += G) {
+        double q[G] = {0.0};
+        for (size_t j = 0; j < d; j++) {
+            const double mj = mean[j], uj = udiag[j], *xr = xt + j * GMM_CPU_BLOCK + b0;
+#pragma omp simd
+            for (size_t b = 0; b < G; b++) {
+                const double y = (xr[b] - mj) * uj;
+                q[b] += y * y;
+            }
+        }
+        memcpy(lp + b0, q, sizeof q);
+    }
+    for (size_t b = b0; b < nb; b++) { /* the block's last points */
+        double q = 0.0;
+        for (size_t j = 0; j < d; j++) {
+            const double y = (xt[j * GMM_CPU_BLOCK + b] - mean[j]) * udiag[j];
+            q += y * y;
+        }
+        lp[b] = q;
+    }
+}
+
+#if defined(GMM_HAVE_OPENBLAS)
+/* maha_full through OpenBLAS: Y (d, nb) = U^T (x - mean) in place of dx (dtrmm), lp = column sums of Y^2. */
+static void maha_blas(const double *xt, const double *mean, const double *u, size_t d, size_t nb, cpu_scratch *s,
+                      double *lp)
+{
+    block_diff(xt, mean, d, nb, s->dx);
+    cblas_dtrmm(CblasRowMajor, CblasLeft, CblasUpper, CblasTrans, CblasNonUnit, (int)d, (int)nb, 1.0, u, (int)d,
+                s->dx, GMM_CPU_BLOCK);
+#pragma omp simd
+    for (size_t b = 0; b < nb; b++) lp[b] = 0.0;
+    for (size_t j = 0; j < d; j++) {
+        const double *y = s->dx + j * GMM_CPU_BLOCK;
+#pragma omp simd
+        for (size_t b = 0; b < nb; b++) lp[b] += y[b] * y[b];
+    }
+}
+#endif
+
+/* What a pass computes once from the model: log w (k) and, for diag and spherical models, the diagonals of
+ * the precision factors (k, d) (NULL otherwise). */
+typedef struct pass_const {
+    double *log_w;
+    double *udiag;
+} pass_const;
+
 /* logp (k, B): log w_k + log N(x_b | mu_k, Sigma_k) for the block in xt; lse (B): log sum_k exp(logp).
  * On return logp holds the responsibilities when want_resp is set, the weighted log-densities otherwise. */
-static void block_estep(const gmm_model *m, const double *log_w, const double *xt, size_t nb,
+static void block_estep(const gmm_model *m, const pass_const *pc, const double *xt, size_t nb,
                         cpu_scratch *s, int want_resp)
 {
+    const double *log_w = pc->log_w;
     const size_t d = m->d, k = m->k;
+    const int diag = diag_only(m->cov_type), blas = use_blas(m);
+    (void)blas; /* unused without OpenBLAS */
     double *logp = s->logp;
     for (size_t c = 0; c < k; c++) {
         const double *u = m->prec_chol + c * d * d;
         double *lp = logp + c * GMM_CPU_BLOCK;
         const double base = log_w[c] + m->log_det_chol[c] - 0.5 * (double)d * LOG_2PI;
-        block_diff(xt, m->means + c * d, d, nb, s->dx);
-#pragma omp simd
-        for (size_t b = 0; b < nb; b++) lp[b] = 0.0;
-        for (size_t j = 0; j < d; j++) { /* y_j = sum_{i <= j} dx_i U[i][j]; maha += y_j^2 */
-            double *y = s->rd;        /* reuse rd's first row as y */
-#pragma omp simd
-            for (size_t b = 0; b < nb; b++) y[b] = 0.0;
-            for (size_t i = 0; i <= j; i++) {
-                const double uij = u[i * d + j];
-                const double *dr = s->dx + i * GMM_CPU_BLOCK;
-#pragma omp simd
-                for (size_t b = 0; b < nb; b++) y[b] += dr[b] * uij;
-            }
-#pragma omp simd
-            for (size_t b = 0; b < nb; b++) lp[b] += y[b] * y[b];
-        }
+        if (diag)
+            maha_diag(xt, m->means + c * d, pc->udiag + c * d, d, nb, lp);
+#if defined(GMM_HAVE_OPENBLAS)
+        else if (blas)
+            maha_blas(xt, m->means + c * d, u, d, nb, s, lp);
+#endif
+        else
+            maha_full(xt, m->means + c * d, u, d, nb, s, lp);
 #pragma omp simd
         for (size_t b = 0; b < nb; b++) lp[b] = base - 0.5 * lp[b];
     }
@@ -187,20 +303,28 @@ static void block_estep(const gmm_model *m, const double *log_w, const double *x
 #pragma omp simd
     for (size_t b = 0; b < nb; b++) lse[b] += log(sum[b]);
     if (!want_resp) return;
+    /* Responsibilities below exp(EXP_ARG_MIN) are 0 (exp underflows to 0 a little further down anyway), so
+     * a component with none of the block's points adds exact zeros to the statistics and is skipped. */
     for (size_t c = 0; c < k; c++) {
         double *lp = logp + c * GMM_CPU_BLOCK;
 #pragma omp simd
-        for (size_t b = 0; b < nb; b++) lp[b] = lp[b] - lse[b] < EXP_ARG_MIN ? EXP_ARG_MIN : lp[b] - lse[b];
+        for (size_t b = 0; b < nb; b++) arg[b] = lp[b] - lse[b] < EXP_ARG_MIN ? EXP_ARG_MIN : lp[b] - lse[b];
 #pragma omp simd
-        for (size_t b = 0; b < nb; b++) lp[b] = exp(lp[b]);
+        for (size_t b = 0; b < nb; b++) lp[b] = exp(arg[b]);
+#pragma omp simd
+        for (size_t b = 0; b < nb; b++) lp[b] = arg[b] <= EXP_ARG_MIN ? 0.0 : lp[b];
     }
 }
 
-/* Adds the block's statistics (responsibilities in s->logp) into acc: nk, sk, tk, loglik. */
-static void block_accumulate(const gmm_model *m, const double *xt, size_t nb, cpu_scratch *s, double *acc)
+/* Adds the block's statistics (responsibilities in s->logp) into acc (acc_size(k, d, diag) doubles): nk,
+ * sk, the second moments (upper triangles, or diagonals when diag), loglik. */
+static void block_accumulate(const gmm_model *m, const double *xt, size_t nb, cpu_scratch *s, int diag,
+                             double *acc)
 {
-    const size_t d = m->d, k = m->k;
-    double *nk = acc, *sk = acc + k, *tk = acc + k + k * d, *ll = acc + k * (1 + d + d * d);
+    const size_t d = m->d, k = m->k, tlen = diag ? d : d * d;
+    const int blas = use_blas(m);
+    (void)blas; /* unused without OpenBLAS */
+    double *nk = acc, *sk = acc + k, *tk = acc + k + k * d, *ll = acc + k * (1 + d + tlen);
     double l = 0.0;
 #pragma omp simd reduction(+ : l)
     for (size_t b = 0; b < nb; b++) l += s->lse[b];
@@ -211,6 +335,24 @@ static void block_accumulate(const gmm_model *m, const double *xt, size_t nb, cp
 #pragma omp simd reduction(+ : rs)
         for (size_t b = 0; b < nb; b++) rs += r[b];
         nk[c] += rs;
+        if (rs == 0.0) continue; /* every r is 0 (r >= 0): the block adds exact zeros to S_k and T_k */
+        if (diag) { /* one read of the block per component: S_k and the diagonal of T_k, summed as the full
+                     * path sums them (same bits) */
+            const double *mean = m->means + c * d;
+            for (size_t i = 0; i < d; i++) {
+                const double *xr = xt + i * GMM_CPU_BLOCK, mi = mean[i];
+                double si = 0.0, ti = 0.0;
+#pragma omp simd reduction(+ : si, ti)
+                for (size_t b = 0; b < nb; b++) {
+                    const double dv = xr[b] - mi, rdv = r[b] * dv;
+                    si += rdv;
+                    ti += rdv * dv;
+                }
+                sk[c * d + i] += si;
+                tk[c * d + i] += ti;
+            }
+            continue;
+        }
         block_diff(xt, m->means + c * d, d, nb, s->dx);
         for (size_t i = 0; i < d; i++) {
             const double *dr = s->dx + i * GMM_CPU_BLOCK;
@@ -223,7 +365,20 @@ static void block_accumulate(const gmm_model *m, const double *xt, size_t nb, cp
             }
             sk[c * d + i] += si;
         }
-        double *t = tk + c * d * d;
+        double *t = tk + c * tlen;
+#if defined(GMM_HAVE_OPENBLAS)
+        if (blas) { /* the upper triangle of t += W W^T, W = sqrt(r) dx (d, nb), in place of rd */
+            for (size_t i = 0; i < d; i++) {
+                const double *dr = s->dx + i * GMM_CPU_BLOCK;
+                double *w = s->rd + i * GMM_CPU_BLOCK;
+#pragma omp simd
+                for (size_t b = 0; b < nb; b++) w[b] = sqrt(r[b]) * dr[b];
+            }
+            cblas_dsyrk(CblasRowMajor, CblasUpper, CblasNoTrans, (int)d, (int)nb, 1.0, s->rd, GMM_CPU_BLOCK, 1.0, t,
+                        (int)d);
+            continue;
+        }
+#endif
         for (size_t i = 0; i < d; i++) {
             const double *rdr = s->rd + i * GMM_CPU_BLOCK;
             for (size_t j = i; j < d; j++) {
@@ -241,66 +396,129 @@ static void block_accumulate(const gmm_model *m, const double *xt, size_t nb, cp
  * its size; the block's weighted log-densities (or responsibilities) are in s->logp, its log-normalizers
  * in s->lse. */
 typedef void (*block_fn)(void *ctx, const gmm_model *m, size_t ch, size_t i0, size_t nb, cpu_scratch *s);
+/* What a pass does once a chunk's blocks are all done, called for chunk 0, 1, 2, ... in that order. */
+typedef void (*chunk_fn)(void *ctx, const gmm_model *m, cpu_scratch *s);
 
-/* One parallel pass over the data: chunks to threads, blocks within a chunk in order, each block loaded,
- * E-stepped with model m (responsibilities when want_resp) and handed to fn. */
-static gmm_status run_pass(gmm_backend *b, const gmm_model *m, int want_resp, block_fn fn, void *ctx)
+/* The blocks of chunk ch in order: each loaded, E-stepped and handed to fn. */
+static void pass_chunk(const gmm_backend *b, const gmm_model *m, const pass_const *pc, size_t ch, int want_resp,
+                       block_fn fn, void *ctx, cpu_scratch *s)
+{
+    const cpu_impl *c = b->impl;
+    size_t i_end = (ch + 1) * c->chunk;
+    if (i_end > b->n) i_end = b->n;
+    for (size_t i0 = ch * c->chunk; i0 < i_end; i0 += GMM_CPU_BLOCK) {
+        size_t nb = i_end - i0 < GMM_CPU_BLOCK ? i_end - i0 : GMM_CPU_BLOCK;
+        load_block(b->x, m->d, i0, nb, s->xt);
+        block_estep(m, pc, s->xt, nb, s, want_resp);
+        fn(ctx, m, ch, i0, nb, s);
+    }
+}
+
+/* One parallel pass over the data with model m: chunks to threads (pass_chunk), then, when done is given,
+ * done for each chunk in chunk order (a thread whose chunk is done waits for the chunks before it).
+ * acc_len: the doubles of each thread's accumulator. */
+static gmm_status run_pass(gmm_backend *b, const gmm_model *m, int want_resp, size_t acc_len, block_fn fn,
+                           chunk_fn done, void *ctx)
 {
     cpu_impl *c = b->impl;
-    const size_t k = m->k, d = m->d;
-    gmm_status st = ensure_buffers(b, k);
+    const size_t k = m->k;
+    gmm_status st = ensure_buffers(b, k, acc_len);
     if (st != GMM_OK) return st;
-    double *log_w = gmm_xmalloc(k * sizeof *log_w);
-    if (!log_w) return GMM_ERR_NOMEM;
-    for (size_t cc = 0; cc < k; cc++) log_w[cc] = log(m->weights[cc]);
-    const long n_chunks = (long)c->n_chunks;
-#pragma omp parallel for schedule(dynamic, 1) num_threads(c->n_scratch)
-    for (long ch = 0; ch < n_chunks; ch++) {
-        cpu_scratch *s = &c->scratch[omp_get_thread_num()];
-        size_t i_end = ((size_t)ch + 1) * c->chunk;
-        if (i_end > b->n) i_end = b->n;
-        for (size_t i0 = (size_t)ch * c->chunk; i0 < i_end; i0 += GMM_CPU_BLOCK) {
-            size_t nb = i_end - i0 < GMM_CPU_BLOCK ? i_end - i0 : GMM_CPU_BLOCK;
-            load_block(b->x, d, i0, nb, s->xt);
-            block_estep(m, log_w, s->xt, nb, s, want_resp);
-            fn(ctx, m, (size_t)ch, i0, nb, s);
-        }
+    const size_t d = m->d;
+    const int diag = diag_only(m->cov_type);
+    pass_const pc = {gmm_xmalloc(k * sizeof(double)), diag ? gmm_xmalloc(k * d * sizeof(double)) : NULL};
+    if (!pc.log_w || (diag && !pc.udiag)) {
+        free(pc.log_w);
+        free(pc.udiag);
+        return GMM_ERR_NOMEM;
     }
-    free(log_w);
+    for (size_t cc = 0; cc < k; cc++) pc.log_w[cc] = log(m->weights[cc]);
+    for (size_t cc = 0; diag && cc < k; cc++)
+        for (size_t j = 0; j < d; j++) pc.udiag[cc * d + j] = m->prec_chol[cc * d * d + j * d + j];
+    const long n_chunks = (long)c->n_chunks;
+#if defined(GMM_HAVE_OPENBLAS)
+    const int blas_threads = openblas_get_num_threads();
+    if (use_blas(m)) openblas_set_num_threads(1);
+#endif
+    if (done) {
+#pragma omp parallel for ordered schedule(dynamic, 1) num_threads(c->n_scratch)
+        for (long ch = 0; ch < n_chunks; ch++) {
+            cpu_scratch *s = &c->scratch[omp_get_thread_num()];
+            pass_chunk(b, m, &pc, (size_t)ch, want_resp, fn, ctx, s);
+#pragma omp ordered
+            done(ctx, m, s);
+        }
+    } else {
+#pragma omp parallel for schedule(dynamic, 1) num_threads(c->n_scratch)
+        for (long ch = 0; ch < n_chunks; ch++)
+            pass_chunk(b, m, &pc, (size_t)ch, want_resp, fn, ctx, &c->scratch[omp_get_thread_num()]);
+    }
+#if defined(GMM_HAVE_OPENBLAS)
+    if (use_blas(m)) openblas_set_num_threads(blas_threads);
+#endif
+    free(pc.log_w);
+    free(pc.udiag);
     return GMM_OK;
 }
 
-/* stats pass: each chunk accumulates into its own slot of the partials (zeroed at its first block). */
+/* The stats pass's state: the chunk size and the statistics' shape. */
+typedef struct stats_pass {
+    const cpu_impl *c;
+    int diag;
+    gmm_stats *out;
+} stats_pass;
+
+/* stats pass, per block: accumulates into the thread's acc (zeroed at its chunk's first block). */
 static void stats_block(void *ctx, const gmm_model *m, size_t ch, size_t i0, size_t nb, cpu_scratch *s)
 {
-    const cpu_impl *c = ctx;
-    const size_t ss = stats_size(m->k, m->d);
-    double *acc = c->partials + ch * ss;
-    if (i0 == ch * c->chunk) memset(acc, 0, ss * sizeof *acc);
-    block_accumulate(m, s->xt, nb, s, acc);
+    const stats_pass *p = ctx;
+    if (i0 == ch * p->c->chunk) memset(s->acc, 0, acc_size(m->k, m->d, p->diag) * sizeof *s->acc);
+    block_accumulate(m, s->xt, nb, s, p->diag, s->acc);
 }
 
-static gmm_status cpu_stats(gmm_backend *b, const gmm_model *m, gmm_stats *out)
+/* Adds one chunk's statistics acc (acc_size(k, d, diag) doubles) into out. */
+static void add_chunk_stats(const double *acc, int diag, gmm_stats *out)
 {
-    cpu_impl *c = b->impl;
-    const size_t k = m->k, d = m->d, ss = stats_size(k, d);
-    gmm_status st = run_pass(b, m, 1, stats_block, c);
-    if (st != GMM_OK) return st;
-    /* Fixed-order reduction of the chunk partials. */
-    gmm_stats_zero(out);
-    for (size_t ch = 0; ch < c->n_chunks; ch++) {
-        const double *acc = c->partials + ch * ss;
-        for (size_t i = 0; i < k; i++) out->nk[i] += acc[i];
-        for (size_t i = 0; i < k * d; i++) out->sk[i] += acc[k + i];
-        for (size_t i = 0; i < k * d * d; i++) out->tk[i] += acc[k + k * d + i];
-        out->loglik += acc[ss - 1];
+    const size_t k = out->k, d = out->d, tlen = diag ? d : d * d;
+    for (size_t i = 0; i < k; i++) out->nk[i] += acc[i];
+    for (size_t i = 0; i < k * d; i++) out->sk[i] += acc[k + i];
+    const double *t = acc + k + k * d;
+    if (diag) {
+        for (size_t c = 0; c < k; c++)
+            for (size_t i = 0; i < d; i++) out->tk[c * d * d + i * d + i] += t[c * d + i];
+    } else {
+        for (size_t i = 0; i < k * d * d; i++) out->tk[i] += t[i];
     }
-    /* Only the upper triangle was accumulated: mirror it. */
+    out->loglik += acc[k * (1 + d + tlen)];
+}
+
+/* stats pass, per chunk in chunk order: the chunk's statistics into the total. */
+static void stats_chunk_done(void *ctx, const gmm_model *m, cpu_scratch *s)
+{
+    stats_pass *p = ctx;
+    (void)m;
+    add_chunk_stats(s->acc, p->diag, p->out);
+}
+
+/* Mirrors the upper triangles of the second moments into the lower ones. */
+static void mirror_moments(gmm_stats *out)
+{
+    const size_t k = out->k, d = out->d;
     for (size_t cc = 0; cc < k; cc++) {
         double *t = out->tk + cc * d * d;
         for (size_t i = 0; i < d; i++)
             for (size_t j = 0; j < i; j++) t[i * d + j] = t[j * d + i];
     }
+}
+
+static gmm_status cpu_stats(gmm_backend *b, const gmm_model *m, gmm_stats *out)
+{
+    cpu_impl *c = b->impl;
+    stats_pass p = {c, diag_only(m->cov_type), out};
+    gmm_stats_zero(out);
+    gmm_status st = run_pass(b, m, 1, acc_size(m->k, m->d, p.diag), stats_block, stats_chunk_done, &p);
+    if (st != GMM_OK) return st;
+    if (!p.diag) mirror_moments(out); /* diag: the off-diagonal moments stay 0 */
     return GMM_OK;
 }
 
@@ -339,7 +557,7 @@ static void predict_block(void *ctx, const gmm_model *m, size_t ch, size_t i0, s
 static gmm_status cpu_predict(gmm_backend *b, const gmm_model *m, double *logp, int *labels, double *resp)
 {
     predict_out o = {logp, labels, resp};
-    return run_pass(b, m, 0, predict_block, &o);
+    return run_pass(b, m, 0, 1, predict_block, NULL, &o);
 }
 
 /* --------------------------------------------------------------------------- initialization passes */
@@ -349,7 +567,7 @@ static gmm_status cpu_predict(gmm_backend *b, const gmm_model *m, double *logp, 
 #define INIT_CHUNK 16384
 
 static size_t init_chunks(size_t n) { return (n + INIT_CHUNK - 1) / INIT_CHUNK; }
-static int init_threads(const gmm_backend *b) { return b->n_threads > 0 ? b->n_threads : omp_get_max_threads(); }
+static int init_threads(const gmm_backend *b) { return scratch_threads(b); }
 
 /* Makes sure the per-point distance array and `per_chunk` partial doubles per chunk exist. */
 static gmm_status init_buffers(gmm_backend *b, size_t per_chunk)
@@ -493,60 +711,77 @@ static gmm_status cpu_lloyd_farthest(gmm_backend *b, size_t *index)
     return GMM_OK;
 }
 
+/* Adds point i's statistics under responsibilities r (k) around shift (k, d) into the partial p
+ * (acc_size(k, d, diag) doubles, the log-likelihood slot unused). */
+static void add_point_resp(const double *xi, const double *r, const double *shift, size_t k, size_t d, int diag,
+                           double *p)
+{
+    const size_t tlen = diag ? d : d * d;
+    for (size_t cc = 0; cc < k; cc++) {
+        if (r[cc] == 0.0) continue;
+        const double *mu = shift + cc * d;
+        double *sk = p + k + cc * d, *tk = p + k + k * d + cc * tlen;
+        p[cc] += r[cc];
+        for (size_t a = 0; a < d; a++) {
+            double da = xi[a] - mu[a];
+            sk[a] += r[cc] * da;
+            if (diag)
+                tk[a] += r[cc] * da * da;
+            else
+                for (size_t bb = a; bb < d; bb++) tk[a * d + bb] += r[cc] * da * (xi[bb] - mu[bb]);
+        }
+    }
+}
+
+/* Point i's initial responsibilities r (k) of the given kind (see resp_stats in gmm_internal.h). */
+static void init_resp(int kind, uint64_t seed, const int *labels, size_t i, size_t k, double *r)
+{
+    if (kind == GMM_RESP_LABELS) {
+        memset(r, 0, k * sizeof *r);
+        r[labels[i]] = 1.0;
+    } else {
+        double s = 0.0;
+        for (size_t cc = 0; cc < k; cc++) s += (r[cc] = gmm_hash_uniform(seed, i, cc));
+        for (size_t cc = 0; cc < k; cc++) r[cc] /= s;
+    }
+}
+
 static gmm_status cpu_resp_stats(gmm_backend *b, int kind, uint64_t seed, const double *shift, gmm_stats *out)
 {
     cpu_impl *c = b->impl;
     const size_t n = b->n, d = b->d, k = out->k;
+    const int diag = out->diag_only;
     const double *x = b->x;
     const int *labels = c->labels;
     if (kind == GMM_RESP_LABELS && !labels) return gmm_fail(GMM_ERR_INVALID_ARG, "resp_stats before lloyd_assign");
     const long nch = (long)init_chunks(n);
-    const size_t ps = k * (1 + d + d * d);
-    double *partials = gmm_xmalloc((size_t)nch * ps * sizeof *partials);
-    double *rows = gmm_xmalloc((size_t)nch * k * sizeof *rows);
+    const int nt = init_threads(b);
+    const size_t ps = acc_size(k, d, diag);
+    /* one partial and one row of responsibilities per thread; chunk partials join the total in chunk order */
+    double *partials = gmm_xmalloc((size_t)nt * ps * sizeof *partials);
+    double *rows = gmm_xmalloc((size_t)nt * k * sizeof *rows);
     if (!partials || !rows) {
         free(partials);
         free(rows);
         return GMM_ERR_NOMEM;
     }
-#pragma omp parallel for schedule(static) num_threads(init_threads(b))
+    gmm_stats_zero(out);
+#pragma omp parallel for ordered schedule(dynamic, 1) num_threads(nt)
     for (long ch = 0; ch < nch; ch++) {
-        double *p = partials + (size_t)ch * ps, *r = rows + (size_t)ch * k;
+        const int t = omp_get_thread_num();
+        double *p = partials + (size_t)t * ps, *r = rows + (size_t)t * k;
         memset(p, 0, ps * sizeof *p);
         size_t i1 = ((size_t)ch + 1) * INIT_CHUNK;
         if (i1 > n) i1 = n;
         for (size_t i = (size_t)ch * INIT_CHUNK; i < i1; i++) {
-            if (kind == GMM_RESP_LABELS) {
-                memset(r, 0, k * sizeof *r);
-                r[labels[i]] = 1.0;
-            } else {
-                double s = 0.0;
-                for (size_t cc = 0; cc < k; cc++) s += (r[cc] = gmm_hash_uniform(seed, i, cc));
-                for (size_t cc = 0; cc < k; cc++) r[cc] /= s;
-            }
-            for (size_t cc = 0; cc < k; cc++) {
-                if (r[cc] == 0.0) continue;
-                const double *mu = shift + cc * d, *xi = x + i * d;
-                double *sk = p + k + cc * d, *tk = p + k + k * d + cc * d * d;
-                p[cc] += r[cc];
-                for (size_t a = 0; a < d; a++) {
-                    double da = xi[a] - mu[a];
-                    sk[a] += r[cc] * da;
-                    for (size_t bb = a; bb < d; bb++) tk[a * d + bb] += r[cc] * da * (xi[bb] - mu[bb]);
-                }
-            }
+            init_resp(kind, seed, labels, i, k, r);
+            add_point_resp(x + i * d, r, shift, k, d, diag, p);
         }
+#pragma omp ordered
+        add_chunk_stats(p, diag, out);
     }
-    gmm_stats_zero(out);
-    for (long ch = 0; ch < nch; ch++) {
-        const double *p = partials + (size_t)ch * ps;
-        for (size_t i = 0; i < k; i++) out->nk[i] += p[i];
-        for (size_t i = 0; i < k * d; i++) out->sk[i] += p[k + i];
-        for (size_t i = 0; i < k * d * d; i++) out->tk[i] += p[k + k * d + i];
-    }
-    for (size_t cc = 0; cc < k; cc++)
-        for (size_t a = 0; a < d; a++)
-            for (size_t bb = 0; bb < a; bb++) out->tk[cc * d * d + a * d + bb] = out->tk[cc * d * d + bb * d + a];
+    out->loglik = 0.0;
+    if (!diag) mirror_moments(out);
     free(partials);
     free(rows);
     return GMM_OK;

@@ -169,6 +169,8 @@ typedef struct gmm_stats {
     double *sk; /* (k, d) */
     double *tk; /* (k, d, d) */
     double loglik;
+    int diag_only; /* set by the caller when the model is diag or spherical: a backend's resp_stats may then
+                      leave tk's off-diagonal entries 0 (the M-step reads only the diagonal); 0 after alloc */
 } gmm_stats;
 
 gmm_status gmm_stats_alloc(gmm_stats *s, size_t k, size_t d);

@@ -165,9 +165,12 @@ gmm_status gmm_sample(const gmm_model *m, size_t n, uint64_t seed, double **x_ou
     if (labels_out) *labels_out = NULL;
     if (n == 0) return gmm_fail(GMM_ERR_INVALID_ARG, "number of samples must be >= 1");
     const size_t k = m->k, d = m->d;
+    /* diag and spherical: L = diag(sqrt(v)), stored as k x d (the full route's nonzero terms, same bits) */
+    const int diag = m->cov_type == GMM_COV_DIAG || m->cov_type == GMM_COV_SPHERICAL;
+    const size_t lsize = diag ? d : d * d;
     double *x = gmm_xmalloc(n * d * sizeof *x);
     int *labels = gmm_xmalloc(n * sizeof *labels);
-    double *chol = gmm_xmalloc(k * d * d * sizeof *chol);
+    double *chol = gmm_xmalloc(k * lsize * sizeof *chol);
     double *z = gmm_xmalloc(d * sizeof *z);
     if (!x || !labels || !chol || !z) {
         free(x);
@@ -177,8 +180,18 @@ gmm_status gmm_sample(const gmm_model *m, size_t n, uint64_t seed, double **x_ou
         return GMM_ERR_NOMEM;
     }
     for (size_t c = 0; c < k; c++) {
-        memcpy(chol + c * d * d, m->covariances + c * d * d, d * d * sizeof *chol);
-        if (gmm_cholesky_lower(chol + c * d * d, d)) {
+        int bad = 0;
+        if (diag)
+            for (size_t j = 0; j < d; j++) {
+                const double v = m->covariances[c * d * d + j * d + j];
+                bad |= !(v > 0.0) || !isfinite(v);
+                chol[c * d + j] = sqrt(v);
+            }
+        else {
+            memcpy(chol + c * d * d, m->covariances + c * d * d, d * d * sizeof *chol);
+            bad = gmm_cholesky_lower(chol + c * d * d, d);
+        }
+        if (bad) {
             free(x);
             free(labels);
             free(chol);
@@ -197,10 +210,13 @@ gmm_status gmm_sample(const gmm_model *m, size_t n, uint64_t seed, double **x_ou
             if (u < acc) break;
         }
         for (size_t j = 0; j < d; j++) z[j] = gmm_rng_normal(&rng);
-        const double *l = chol + c * d * d;
+        const double *l = chol + c * lsize;
         for (size_t a = 0; a < d; a++) {
             double v = m->means[c * d + a];
-            for (size_t j = 0; j <= a; j++) v += l[a * d + j] * z[j];
+            if (diag)
+                v += l[a] * z[a];
+            else
+                for (size_t j = 0; j <= a; j++) v += l[a * d + j] * z[j];
             x[i * d + a] = v;
         }
         labels[i] = (int)c;

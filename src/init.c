@@ -121,6 +121,7 @@ static gmm_status params_from_resp(gmm_model *m, gmm_backend *b, int kind, uint6
     gmm_stats s;
     gmm_status st = gmm_stats_alloc(&s, k, d);
     if (st != GMM_OK) return st;
+    s.diag_only = m->cov_type == GMM_COV_DIAG || m->cov_type == GMM_COV_SPHERICAL;
     memset(m->means, 0, k * d * sizeof(double));
     st = b->resp_stats(b, kind, seed, m->means, &s);
     if (st == GMM_OK) {
