@@ -649,6 +649,17 @@ static void print_fit_summary(const fit_args *a, const fit_result *r, size_t n, 
                out_dir, out_dir, has_trace ? " loglik.gp" : "", a->study_runs > 0 ? " init_study.gp" : "");
 }
 
+/* Ends a result folder begun by gmm_outdir_begin: swaps the staging folder in when st is GMM_OK, else
+ * removes it and the folders the run created, keeping st's message. Returns the final status. */
+static gmm_status finish_outdir(gmm_outdir *out, gmm_status st)
+{
+    if (st == GMM_OK) return gmm_outdir_commit(out);
+    char msg[1024]; /* the removal below must not lose the message */
+    snprintf(msg, sizeof msg, "%s", gmm_last_error());
+    gmm_outdir_abort(out);
+    return gmm_fail(st, "%s", msg);
+}
+
 /* gmm fit: the whole result set is written into a staging folder and swapped in as --out DIR only when
  * every file is complete (outdir.h); a failure leaves DIR as it was and removes the folders it created. */
 static int cmd_fit(int argc, char **argv)
@@ -682,14 +693,7 @@ static int cmd_fit(int argc, char **argv)
         render = gmm_gnuplot_available();
         st = write_fit_outputs(out.staging, a.out_dir, &a, x, n, d, &r, render);
     }
-    if (st == GMM_OK) {
-        st = gmm_outdir_commit(&out);
-    } else {
-        char msg[1024]; /* the removal below must not lose the message */
-        snprintf(msg, sizeof msg, "%s", gmm_last_error());
-        gmm_outdir_abort(&out);
-        gmm_fail(st, "%s", msg);
-    }
+    st = finish_outdir(&out, st);
     if (st == GMM_OK) {
         if (out.warning[0]) fprintf(stderr, "gmm fit: warning: %s\n", out.warning);
         print_fit_summary(&a, &r, n, render);
@@ -1220,14 +1224,7 @@ static int cmd_select(int argc, char **argv)
     st = gmm_outdir_begin(&out, a.out_dir);
     if (st == GMM_OK) {
         st = run_select(&a, x, n, d, &out, rows, n_rows, &best_row, &render);
-        if (st == GMM_OK) {
-            st = gmm_outdir_commit(&out);
-        } else {
-            char msg[1024]; /* the removal below must not lose the message */
-            snprintf(msg, sizeof msg, "%s", gmm_last_error());
-            gmm_outdir_abort(&out);
-            gmm_fail(st, "%s", msg);
-        }
+        st = finish_outdir(&out, st);
     }
     if (st == GMM_OK) {
         if (out.warning[0]) fprintf(stderr, "gmm select: warning: %s\n", out.warning);

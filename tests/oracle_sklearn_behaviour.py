@@ -32,6 +32,8 @@ except ImportError as e:  # pragma: no cover - depends on the machine
 
 TYPES = ["full", "tied", "diag", "spherical"]
 HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+from oracle_sklearn import close  # noqa: E402  (the one closeness check of both oracles)
 
 
 def precisions(cov_type, k, d, scale):
@@ -43,18 +45,6 @@ def precisions(cov_type, k, d, scale):
     if cov_type == "diag":
         return np.full((k, d), scale)
     return np.full(k, scale)
-
-
-def close(name, got, want, rtol, floor, problems):
-    got, want = np.asarray(got, dtype=float), np.asarray(want, dtype=float)
-    if got.shape != want.shape:
-        problems.append(f"{name}: shape {got.shape} vs {want.shape}")
-        return
-    atol = floor * max(np.max(np.abs(want)), 1e-300)
-    bad = ~(np.abs(got - want) <= atol + rtol * np.abs(want))
-    if bad.any():
-        i = np.unravel_index(np.argmax(np.abs(got - want)), got.shape)
-        problems.append(f"{name}: {bad.sum()} entries differ; worst at {i}: {got[i]!r} vs {want[i]!r}")
 
 
 def run_fit(gmm, data, k, out, *extra):
