@@ -99,9 +99,9 @@ static gmm_status update_precisions_diagonal(gmm_model *m)
             const double v = cov[j * d + j];
             if (!(v > 0.0) || !isfinite(v))
                 return gmm_fail(GMM_ERR_NOT_PD,
-                                "component %zu: covariance is not positive definite (leading minor %zu is "
-                                "not positive); increase reg_covar, use fewer components, or scale the data",
-                                k, j + 1);
+                                "component %zu (label %zu): covariance is not positive definite (leading minor "
+                                "%zu is not positive); increase reg_covar, use fewer components, or scale the data",
+                                k + 1, k, j + 1);
             u[j * d + j] = 1.0 / sqrt(v);
         }
         for (size_t j = 0; j < d; j++) s += log(u[j * d + j]);
