@@ -2,7 +2,8 @@
  * gmm.h — the whole public API of gmm: Gaussian mixture models trained by expectation maximization.
  *
  * Conventions used by every function below:
- *   - data are (n, d) row-major arrays of double: x[i * d + j] is feature j of point i;
+ *   - data are (n, d) row-major arrays of double: x[i * d + j] is feature j of point i (the _f32 calls take
+ *     float arrays of the same layout, read in place and widened to double value by value);
  *   - a model has k components; weights are (k), means (k, d) row-major, covariances (k, d, d) row-major;
  *   - functions return a gmm_status; on failure gmm_last_error() describes what went wrong (thread-local);
  *   - arrays passed in are borrowed, never kept; arrays and models handed out are owned by the caller and
@@ -163,6 +164,13 @@ gmm_status gmm_fit(const double *x, size_t n, size_t d, const gmm_options *optio
 gmm_status gmm_fit_predict(const double *x, size_t n, size_t d, const gmm_options *options, gmm_model **out,
                            int *labels);
 
+/* gmm_fit and gmm_fit_predict on float32 data x (n, d), read in place (no double copy of the array): every
+ * value is widened to double as it is read, which is exact, so the model (and the labels) equal, bit for bit,
+ * those of gmm_fit / gmm_fit_predict on the same values stored as double, on every backend and gpu_dtype. */
+gmm_status gmm_fit_f32(const float *x, size_t n, size_t d, const gmm_options *options, gmm_model **out);
+gmm_status gmm_fit_predict_f32(const float *x, size_t n, size_t d, const gmm_options *options, gmm_model **out,
+                               int *labels);
+
 /* A component whose total responsibility N_k falls below this many points' worth is empty: it explains no
  * data. As in scikit-learn the fit goes on: the M-step divides by N_k + 10 eps, so the component's mean
  * becomes sum_i r_ik x_i / (N_k + 10 eps) (near the origin when N_k is ~0), its covariance reg_covar I and its
@@ -212,6 +220,11 @@ gmm_status gmm_score(const gmm_model *model, const double *x, size_t n, double *
  * near ties. Every value of x must be finite (GMM_ERR_INVALID_ARG names the first that is not). */
 gmm_status gmm_infer(const gmm_model *model, const double *x, size_t n, const gmm_options *options, double *logp,
                      int *labels, double *resp);
+
+/* gmm_infer on float32 data x (n, d), read in place: the outputs equal, bit for bit, gmm_infer's on the same
+ * values stored as double. */
+gmm_status gmm_infer_f32(const gmm_model *model, const float *x, size_t n, const gmm_options *options,
+                         double *logp, int *labels, double *resp);
 
 /* Draws n points from the model into *x_out ((n, d), owned by the caller, release with gmm_free) and their
  * components into *labels_out ((n), may be NULL). Deterministic for a given seed. */

@@ -159,11 +159,19 @@ static gmm_status ensure_buffers(gmm_backend *b, size_t k, size_t acc_len)
     return GMM_OK;
 }
 
-/* Loads points [i0, i0 + nb) of x (n, d) into xt (d, B), feature-major. */
-static void load_block(const double *x, size_t d, size_t i0, size_t nb, double *xt)
+/* Loads points [i0, i0 + nb) of x (n, d) into xt (d, B), feature-major, as doubles (float data are widened
+ * here, exactly). */
+static void load_block(gmm_data x, size_t d, size_t i0, size_t nb, double *xt)
 {
+    if (x.type == GMM_ELEM_FLOAT) {
+        const float *xf = x.p;
+        for (size_t b = 0; b < nb; b++)
+            for (size_t j = 0; j < d; j++) xt[j * GMM_CPU_BLOCK + b] = (double)xf[(i0 + b) * d + j];
+        return;
+    }
+    const double *xd = x.p;
     for (size_t b = 0; b < nb; b++)
-        for (size_t j = 0; j < d; j++) xt[j * GMM_CPU_BLOCK + b] = x[(i0 + b) * d + j];
+        for (size_t j = 0; j < d; j++) xt[j * GMM_CPU_BLOCK + b] = xd[(i0 + b) * d + j];
 }
 
 /* dx (d, B) = xt - mean. */
@@ -591,8 +599,10 @@ static gmm_status cpu_pp_potential(gmm_backend *b, const double *cand, int reset
     gmm_status st = init_buffers(b, 1);
     if (st != GMM_OK) return st;
     const size_t n = b->n, d = b->d;
-    const double *x = b->x;
+    const gmm_data x = b->x;
     double *closest = c->pt, *partial = c->ipart;
+    double *rows = gmm_xmalloc((size_t)init_threads(b) * d * sizeof *rows); /* a row buffer per thread */
+    if (!rows) return GMM_ERR_NOMEM;
     if (reset)
         for (size_t i = 0; i < n; i++) closest[i] = INFINITY;
     if (update) c->cumsum_ok = 0;
@@ -601,15 +611,16 @@ static gmm_status cpu_pp_potential(gmm_backend *b, const double *cand, int reset
     for (long ch = 0; ch < nch; ch++) {
         size_t i1 = ((size_t)ch + 1) * INIT_CHUNK;
         if (i1 > n) i1 = n;
-        double s = 0.0;
+        double s = 0.0, *row = rows + (size_t)omp_get_thread_num() * d;
         for (size_t i = (size_t)ch * INIT_CHUNK; i < i1; i++) {
-            double dd = gmm_sqdist(x + i * d, cand, d);
+            double dd = gmm_sqdist(gmm_data_row(x, i, d, row), cand, d);
             double v = dd < closest[i] ? dd : closest[i];
             if (update) closest[i] = v;
             s += v;
         }
         partial[ch] = s;
     }
+    free(rows);
     double total = 0.0;
     for (long ch = 0; ch < nch; ch++) total += partial[ch];
     *potential = total;
@@ -651,19 +662,21 @@ static gmm_status cpu_lloyd_assign(gmm_backend *b, size_t k, const double *cente
     if (!c->labels && !(c->labels = gmm_xmalloc((n ? n : 1) * sizeof *c->labels))) return GMM_ERR_NOMEM;
     int *labels = c->labels;
     double *dist = c->pt, *partials = c->ipart;
-    const double *x = b->x;
+    const gmm_data x = b->x;
+    double *rows = gmm_xmalloc((size_t)init_threads(b) * d * sizeof *rows); /* a row buffer per thread */
+    if (!rows) return GMM_ERR_NOMEM;
     if (reset)
         for (size_t i = 0; i < n; i++) labels[i] = -1;
     c->cumsum_ok = 0;
     const long nch = (long)init_chunks(n);
 #pragma omp parallel for schedule(static) num_threads(init_threads(b))
     for (long ch = 0; ch < nch; ch++) {
-        double *p = partials + (size_t)ch * ps;
+        double *p = partials + (size_t)ch * ps, *row = rows + (size_t)omp_get_thread_num() * d;
         memset(p, 0, ps * sizeof *p);
         size_t i1 = ((size_t)ch + 1) * INIT_CHUNK;
         if (i1 > n) i1 = n;
         for (size_t i = (size_t)ch * INIT_CHUNK; i < i1; i++) {
-            const double *xi = x + i * d;
+            const double *xi = gmm_data_row(x, i, d, row);
             size_t best = 0;
             double bd = gmm_sqdist(xi, centers, d);
             for (size_t cc = 1; cc < k; cc++) {
@@ -680,6 +693,7 @@ static gmm_status cpu_lloyd_assign(gmm_backend *b, size_t k, const double *cente
             p[k * d + best] += 1.0;
         }
     }
+    free(rows);
     double *sums = gmm_xcalloc(k * d, sizeof *sums);
     if (!sums) return GMM_ERR_NOMEM;
     memset(counts, 0, k * sizeof *counts);
@@ -751,7 +765,7 @@ static gmm_status cpu_resp_stats(gmm_backend *b, int kind, uint64_t seed, const 
     cpu_impl *c = b->impl;
     const size_t n = b->n, d = b->d, k = out->k;
     const int diag = out->diag_only;
-    const double *x = b->x;
+    const gmm_data x = b->x;
     const int *labels = c->labels;
     if (kind == GMM_RESP_LABELS && !labels) return gmm_fail(GMM_ERR_INVALID_ARG, "resp_stats before lloyd_assign");
     const long nch = (long)init_chunks(n);
@@ -760,22 +774,24 @@ static gmm_status cpu_resp_stats(gmm_backend *b, int kind, uint64_t seed, const 
     /* one partial and one row of responsibilities per thread; chunk partials join the total in chunk order */
     double *partials = gmm_xmalloc((size_t)nt * ps * sizeof *partials);
     double *rows = gmm_xmalloc((size_t)nt * k * sizeof *rows);
-    if (!partials || !rows) {
+    double *xrows = gmm_xmalloc((size_t)nt * d * sizeof *xrows); /* a data row buffer per thread */
+    if (!partials || !rows || !xrows) {
         free(partials);
         free(rows);
+        free(xrows);
         return GMM_ERR_NOMEM;
     }
     gmm_stats_zero(out);
 #pragma omp parallel for ordered schedule(dynamic, 1) num_threads(nt)
     for (long ch = 0; ch < nch; ch++) {
         const int t = omp_get_thread_num();
-        double *p = partials + (size_t)t * ps, *r = rows + (size_t)t * k;
+        double *p = partials + (size_t)t * ps, *r = rows + (size_t)t * k, *xr = xrows + (size_t)t * d;
         memset(p, 0, ps * sizeof *p);
         size_t i1 = ((size_t)ch + 1) * INIT_CHUNK;
         if (i1 > n) i1 = n;
         for (size_t i = (size_t)ch * INIT_CHUNK; i < i1; i++) {
             init_resp(kind, seed, labels, i, k, r);
-            add_point_resp(x + i * d, r, shift, k, d, diag, p);
+            add_point_resp(gmm_data_row(x, i, d, xr), r, shift, k, d, diag, p);
         }
 #pragma omp ordered
         add_chunk_stats(p, diag, out);
@@ -784,19 +800,20 @@ static gmm_status cpu_resp_stats(gmm_backend *b, int kind, uint64_t seed, const 
     if (!diag) mirror_moments(out);
     free(partials);
     free(rows);
+    free(xrows);
     return GMM_OK;
 }
 
 static gmm_status cpu_mean_variance(gmm_backend *b, double *out)
 {
     const size_t n = b->n, d = b->d;
-    const double *x = b->x;
+    const gmm_data x = b->x;
     double var_mean = 0.0;
     for (size_t j = 0; j < d; j++) {
         double mu = 0.0, v = 0.0;
-        for (size_t i = 0; i < n; i++) mu += x[i * d + j];
+        for (size_t i = 0; i < n; i++) mu += gmm_data_at(x, i * d + j);
         mu /= (double)n;
-        for (size_t i = 0; i < n; i++) v += (x[i * d + j] - mu) * (x[i * d + j] - mu);
+        for (size_t i = 0; i < n; i++) v += (gmm_data_at(x, i * d + j) - mu) * (gmm_data_at(x, i * d + j) - mu);
         var_mean += v / (double)n;
     }
     *out = var_mean / (double)d;
@@ -830,6 +847,11 @@ static void cpu_release(gmm_backend *b)
 }
 
 gmm_status gmm_backend_cpu_open(gmm_backend *b, const double *x, size_t n, size_t d, int n_threads)
+{
+    return gmm_backend_cpu_open_data(b, gmm_data_double(x), n, d, n_threads);
+}
+
+gmm_status gmm_backend_cpu_open_data(gmm_backend *b, gmm_data x, size_t n, size_t d, int n_threads)
 {
     memset(b, 0, sizeof *b);
     cpu_impl *c = gmm_xcalloc(1, sizeof *c);

@@ -319,7 +319,7 @@ static void unpack_stats(const cuda_impl *c, size_t k, size_t d, gmm_stats *out)
     out->loglik = v[k * E] * LN2;
 }
 
-static gmm_status upload_data(cuda_impl *c, const double *x, size_t n, size_t d);
+static gmm_status upload_data(cuda_impl *c, gmm_data x, size_t n, size_t d);
 
 /* Sets the data type the device copy is (to be) in. */
 static void set_type(cuda_impl *c, int use_double)
@@ -723,17 +723,17 @@ static double f32_half_ulp(double a)
 
 /* One pass over x (n, d) for each column's mean (in double), range, and the bound of float32's rounding of
  * its centered values. */
-static gmm_status column_ranges(cuda_impl *c, const double *x, size_t n, size_t d)
+static gmm_status column_ranges(cuda_impl *c, gmm_data x, size_t n, size_t d)
 {
     c->colmean = gmm_xcalloc(d, sizeof(double));
     c->colmin = gmm_xcalloc(d, sizeof(double));
     c->colmax = gmm_xcalloc(d, sizeof(double));
     c->round32 = gmm_xcalloc(d, sizeof(double));
     if (!c->colmean || !c->colmin || !c->colmax || !c->round32) return GMM_ERR_NOMEM;
-    for (size_t j = 0; j < d && n; j++) c->colmin[j] = c->colmax[j] = x[j];
+    for (size_t j = 0; j < d && n; j++) c->colmin[j] = c->colmax[j] = gmm_data_at(x, j);
     for (size_t i = 0; i < n; i++)
         for (size_t j = 0; j < d; j++) {
-            const double v = x[i * d + j];
+            const double v = gmm_data_at(x, i * d + j);
             c->colmean[j] += v;
             if (v < c->colmin[j]) c->colmin[j] = v;
             if (v > c->colmax[j]) c->colmax[j] = v;
@@ -751,7 +751,7 @@ static gmm_status column_ranges(cuda_impl *c, const double *x, size_t n, size_t 
  * fullest bin's density, S w / (count sqrt(2 pi)) for bins of width w. A cluster of weight pi and spread s shows
  * about s / pi; one narrower than a bin, w / (2.5 pi). 0 for a constant column (or a range beyond double's).
  * counts holds HIST_BINS. */
-static double finest_spread(const double *x, size_t n, size_t d, size_t j, double lo, double hi, unsigned *counts)
+static double finest_spread(gmm_data x, size_t n, size_t d, size_t j, double lo, double hi, unsigned *counts)
 {
     if (!(hi > lo) || !isfinite(hi - lo) || n == 0) return 0.0;
     const size_t S = n < SAMPLE_ROWS ? n : SAMPLE_ROWS;
@@ -761,7 +761,7 @@ static double finest_spread(const double *x, size_t n, size_t d, size_t j, doubl
     for (size_t t = 0; t < S; t++) {
         size_t i = (size_t)((double)t * step);
         if (i >= n) i = n - 1;
-        const double v = (x[i * d + j] - lo) / w;
+        const double v = (gmm_data_at(x, i * d + j) - lo) / w;
         const size_t bin = v >= (double)HIST_BINS ? HIST_BINS - 1 : (v > 0.0 ? (size_t)v : 0);
         if (++counts[bin] > top) top = counts[bin];
     }
@@ -770,7 +770,7 @@ static double finest_spread(const double *x, size_t n, size_t d, size_t j, doubl
 
 /* Criterion (a) of AUTO (top of this file) on x (n, d): 1 when float32 cannot resolve the data (the reason,
  * naming the column that needs float64 most, goes into why), 0 when it can; -1 when out of memory. */
-static int data_need_float64(const cuda_impl *c, const double *x, size_t n, size_t d, char *why, size_t len)
+static int data_need_float64(const cuda_impl *c, gmm_data x, size_t n, size_t d, char *why, size_t len)
 {
     unsigned *counts = gmm_xmalloc(HIST_BINS * sizeof *counts);
     if (!counts) return -1;
@@ -798,7 +798,7 @@ static int data_need_float64(const cuda_impl *c, const double *x, size_t n, size
 /* Copies x - colmean to the device in the backend's data type, in chunks of whole rows through a pinned
  * staging buffer; the same pass sums the squares of the centered values for the mean feature variance
  * (Lloyd's tolerance scale). */
-static gmm_status upload_data(cuda_impl *c, const double *x, size_t n, size_t d)
+static gmm_status upload_data(cuda_impl *c, gmm_data x, size_t n, size_t d)
 {
     if (n == 0) return GMM_OK;
     gmm_status st = dev_alloc(&c->x_dev, n * d * c->elem, "the data");
@@ -814,11 +814,11 @@ static gmm_status upload_data(cuda_impl *c, const double *x, size_t n, size_t d)
         const size_t nr = n - r0 < rows ? n - r0 : rows;
         for (size_t i = 0; i < nr && st == GMM_OK; i++)
             for (size_t j = 0; j < d; j++) {
-                const double v = x[(r0 + i) * d + j] - c->colmean[j];
+                const double xv = gmm_data_at(x, (r0 + i) * d + j), v = xv - c->colmean[j];
                 ss += v * v;
                 if (!isfinite(v) || (!c->use_double && !(fabs(v) <= FLT_MAX))) {
                     st = gmm_fail(GMM_ERR_INVALID_ARG,
-                                  "data row %zu, column %zu (%g) is not finite%s", r0 + i, j, x[(r0 + i) * d + j],
+                                  "data row %zu, column %zu (%g) is not finite%s", r0 + i, j, xv,
                                   isfinite(v) ? " in float32 once centered; use float64 on the GPU or the CPU backend"
                                               : "");
                     break;
@@ -841,7 +841,7 @@ static gmm_status upload_data(cuda_impl *c, const double *x, size_t n, size_t d)
 }
 
 /* Column statistics, the data type (AUTO: criterion (a)) and the upload of x (n, d). */
-static gmm_status upload_centered(cuda_impl *c, const double *x, size_t n, size_t d)
+static gmm_status upload_centered(cuda_impl *c, gmm_data x, size_t n, size_t d)
 {
     gmm_status st = column_ranges(c, x, n, d);
     if (st != GMM_OK) return st;
@@ -861,10 +861,16 @@ gmm_status gmm_backend_cuda_open(gmm_backend *b, const double *x, size_t n, size
 gmm_status gmm_backend_cuda_open_dtype(gmm_backend *b, const double *x, size_t n, size_t d, gmm_gpu_dtype dtype,
                                        double min_sd)
 {
+    return gmm_backend_cuda_open_data(b, gmm_data_double(x), n, d, dtype, min_sd);
+}
+
+gmm_status gmm_backend_cuda_open_data(gmm_backend *b, gmm_data x, size_t n, size_t d, gmm_gpu_dtype dtype,
+                                      double min_sd)
+{
     memset(b, 0, sizeof *b);
     if ((unsigned)dtype > GMM_GPU_DTYPE_FLOAT64)
         return gmm_fail(GMM_ERR_INVALID_ARG, "unknown GPU data type %d", (int)dtype);
-    if (!x && n) return gmm_fail(GMM_ERR_INVALID_ARG, "gmm_backend_cuda_open: x must not be NULL");
+    if (!x.p && n) return gmm_fail(GMM_ERR_INVALID_ARG, "gmm_backend_cuda_open: x must not be NULL");
     if (d < 1 || d > GMM_CUDA_MAX_D)
         return gmm_fail(GMM_ERR_INVALID_ARG, "the CUDA backend handles 1 to %d features (the data have %zu); use the "
                         "CPU backend", GMM_CUDA_MAX_D, d);
@@ -983,6 +989,18 @@ const char *gmm_backend_cuda_describe(const gmm_backend *b, char *buf, size_t le
 }
 
 #else /* !GMM_HAVE_CUDA: stubs */
+
+gmm_status gmm_backend_cuda_open_data(gmm_backend *b, gmm_data x, size_t n, size_t d, gmm_gpu_dtype dtype,
+                                      double min_sd)
+{
+    (void)x;
+    (void)n;
+    (void)d;
+    (void)dtype;
+    (void)min_sd;
+    memset(b, 0, sizeof *b);
+    return gmm_fail(GMM_ERR_NO_DEVICE, "this gmm was built without CUDA");
+}
 
 gmm_status gmm_backend_cuda_open_dtype(gmm_backend *b, const double *x, size_t n, size_t d, gmm_gpu_dtype dtype,
                                        double min_sd)

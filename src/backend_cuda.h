@@ -29,6 +29,11 @@ gmm_status gmm_backend_cuda_open(gmm_backend *b, const double *x, size_t n, size
  * type AUTO chose and why. */
 gmm_status gmm_backend_cuda_open_dtype(gmm_backend *b, const double *x, size_t n, size_t d, gmm_gpu_dtype dtype,
                                        double min_sd);
+/* gmm_backend_cuda_open_dtype on data of either element type: float data are widened to double as they are
+ * read (column means, AUTO's criterion and the centering all in double), so the device copy and every result
+ * equal those from the data's double copy bit for bit. */
+gmm_status gmm_backend_cuda_open_data(gmm_backend *b, gmm_data x, size_t n, size_t d, gmm_gpu_dtype dtype,
+                                      double min_sd);
 
 /* The most features and components the CUDA kernels take (GMM_CUDA_MAX_D, GMM_CUDA_MAX_K of gmm_cuda.h), for
  * callers that do not include it. Above 16 features the tile kernel's shared memory bounds k further:

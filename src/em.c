@@ -104,18 +104,18 @@ static gmm_status validate_options(size_t n, size_t d, const gmm_options *o)
 }
 
 /* Checks that every value of x (n, d) is finite; the message names the first row and column that is not. */
-static gmm_status validate_data(const double *x, size_t n, size_t d)
+static gmm_status validate_data(gmm_data x, size_t n, size_t d)
 {
     for (size_t i = 0; i < n * d; i++)
-        if (!isfinite(x[i]))
+        if (!isfinite(gmm_data_at(x, i)))
             return gmm_fail(GMM_ERR_INVALID_ARG, "data row %zu, column %zu is not finite", i / d, i % d);
     return GMM_OK;
 }
 
 /* gmm_fit's whole check of its arguments: options against the data shape, then the data's values. */
-static gmm_status validate(const double *x, size_t n, size_t d, const gmm_options *o)
+static gmm_status validate(gmm_data x, size_t n, size_t d, const gmm_options *o)
 {
-    if (!x || !o) return gmm_fail(GMM_ERR_INVALID_ARG, "gmm_fit: data and options must not be NULL");
+    if (!x.p || !o) return gmm_fail(GMM_ERR_INVALID_ARG, "gmm_fit: data and options must not be NULL");
     gmm_status st = validate_options(n, d, o);
     return st != GMM_OK ? st : validate_data(x, n, d);
 }
@@ -124,7 +124,7 @@ static gmm_status validate(const double *x, size_t n, size_t d, const gmm_option
  * usable and the problem fits the kernels (d <= 32, max_k <= 64 and their plan for max_k, the most components
  * any model used on the backend will have, fits the device's shared memory), and falls back to the CPU when the
  * GPU cannot hold the data. */
-static gmm_status open_backend(gmm_backend *b, const double *x, size_t n, size_t d, const gmm_options *o,
+static gmm_status open_backend(gmm_backend *b, gmm_data x, size_t n, size_t d, const gmm_options *o,
                                size_t max_k, char *device, size_t len)
 {
     const int nt = o->n_threads > 0 ? o->n_threads : omp_get_max_threads();
@@ -136,7 +136,7 @@ static gmm_status open_backend(gmm_backend *b, const double *x, size_t n, size_t
     if (want_cuda) {
         int model_fits = 1;
         char desc[256] = "";
-        st = gmm_backend_cuda_open_dtype(b, x, n, d, o->gpu_dtype, sqrt(o->reg_covar));
+        st = gmm_backend_cuda_open_data(b, x, n, d, o->gpu_dtype, sqrt(o->reg_covar));
         if (st == GMM_OK) {
             /* described before any plan: the device line is the same whichever k a fit on it has */
             gmm_backend_cuda_describe(b, desc, sizeof desc);
@@ -159,7 +159,7 @@ static gmm_status open_backend(gmm_backend *b, const double *x, size_t n, size_t
             snprintf(note, sizeof note, "; the GPU kernels cannot take k = %zu at d = %zu", max_k, d);
         gmm_clear_error();
     }
-    st = gmm_backend_cpu_open(b, x, n, d, o->n_threads);
+    st = gmm_backend_cpu_open_data(b, x, n, d, o->n_threads);
     if (st == GMM_OK) snprintf(device, len, "CPU (%d thread%s)%s", nt, nt == 1 ? "" : "s", note);
     return st;
 }
@@ -246,7 +246,7 @@ static gmm_status fit_run(gmm_backend *b, const gmm_options *o, int run, gmm_sta
 
 /* Opens s on x without checking the arguments (the callers have): the backend of o for models of up to
  * max_k components. */
-static gmm_status session_open_checked(gmm_session *s, const double *x, size_t n, size_t d, const gmm_options *o,
+static gmm_status session_open_checked(gmm_session *s, gmm_data x, size_t n, size_t d, const gmm_options *o,
                                        size_t max_k)
 {
     memset(s, 0, sizeof *s);
@@ -295,10 +295,16 @@ static gmm_status session_fit_checked(gmm_session *ses, const gmm_options *o, gm
 gmm_status gmm_session_open(gmm_session *s, const double *x, size_t n, size_t d, const gmm_options *o,
                             size_t max_k)
 {
+    return gmm_session_open_data(s, gmm_data_double(x), n, d, o, max_k);
+}
+
+gmm_status gmm_session_open_data(gmm_session *s, gmm_data x, size_t n, size_t d, const gmm_options *o,
+                                 size_t max_k)
+{
     if (!s) return gmm_fail(GMM_ERR_INVALID_ARG, "gmm_session_open: session must not be NULL");
     memset(s, 0, sizeof *s);
     gmm_clear_error();
-    if (!x || !o) return gmm_fail(GMM_ERR_INVALID_ARG, "data and options must not be NULL");
+    if (!x.p || !o) return gmm_fail(GMM_ERR_INVALID_ARG, "data and options must not be NULL");
     if (d < 1) return gmm_fail(GMM_ERR_INVALID_ARG, "data must have at least one feature");
     if (n == 0) return gmm_fail(GMM_ERR_INVALID_ARG, "no data points");
     if (max_k < 1) return gmm_fail(GMM_ERR_INVALID_ARG, "the largest number of components must be >= 1 (got 0)");
@@ -346,7 +352,8 @@ void gmm_session_close(gmm_session *s)
 
 /* ------------------------------------------------------------------------------------------ public fit */
 
-gmm_status gmm_fit(const double *x, size_t n, size_t d, const gmm_options *o, gmm_model **out)
+/* gmm_fit on data of either element type. */
+static gmm_status fit_data(gmm_data x, size_t n, size_t d, const gmm_options *o, gmm_model **out)
 {
     if (!out) return gmm_fail(GMM_ERR_INVALID_ARG, "gmm_fit: out must not be NULL");
     *out = NULL;
@@ -361,7 +368,9 @@ gmm_status gmm_fit(const double *x, size_t n, size_t d, const gmm_options *o, gm
     return st;
 }
 
-gmm_status gmm_fit_predict(const double *x, size_t n, size_t d, const gmm_options *o, gmm_model **out, int *labels)
+/* gmm_fit_predict on data of either element type. */
+static gmm_status fit_predict_data(gmm_data x, size_t n, size_t d, const gmm_options *o, gmm_model **out,
+                                   int *labels)
 {
     if (!out) return gmm_fail(GMM_ERR_INVALID_ARG, "gmm_fit_predict: out must not be NULL");
     *out = NULL;
@@ -382,4 +391,25 @@ gmm_status gmm_fit_predict(const double *x, size_t n, size_t d, const gmm_option
     }
     *out = m;
     return GMM_OK;
+}
+
+gmm_status gmm_fit(const double *x, size_t n, size_t d, const gmm_options *o, gmm_model **out)
+{
+    return fit_data(gmm_data_double(x), n, d, o, out);
+}
+
+gmm_status gmm_fit_f32(const float *x, size_t n, size_t d, const gmm_options *o, gmm_model **out)
+{
+    return fit_data(gmm_data_float(x), n, d, o, out);
+}
+
+gmm_status gmm_fit_predict(const double *x, size_t n, size_t d, const gmm_options *o, gmm_model **out, int *labels)
+{
+    return fit_predict_data(gmm_data_double(x), n, d, o, out, labels);
+}
+
+gmm_status gmm_fit_predict_f32(const float *x, size_t n, size_t d, const gmm_options *o, gmm_model **out,
+                               int *labels)
+{
+    return fit_predict_data(gmm_data_float(x), n, d, o, out, labels);
 }

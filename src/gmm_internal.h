@@ -186,6 +186,62 @@ void gmm_stats_zero(gmm_stats *s);
  * the component when responsibilities are not finite or a covariance has no Cholesky factor. */
 gmm_status gmm_mstep(gmm_model *m, const gmm_stats *s, size_t n, double reg_covar, int init);
 
+/* ------------------------------------------------------------------------------------------------ data */
+
+/* The element type of the data a backend reads. */
+typedef enum gmm_elem_type {
+    GMM_ELEM_DOUBLE = 0, /* const double * */
+    GMM_ELEM_FLOAT = 1   /* const float *: every reader widens each value to double as it reads it (exact), so a
+                            fit or pass on float data equals, bit for bit, the same on their double copy */
+} gmm_elem_type;
+
+/* The data (n, d) row-major, borrowed: a pointer and its element type. Every reader of the points (the
+ * backends' passes, the initializations' row reads, the host re-check of a predict pass) goes through the
+ * accessors below, which hand out doubles. */
+typedef struct gmm_data {
+    const void *p; /* NULL for no data */
+    gmm_elem_type type;
+} gmm_data;
+
+static inline gmm_data gmm_data_double(const double *x)
+{
+    gmm_data v = {x, GMM_ELEM_DOUBLE};
+    return v;
+}
+
+static inline gmm_data gmm_data_float(const float *x)
+{
+    gmm_data v = {x, GMM_ELEM_FLOAT};
+    return v;
+}
+
+/* Element idx (row-major index i * d + j) of x, as double. */
+static inline double gmm_data_at(gmm_data x, size_t idx)
+{
+    return x.type == GMM_ELEM_FLOAT ? (double)((const float *)x.p)[idx] : ((const double *)x.p)[idx];
+}
+
+/* Copies row i of x (d values) into out (d) as doubles. */
+static inline void gmm_data_copy_row(gmm_data x, size_t i, size_t d, double *out)
+{
+    if (x.type == GMM_ELEM_FLOAT) {
+        const float *r = (const float *)x.p + i * d;
+        for (size_t j = 0; j < d; j++) out[j] = (double)r[j];
+    } else {
+        const double *r = (const double *)x.p + i * d;
+        for (size_t j = 0; j < d; j++) out[j] = r[j];
+    }
+}
+
+/* Row i of x (d values) as doubles: a pointer into x itself when x holds doubles, else buf (d) filled with
+ * the row widened to double. Valid until buf is reused. */
+static inline const double *gmm_data_row(gmm_data x, size_t i, size_t d, double *buf)
+{
+    if (x.type == GMM_ELEM_DOUBLE) return (const double *)x.p + i * d;
+    gmm_data_copy_row(x, i, d, buf);
+    return buf;
+}
+
 /* ------------------------------------------------------------------------------------------- backends */
 
 /* A backend is the pass over the data; everything else (init logic, M-step, convergence, I/O) exists
@@ -234,7 +290,7 @@ struct gmm_backend {
                          room for their per-point state) */
     const char *precision_note; /* NULL, or why the backend changed its precision after opening (a CUDA backend
                                    that went from float32 to float64); owned by the backend */
-    const double *x; /* (n, d) borrowed host data */
+    gmm_data x;      /* (n, d) borrowed host data */
     size_t n, d;
     int n_threads;
     void *impl;
@@ -246,6 +302,8 @@ struct gmm_backend {
 
 /* Opens the CPU backend on borrowed x (n, d). */
 gmm_status gmm_backend_cpu_open(gmm_backend *b, const double *x, size_t n, size_t d, int n_threads);
+/* The same on data of either element type. */
+gmm_status gmm_backend_cpu_open_data(gmm_backend *b, gmm_data x, size_t n, size_t d, int n_threads);
 
 /* Log-density terms of one component for the CPU path:
  * log N(x | mu, Sigma) = -1/2 (d log 2pi + ||(x - mu) U||^2) + log_det_chol. */
@@ -292,6 +350,10 @@ typedef struct gmm_session {
  * anyway is allowed). */
 gmm_status gmm_session_open(gmm_session *s, const double *x, size_t n, size_t d, const gmm_options *options,
                             size_t max_k);
+/* gmm_session_open on data of either element type (float data: every pass reads them widened to double, so
+ * results equal those on their double copy bit for bit). */
+gmm_status gmm_session_open_data(gmm_session *s, gmm_data x, size_t n, size_t d, const gmm_options *options,
+                                 size_t max_k);
 
 /* Fits as gmm_fit(x, n, d, options, out) would, on the session's data and backend: the same checks of the
  * options (n_components at most s->max_k, or GMM_ERR_INVALID_ARG), the same runs, the same model bit for
@@ -313,7 +375,7 @@ void gmm_session_close(gmm_session *s);
  * one component at a time in log space; a row still not finite there (its squared Mahalanobis distance
  * overflows in every component, e.g. a value of 1e200) is GMM_ERR_INVALID_ARG naming the row (0-based) and
  * its first value. logp (n) is required; labels (n) and resp (n, k) are fixed where given. */
-gmm_status gmm_infer_check_rows(const gmm_model *m, const double *x, size_t n, double *logp, int *labels,
+gmm_status gmm_infer_check_rows(const gmm_model *m, gmm_data x, size_t n, double *logp, int *labels,
                                 double *resp);
 
 /* The sum of logp (n) in index order divided by n: the mean per-point log-likelihood as gmm_score

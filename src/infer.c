@@ -39,23 +39,29 @@ static double infer_row(const gmm_model *m, const double *xi, int *label, double
     return lse;
 }
 
-gmm_status gmm_infer_check_rows(const gmm_model *m, const double *x, size_t n, double *logp, int *labels, double *resp)
+gmm_status gmm_infer_check_rows(const gmm_model *m, gmm_data x, size_t n, double *logp, int *labels, double *resp)
 {
     const size_t k = m->k, d = m->d;
+    double *row = NULL; /* row i as double, allocated at the first row that needs redoing */
     for (size_t i = 0; i < n; i++) {
         if (isfinite(logp[i])) continue;
-        logp[i] = infer_row(m, x + i * d, labels ? labels + i : NULL, resp ? resp + i * k : NULL);
+        if (!row && !(row = gmm_xmalloc(d * sizeof *row))) return GMM_ERR_NOMEM;
+        const double *xi = gmm_data_row(x, i, d, row);
+        logp[i] = infer_row(m, xi, labels ? labels + i : NULL, resp ? resp + i * k : NULL);
         if (!isfinite(logp[i])) {
             size_t j = 0, far = 0;
             for (; j < d; j++)
-                if (fabs(x[i * d + j]) > fabs(x[i * d + far])) far = j;
+                if (fabs(xi[j]) > fabs(xi[far])) far = j;
+            const double v = xi[far];
+            free(row);
             return gmm_fail(GMM_ERR_INVALID_ARG,
                             "data row %zu (0-based): its log-density is below the smallest double in every "
                             "component (the point is too far from the model: column %zu is %.17g); remove or "
                             "rescale it",
-                            i, far, x[i * d + far]);
+                            i, far, v);
         }
     }
+    free(row);
     return GMM_OK;
 }
 
@@ -75,7 +81,7 @@ static gmm_status predict_pass(const gmm_model *m, const double *x, size_t n, do
         st = b.predict(&b, m, lp, labels, resp);
         b.release(&b);
     }
-    if (st == GMM_OK) st = gmm_infer_check_rows(m, x, n, lp, labels, resp);
+    if (st == GMM_OK) st = gmm_infer_check_rows(m, gmm_data_double(x), n, lp, labels, resp);
     if (lp != logp) free(lp);
     return st;
 }
@@ -95,11 +101,12 @@ gmm_status gmm_score_samples(const gmm_model *m, const double *x, size_t n, doub
     return predict_pass(m, x, n, logp, NULL, NULL);
 }
 
-gmm_status gmm_infer(const gmm_model *m, const double *x, size_t n, const gmm_options *o, double *logp, int *labels,
-                     double *resp)
+/* gmm_infer on data of either element type. */
+static gmm_status infer_data(const gmm_model *m, gmm_data x, size_t n, const gmm_options *o, double *logp,
+                             int *labels, double *resp)
 {
     gmm_clear_error();
-    if (!m || !x) return gmm_fail(GMM_ERR_INVALID_ARG, "model and data must not be NULL");
+    if (!m || !x.p) return gmm_fail(GMM_ERR_INVALID_ARG, "model and data must not be NULL");
     if (n == 0) return gmm_fail(GMM_ERR_INVALID_ARG, "no data points");
     gmm_options cpu;
     if (!o) {
@@ -107,11 +114,23 @@ gmm_status gmm_infer(const gmm_model *m, const double *x, size_t n, const gmm_op
         o = &cpu;
     }
     gmm_session s;
-    gmm_status st = gmm_session_open(&s, x, n, m->d, o, m->k);
+    gmm_status st = gmm_session_open_data(&s, x, n, m->d, o, m->k);
     if (st != GMM_OK) return st;
     st = gmm_session_predict(&s, m, logp, labels, resp);
     gmm_session_close(&s);
     return st;
+}
+
+gmm_status gmm_infer(const gmm_model *m, const double *x, size_t n, const gmm_options *o, double *logp, int *labels,
+                     double *resp)
+{
+    return infer_data(m, gmm_data_double(x), n, o, logp, labels, resp);
+}
+
+gmm_status gmm_infer_f32(const gmm_model *m, const float *x, size_t n, const gmm_options *o, double *logp,
+                         int *labels, double *resp)
+{
+    return infer_data(m, gmm_data_float(x), n, o, logp, labels, resp);
 }
 
 double gmm_mean_logp(const double *logp, size_t n)

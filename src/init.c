@@ -33,11 +33,13 @@ const char *gmm_init_name(gmm_init_method m)
 gmm_status gmm_kmeanspp_seeds(gmm_backend *b, size_t k, gmm_rng *rng, size_t *idx)
 {
     const size_t n = b->n, d = b->d;
-    const double *x = b->x;
+    const gmm_data x = b->x;
     const size_t trials = 2 + (size_t)log((double)k);
+    double *cand_row = gmm_xmalloc(d * sizeof *cand_row); /* the candidate point, as double */
+    if (!cand_row) return GMM_ERR_NOMEM;
     idx[0] = (size_t)gmm_rng_below(rng, n);
     double pot;
-    gmm_status st = b->pp_potential(b, x + idx[0] * d, 1, 1, &pot);
+    gmm_status st = b->pp_potential(b, gmm_data_row(x, idx[0], d, cand_row), 1, 1, &pot);
     for (size_t c = 1; c < k && st == GMM_OK; c++) {
         /* greedy k-means++: draw `trials` candidates with probability proportional to the closest distance,
          * keep the one that lowers the potential most (the first on ties) */
@@ -47,15 +49,16 @@ gmm_status gmm_kmeanspp_seeds(gmm_backend *b, size_t k, gmm_rng *rng, size_t *id
             size_t cand;
             double p;
             st = b->pp_draw(b, gmm_rng_uniform(rng) * pot, &cand);
-            if (st == GMM_OK) st = b->pp_potential(b, x + cand * d, 0, 0, &p);
+            if (st == GMM_OK) st = b->pp_potential(b, gmm_data_row(x, cand, d, cand_row), 0, 0, &p);
             if (st == GMM_OK && p < best_pot) {
                 best_pot = p;
                 best = cand;
             }
         }
         idx[c] = best;
-        if (st == GMM_OK) st = b->pp_potential(b, x + best * d, 0, 1, &pot);
+        if (st == GMM_OK) st = b->pp_potential(b, gmm_data_row(x, best, d, cand_row), 0, 1, &pot);
     }
+    free(cand_row);
     return st;
 }
 
@@ -91,7 +94,7 @@ gmm_status gmm_kmeans_lloyd(gmm_backend *b, size_t k, double *centers, int max_i
              * farthest points too); the point is taken out of its old cluster's distance pool */
             size_t far;
             st = b->lloyd_farthest(b, &far);
-            if (st == GMM_OK) memcpy(centers + c * d, b->x + far * d, d * sizeof *centers);
+            if (st == GMM_OK) gmm_data_copy_row(b->x, far, d, centers + c * d);
         }
         if (st != GMM_OK) break;
         if (it > 0 && changed == 0) {
@@ -136,14 +139,14 @@ static gmm_status params_from_resp(gmm_model *m, gmm_backend *b, int kind, uint6
 
 /* One-point responsibilities (k-means++ seeds, random_from_data): N_k = 1, mean = the point, covariance =
  * reg_covar I, weight (1 + 10 eps) / n — exactly what the M-step formulas give for them. */
-static gmm_status params_from_points(gmm_model *m, const double *x, size_t n, const size_t *idx, double reg_covar)
+static gmm_status params_from_points(gmm_model *m, gmm_data x, size_t n, const size_t *idx, double reg_covar)
 {
     const size_t k = m->k, d = m->d;
     gmm_stats s;
     gmm_status st = gmm_stats_alloc(&s, k, d);
     if (st != GMM_OK) return st;
     for (size_t c = 0; c < k; c++) {
-        memcpy(m->means + c * d, x + idx[c] * d, d * sizeof(double));
+        gmm_data_copy_row(x, idx[c], d, m->means + c * d);
         s.nk[c] = 1.0;
     }
     st = gmm_mstep(m, &s, n, reg_covar, 1);
@@ -208,7 +211,7 @@ static gmm_status apply_user_init(gmm_model *m, const gmm_options *o)
 static gmm_status init_from_method(gmm_model *m, gmm_backend *b, const gmm_options *o, gmm_rng *rng)
 {
     const size_t k = m->k, d = m->d, n = b->n;
-    const double *x = b->x;
+    const gmm_data x = b->x;
     switch (o->init) {
     case GMM_INIT_KMEANS: {
         size_t *idx = gmm_xmalloc(k * sizeof *idx);
@@ -216,7 +219,7 @@ static gmm_status init_from_method(gmm_model *m, gmm_backend *b, const gmm_optio
         gmm_status st = (idx && centers) ? GMM_OK : GMM_ERR_NOMEM;
         if (st == GMM_OK) st = gmm_kmeanspp_seeds(b, k, rng, idx);
         if (st == GMM_OK) {
-            for (size_t c = 0; c < k; c++) memcpy(centers + c * d, x + idx[c] * d, d * sizeof *centers);
+            for (size_t c = 0; c < k; c++) gmm_data_copy_row(x, idx[c], d, centers + c * d);
             /* scikit-learn's KMeans defaults: max_iter 300, tol 1e-4 */
             st = gmm_kmeans_lloyd(b, k, centers, 300, 1e-4);
         }
@@ -269,13 +272,13 @@ gmm_status gmm_init_params(gmm_model *m, gmm_backend *b, const gmm_options *o, g
     if (!(o->weights_init && o->means_init && o->precisions_init)) {
         const gmm_rng start = *rng;
         gmm_status st = init_from_method(m, b, o, rng);
-        if (st == GMM_ERR_NOMEM && strcmp(b->name, "cpu") != 0 && b->x) {
+        if (st == GMM_ERR_NOMEM && strcmp(b->name, "cpu") != 0 && b->x.p) {
             /* the device holds the data but not the passes' per-point state (n distances and labels): run
              * them on the host copy instead, from the same random state */
             gmm_backend h;
             gmm_clear_error();
             *rng = start;
-            st = gmm_backend_cpu_open(&h, b->x, b->n, b->d, b->n_threads);
+            st = gmm_backend_cpu_open_data(&h, b->x, b->n, b->d, b->n_threads);
             if (st == GMM_OK) {
                 st = init_from_method(m, &h, o, rng);
                 h.release(&h);

@@ -1617,6 +1617,76 @@ static void test_infer_far_model(void)
     gmm_model_free(m);
 }
 
+/* float32 input on CUDA (gmm_fit_f32, gmm_fit_predict_f32, gmm_infer_f32): for every gpu_dtype, on ordinary
+ * data and on far clusters (AUTO's criterion picks float64 there), the model, labels and outputs equal, bit for
+ * bit, those of the double calls on the same values widened to double beforehand: the column means, AUTO's
+ * choice and the centered device copy come out the same. */
+static void test_f32_input(void)
+{
+    const size_t n = quick ? 2003 : 20011, d = 2, k = 2;
+    double *far = far_clusters(n, 1e4, 1e-2, 6500);
+    gmm_model *truth = NULL;
+    double *ord = make_case(6501, n, k, d, 5.0, 0.3, 1.0, &truth);
+    float *xf = malloc(n * d * sizeof *xf);
+    double *xd = malloc(n * d * sizeof *xd), *lpf = malloc(n * sizeof *lpf), *lpd = malloc(n * sizeof *lpd);
+    double *rf = malloc(n * k * sizeof *rf), *rd = malloc(n * k * sizeof *rd);
+    int *lf = malloc(n * sizeof *lf), *ld = malloc(n * sizeof *ld);
+    CHECK(far && ord && truth && xf && xd && lpf && lpd && rf && rd && lf && ld);
+    if (!(far && ord && truth && xf && xd && lpf && lpd && rf && rd && lf && ld)) goto done;
+    static const gmm_gpu_dtype dtypes[] = {GMM_GPU_DTYPE_AUTO, GMM_GPU_DTYPE_FLOAT32, GMM_GPU_DTYPE_FLOAT64};
+    for (int data = 0; data < 2; data++) {
+        const double *src = data ? far : ord;
+        for (size_t i = 0; i < n * d; i++) {
+            xf[i] = (float)src[i];
+            xd[i] = (double)xf[i];
+        }
+        for (size_t t = 0; t < sizeof dtypes / sizeof *dtypes; t++) {
+            gmm_options o;
+            gmm_options_init(&o);
+            o.n_components = (int)k;
+            o.backend = GMM_BACKEND_CUDA;
+            o.gpu_dtype = dtypes[t];
+            o.init = t == 1 ? GMM_INIT_KMEANS_PLUSPLUS : GMM_INIT_KMEANS;
+            o.max_iter = 15;
+            o.tol = 0.0;
+            o.seed = 31 + t;
+            gmm_model *mf = NULL, *md = NULL;
+            gmm_status sf = gmm_fit_predict_f32(xf, n, d, &o, &mf, lf), sd = gmm_fit_predict(xd, n, d, &o, &md, ld);
+            CHECK(sf == GMM_OK && sd == GMM_OK);
+            if (sf != GMM_OK || sd != GMM_OK) {
+                fprintf(stderr, "  f32 input, data %d dtype %d: %s\n", data, (int)dtypes[t], gmm_last_error());
+            } else {
+                fprintf(stderr, "f32 input, data %d: %s\n", data, gmm_model_device(mf));
+                CHECK(strncmp(gmm_model_device(mf), "CUDA", 4) == 0);
+                CHECK(mf->n_iter == 15 && cuda_fits_identical(mf, md));
+                CHECK(memcmp(lf, ld, n * sizeof *lf) == 0);
+                if (data == 1 && dtypes[t] == GMM_GPU_DTYPE_AUTO) CHECK_STR_CONTAINS(gmm_model_device(mf), "float64 (auto");
+                gmm_model *mf2 = NULL;
+                CHECK(gmm_fit_f32(xf, n, d, &o, &mf2) == GMM_OK && mf2 && cuda_fits_identical(mf2, md));
+                gmm_model_free(mf2);
+                CHECK(gmm_infer_f32(md, xf, n, &o, lpf, lf, rf) == GMM_OK);
+                CHECK(gmm_infer(md, xd, n, &o, lpd, ld, rd) == GMM_OK);
+                CHECK(memcmp(lpf, lpd, n * sizeof *lpf) == 0 && memcmp(lf, ld, n * sizeof *lf) == 0 &&
+                      memcmp(rf, rd, n * k * sizeof *rf) == 0);
+            }
+            gmm_model_free(mf);
+            gmm_model_free(md);
+        }
+    }
+done:
+    gmm_model_free(truth);
+    free(far);
+    free(ord);
+    free(xf);
+    free(xd);
+    free(lpf);
+    free(lpd);
+    free(rf);
+    free(rd);
+    free(lf);
+    free(ld);
+}
+
 int main(void)
 {
     char name[256];
@@ -1649,7 +1719,8 @@ int main(void)
                  {"instances", test_instances},
                  {"hard_far_clusters", test_hard_far_clusters}, {"hard_far_means_init", test_hard_far_means_init},
                  {"hard_far_means_step", test_hard_far_means_step}, {"hard_scaled_column", test_hard_scaled_column},
-                 {"dtype_choice", test_dtype_choice},            {"infer_far_model", test_infer_far_model}};
+                 {"dtype_choice", test_dtype_choice},            {"infer_far_model", test_infer_far_model},
+                 {"f32_input", test_f32_input}};
     const char *only = getenv("GMM_TEST_CUDA_ONLY"); /* one part by name, for debugging */
     for (size_t p = 0; p < sizeof parts / sizeof *parts; p++) {
         if (only && strcmp(only, parts[p].name) != 0) continue;

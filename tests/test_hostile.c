@@ -276,7 +276,7 @@ static void test_far_rows_never_nan(void)
     lp[2] = NAN;
     resp[2] = resp[3] = resp[4] = resp[5] = NAN;
     lab[1] = lab[2] = 7;
-    CHECK(gmm_infer_check_rows(m, far, 3, lp, lab, resp) == GMM_OK);
+    CHECK(gmm_infer_check_rows(m, gmm_data_double(far), 3, lp, lab, resp) == GMM_OK);
     for (int i = 0; i < 3; i++) {
         CHECK_NEAR(lp[i], want_lp[i], 0, 1e-12);
         CHECK_INT_EQ(lab[i], want_lab[i]);

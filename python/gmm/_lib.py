@@ -137,6 +137,16 @@ def as_double_ptr(a):
     return ffi.from_buffer("double[]", a)
 
 
+def as_data_ptr(a):
+    """(pointer, is_float32) onto a C-contiguous float64 or float32 data array, without copying: a
+    `const double *` for float64 (the library's plain calls), a `const float *` for float32 (its _f32 calls,
+    which read the floats in place and widen each value to double as they read it)."""
+    assert a.flags.c_contiguous and a.dtype in (np.float64, np.float32)
+    if a.dtype == np.float32:
+        return ffi.from_buffer("float[]", a), True
+    return ffi.from_buffer("double[]", a), False
+
+
 def out_ptr(ctype, a):
     """A C array of ctype ("double[]", "int[]") onto the writable C-contiguous array a, without copying."""
     return ffi.from_buffer(ctype, a, require_writable=True)

@@ -225,9 +225,11 @@ class GaussianMixture(DensityMixin, BaseEstimator):
     # ------------------------------------------------------------------------------------------ fitting
 
     def _check_X(self, X, reset):
-        """X validated as scikit-learn does, as the C-contiguous float64 array the library reads: a C-contiguous
-        float64 array is X itself (no copy), any other (float32 included) is converted once."""
-        return _validate_data(self, X, dtype=np.float64, order="C", reset=reset, ensure_min_samples=2 if reset else 1)
+        """X validated as scikit-learn does, as a C-contiguous float64 or float32 array the library reads in
+        place: a C-contiguous float64 or float32 array is X itself (no copy), any other is converted once
+        (float32 stays float32, every other dtype becomes float64)."""
+        return _validate_data(self, X, dtype=[np.float64, np.float32], order="C", reset=reset,
+                              ensure_min_samples=2 if reset else 1)
 
     def _fit(self, X, want_labels):
         X = self._check_X(X, reset=not (self.warm_start and hasattr(self, "converged_")))
@@ -241,13 +243,14 @@ class GaussianMixture(DensityMixin, BaseEstimator):
             o.on_iter, o.on_iter_user = progress.callback, ffi.NULL
         _lib.install_cancel_hook(o)
         out = ffi.new("gmm_model **")
-        x = _lib.as_double_ptr(X)
+        x, f32 = _lib.as_data_ptr(X)
         if want_labels:
             labels = np.empty(n, dtype=np.intc)
-            status = lib.gmm_fit_predict(x, n, d, o, out, _lib.out_ptr("int[]", labels))
+            fit_predict = lib.gmm_fit_predict_f32 if f32 else lib.gmm_fit_predict
+            status = fit_predict(x, n, d, o, out, _lib.out_ptr("int[]", labels))
         else:
             labels = None
-            status = lib.gmm_fit(x, n, d, o, out)
+            status = (lib.gmm_fit_f32 if f32 else lib.gmm_fit)(x, n, d, o, out)
         model = ffi.gc(out[0], lib.gmm_model_free) if out[0] != ffi.NULL else None
         _lib.check(status)
         _lib.raise_pending()  # Ctrl-C caught in the last progress callback, after the last cancellation check
@@ -316,8 +319,9 @@ class GaussianMixture(DensityMixin, BaseEstimator):
                 "resp": np.empty((n, k)) if resp else None}
         ptr = {name: (_lib.out_ptr("int[]" if name == "labels" else "double[]", a) if a is not None else ffi.NULL)
                for name, a in outs.items()}
-        _lib.check(lib.gmm_infer(model, _lib.as_double_ptr(X), n, self._device_options(), ptr["logp"],
-                                 ptr["labels"], ptr["resp"]))
+        x, f32 = _lib.as_data_ptr(X)
+        infer = lib.gmm_infer_f32 if f32 else lib.gmm_infer
+        _lib.check(infer(model, x, n, self._device_options(), ptr["logp"], ptr["labels"], ptr["resp"]))
         return outs
 
     def score_samples(self, X):
