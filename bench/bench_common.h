@@ -82,7 +82,7 @@ static inline int bench_parse_spec(const char *prog, const char *spec, bench_cas
  * SPEC, replacing the default list on the first --cases (*have_cases tracks that); advances *i past them.
  * 0 on success, -1 with a message. */
 static inline int bench_parse_cases_option(const char *prog, int argc, char **argv, int *i, bench_case *cases,
-                                    int *n_cases, int *have_cases)
+                                           int *n_cases, int *have_cases)
 {
     if (*i + 1 >= argc || !strncmp(argv[*i + 1], "--", 2)) {
         fprintf(stderr, "%s: --cases needs at least one SPEC\n", prog);

@@ -52,22 +52,21 @@ typedef struct bench_args {
 
 static void usage(FILE *f)
 {
-    fprintf(f,
-            "usage: bench_cpu [--cases SPEC...] [--covariance TYPE] [--max-n N] [--iters R] [--threads T]\n"
-            "                 [--repeats P] [--seed S] [--work DIR] [--csv FILE]\n"
-            "  SPEC   DxK:N1,N2,...  (each N may be N@R to set its iteration count), e.g.\n"
-            "         --cases 2x4:5000,100000 16x16:1e5\n"
-            "         default: 2x4:5000,100000,1000000,10000000 16x16:100000,1000000\n"
-            "  --covariance TYPE  full (default), tied, diag or spherical\n"
-            "  --init-means M     random (default: K distinct random points) or clusters (the first point\n"
-            "                     drawn from each generating component)\n"
-            "  --max-n N     skip cases with more than N points\n"
-            "  --iters R     EM iterations per fit (default 10; >= 2, iteration 1 is warm-up)\n"
-            "  --threads T   OpenMP threads (default: OpenMP's maximum)\n"
-            "  --repeats P   fits per case; the median is over all their iterations 2..R (default 1)\n"
-            "  --seed S      data seed (default 20240601)\n"
-            "  --work DIR    where the .npy data and the .json models go (default bench-work)\n"
-            "  --csv FILE    also write the results as CSV\n");
+    fprintf(f, "usage: bench_cpu [--cases SPEC...] [--covariance TYPE] [--max-n N] [--iters R] [--threads T]\n"
+               "                 [--repeats P] [--seed S] [--work DIR] [--csv FILE]\n"
+               "  SPEC   DxK:N1,N2,...  (each N may be N@R to set its iteration count), e.g.\n"
+               "         --cases 2x4:5000,100000 16x16:1e5\n"
+               "         default: 2x4:5000,100000,1000000,10000000 16x16:100000,1000000\n"
+               "  --covariance TYPE  full (default), tied, diag or spherical\n"
+               "  --init-means M     random (default: K distinct random points) or clusters (the first point\n"
+               "                     drawn from each generating component)\n"
+               "  --max-n N     skip cases with more than N points\n"
+               "  --iters R     EM iterations per fit (default 10; >= 2, iteration 1 is warm-up)\n"
+               "  --threads T   OpenMP threads (default: OpenMP's maximum)\n"
+               "  --repeats P   fits per case; the median is over all their iterations 2..R (default 1)\n"
+               "  --seed S      data seed (default 20240601)\n"
+               "  --work DIR    where the .npy data and the .json models go (default bench-work)\n"
+               "  --csv FILE    also write the results as CSV\n");
 }
 
 static int parse_args(int argc, char **argv, bench_args *a)
@@ -153,8 +152,7 @@ static void type_shape(gmm_covariance_type type, size_t k, size_t d, const doubl
     for (size_t j = 0; j < d; j++) mean_var += cov[j * d + j];
     mean_var /= (double)d;
     const size_t copies = type == GMM_COV_TIED ? 1 : k;
-    for (size_t c = 0; c < copies; c++)
-        switch (type) {
+    for (size_t c = 0; c < copies; c++) switch (type) {
         case GMM_COV_FULL:
         case GMM_COV_TIED:
             memcpy(cov_out + c * d * d, cov, d * d * sizeof *cov);
@@ -256,7 +254,6 @@ done:
 /* ------------------------------------------------------------------------------------------- timing */
 
 
-
 /* Seconds of one parallel read of x (count doubles) with `threads` threads: the median of 7 passes after
  * one warm-up. The sum is returned through *sink so that the compiler keeps the loads. */
 static double read_floor(const double *x, size_t count, int threads, double *sink)
@@ -328,7 +325,10 @@ static int run_case(const bench_args *a, const bench_case *bc, int threads, case
     st = gmm_write_npy(r->data, x, n, d);
     if (st == GMM_OK) st = gmm_model_save(init, r->init);
     const size_t prec_rows = a->cov == GMM_COV_TIED ? d : k;
-    const size_t prec_cols = a->cov == GMM_COV_FULL ? d * d : a->cov == GMM_COV_TIED ? d : a->cov == GMM_COV_DIAG ? d : 1;
+    const size_t prec_cols = a->cov == GMM_COV_FULL   ? d * d
+                             : a->cov == GMM_COV_TIED ? d
+                             : a->cov == GMM_COV_DIAG ? d
+                                                      : 1;
     if (st == GMM_OK) st = gmm_write_npy(r->prec, prec, prec_rows, prec_cols);
     if (st != GMM_OK) {
         fail("writing the case files", st);
@@ -414,8 +414,8 @@ int main(int argc, char **argv)
     printf("gmm CPU benchmark: %d threads; per-iteration time = median of iterations 2..R of gmm_fit "
            "(weights/means/precisions_init given, tol 0)\n",
            threads);
-    printf("%-22s %9s %3s %3s %3s %5s %12s %12s %8s %12s %7s %20s\n", "case", "n", "d", "k", "thr", "iters",
-           "s/iter", "min s/iter", "GB/s", "read X (s)", "xfloor", "mean loglik");
+    printf("%-22s %9s %3s %3s %3s %5s %12s %12s %8s %12s %7s %20s\n", "case", "n", "d", "k", "thr", "iters", "s/iter",
+           "min s/iter", "GB/s", "read X (s)", "xfloor", "mean loglik");
     fflush(stdout);
     double sink = 0.0;
     int status = 0, ran = 0;

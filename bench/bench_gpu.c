@@ -266,15 +266,13 @@ static gmm_model *start_model(const gmm_model *m)
 /* ------------------------------------------------------------------------------------------- timing */
 
 
-
-#define CK(call)                                                                                              \
-    do {                                                                                                      \
-        cudaError_t e_ = (call);                                                                              \
-        if (e_ != cudaSuccess) {                                                                              \
-            fprintf(stderr, "bench_gpu: %s:%d: %s failed: %s\n", __FILE__, __LINE__, #call,                   \
-                    cudaGetErrorString(e_));                                                                  \
-            goto fail;                                                                                        \
-        }                                                                                                     \
+#define CK(call)                                                                                                     \
+    do {                                                                                                             \
+        cudaError_t e_ = (call);                                                                                     \
+        if (e_ != cudaSuccess) {                                                                                     \
+            fprintf(stderr, "bench_gpu: %s:%d: %s failed: %s\n", __FILE__, __LINE__, #call, cudaGetErrorString(e_)); \
+            goto fail;                                                                                               \
+        }                                                                                                            \
     } while (0)
 
 /* Device-to-device copy bandwidth in bytes per second (reads + writes), median of 10 copies of up to 1 GiB
@@ -303,8 +301,8 @@ static double copy_bandwidth(void)
         t[i] = ms * 1e-3;
     }
     bw = 2.0 * (double)bytes / bench_median(t, 10);
-    printf("device-to-device copy: %zu MiB in %.3f ms: %.1f GB/s (read + write)\n", bytes >> 20, bench_median(t, 10) * 1e3,
-           bw * 1e-9);
+    printf("device-to-device copy: %zu MiB in %.3f ms: %.1f GB/s (read + write)\n", bytes >> 20,
+           bench_median(t, 10) * 1e3, bw * 1e-9);
 fail:
     if (e0) cudaEventDestroy(e0);
     if (e1) cudaEventDestroy(e1);
@@ -407,21 +405,21 @@ static int sh_append(char *buf, size_t cap, const char *s)
 /* ------------------------------------------------------------------------------------------ scikit-learn */
 
 typedef struct sk_state {
-    int enabled;     /* python imports numpy, scikit-learn and threadpoolctl, and the script is there */
+    int enabled; /* python imports numpy, scikit-learn and threadpoolctl, and the script is there */
     const char *python;
     char script[4096];
     char work[4096];
-    int temp_work;   /* work was made by mkdtemp: its files and itself go at the end */
+    int temp_work; /* work was made by mkdtemp: its files and itself go at the end */
     int threads;
-    double spent;    /* seconds taken by sklearn's cases so far (their files, the reference fit, sklearn) */
+    double spent; /* seconds taken by sklearn's cases so far (their files, the reference fit, sklearn) */
 } sk_state;
 
 typedef struct sk_result {
-    double s_iter, s_min;  /* sklearn: median and fastest of iterations 2..R (NaN: not measured) */
-    double trace_rel;      /* max relative difference of sklearn's log-likelihood trace from the CPU reference's */
-    double gpu_trace_rel;  /* the same for the GPU's (float32) trace over the timed run's first iterations */
+    double s_iter, s_min; /* sklearn: median and fastest of iterations 2..R (NaN: not measured) */
+    double trace_rel;     /* max relative difference of sklearn's log-likelihood trace from the CPU reference's */
+    double gpu_trace_rel; /* the same for the GPU's (float32) trace over the timed run's first iterations */
     int iters, threads, fits;
-    char log[4096];        /* what bench_sklearn.py printed (versions, BLAS, its row, warnings), cut short */
+    char log[4096]; /* what bench_sklearn.py printed (versions, BLAS, its row, warnings), cut short */
 } sk_result;
 
 /* The env prefix of every python command: the thread counts (read by the BLAS at import) and without the
@@ -457,8 +455,8 @@ static void sk_setup(const bench_args *a, sk_state *s)
     }
     char cmd[8192];
     sk_env(cmd, sizeof cmd, 1);
-    if (sh_append(cmd, sizeof cmd, s->python) ||
-        sh_append(cmd, sizeof cmd, "-c") || sh_append(cmd, sizeof cmd, "import numpy, sklearn, threadpoolctl")) {
+    if (sh_append(cmd, sizeof cmd, s->python) || sh_append(cmd, sizeof cmd, "-c") ||
+        sh_append(cmd, sizeof cmd, "import numpy, sklearn, threadpoolctl")) {
         printf("scikit-learn: skipped: command too long\n");
         return;
     }
@@ -557,8 +555,7 @@ static int sk_case(const bench_args *a, sk_state *s, const bench_case *bc, const
         printf("    scikit-learn: cannot write %s: %s\n", gcsv, strerror(errno));
         goto done;
     }
-    fprintf(f, "case,n,d,k,threads,iters,data,init,prec,fit\n%s,%zu,%zu,%zu,%d,%d", name, n, d, k, s->threads,
-            iters);
+    fprintf(f, "case,n,d,k,threads,iters,data,init,prec,fit\n%s,%zu,%zu,%zu,%d,%d", name, n, d, k, s->threads, iters);
     csv_s(f, data);
     csv_s(f, init);
     csv_s(f, precf);
@@ -593,7 +590,8 @@ static int sk_case(const bench_args *a, sk_state *s, const bench_case *bc, const
     if (sys == -1 || !WIFEXITED(sys) || WEXITSTATUS(sys) != 0)
         printf("    scikit-learn: bench_sklearn.py exited with status %d%s\n",
                sys != -1 && WIFEXITED(sys) ? WEXITSTATUS(sys) : -1,
-               sys != -1 && WIFEXITED(sys) && WEXITSTATUS(sys) == 1 ? " (its figures are read if it wrote them)" : "");
+               sys != -1 && WIFEXITED(sys) && WEXITSTATUS(sys) == 1 ? " (its figures are read if it wrote them)"
+                                                                    : "");
     f = fopen(scsv, "r");
     char head[4096], row[16384], *hf[64], *rf[64];
     if (!f || !fgets(head, sizeof head, f) || !fgets(row, sizeof row, f)) {
@@ -604,12 +602,18 @@ static int sk_case(const bench_args *a, sk_state *s, const bench_case *bc, const
     fclose(f);
     const int nh = csv_split(head, hf, 64), nr = csv_split(row, rf, 64);
     for (int i = 0; i < nh && i < nr; i++) {
-        if (!strcmp(hf[i], "sk_s_per_iter")) r->s_iter = strtod(rf[i], NULL);
-        else if (!strcmp(hf[i], "sk_s_min")) r->s_min = strtod(rf[i], NULL);
-        else if (!strcmp(hf[i], "trace_max_rel_diff")) r->trace_rel = strtod(rf[i], NULL);
-        else if (!strcmp(hf[i], "iters")) r->iters = atoi(rf[i]);
-        else if (!strcmp(hf[i], "threads")) r->threads = atoi(rf[i]);
-        else if (!strcmp(hf[i], "fits")) r->fits = atoi(rf[i]);
+        if (!strcmp(hf[i], "sk_s_per_iter"))
+            r->s_iter = strtod(rf[i], NULL);
+        else if (!strcmp(hf[i], "sk_s_min"))
+            r->s_min = strtod(rf[i], NULL);
+        else if (!strcmp(hf[i], "trace_max_rel_diff"))
+            r->trace_rel = strtod(rf[i], NULL);
+        else if (!strcmp(hf[i], "iters"))
+            r->iters = atoi(rf[i]);
+        else if (!strcmp(hf[i], "threads"))
+            r->threads = atoi(rf[i]);
+        else if (!strcmp(hf[i], "fits"))
+            r->fits = atoi(rf[i]);
     }
     rc = isfinite(r->s_iter) ? 0 : -1;
 done:
@@ -738,8 +742,7 @@ typedef struct fit_result {
 } fit_result;
 
 /* Times --fit-repeats whole gmm_fit runs of x (n, d) on backend kind after one untimed run; 0 on success. */
-static int time_fit(const bench_args *a, const double *x, size_t n, size_t d, gmm_backend_kind kind,
-                    fit_result *r)
+static int time_fit(const bench_args *a, const double *x, size_t n, size_t d, gmm_backend_kind kind, fit_result *r)
 {
     gmm_options o;
     gmm_options_init(&o);
@@ -762,8 +765,8 @@ static int time_fit(const bench_args *a, const double *x, size_t n, size_t d, gm
         const gmm_status st = gmm_fit(x, n, d, &o, &m);
         const double dt = gmm_now() - t0;
         if (st != GMM_OK) {
-            fprintf(stderr, "bench_gpu: gmm_fit on the %s backend: %s: %s\n", kind == GMM_BACKEND_CUDA ? "CUDA" : "CPU",
-                    gmm_strerror(st), gmm_last_error());
+            fprintf(stderr, "bench_gpu: gmm_fit on the %s backend: %s: %s\n",
+                    kind == GMM_BACKEND_CUDA ? "CUDA" : "CPU", gmm_strerror(st), gmm_last_error());
             goto done;
         }
         if (rep < 0)
@@ -877,9 +880,8 @@ int main(int argc, char **argv)
                      "gpu_trace_rel_diff,fit_backend,fit_s_median,fit_s_min,fit_s_first,fit_n_iter,fit_converged,"
                      "fit_loglik_mean,fit_iter_s_median,kernel\n");
     }
-    printf("%3s %3s %11s %12s %12s %11s %7s %7s %8s %9s %12s %8s %12s %8s\n", "d", "k", "n", "iter ms",
-           "stats ms", "floor ms", "iter/fl", "stat/fl", "GB/s", "upload s", "cpu iter ms", "cpu/gpu", "sk iter ms",
-           "sk/gpu");
+    printf("%3s %3s %11s %12s %12s %11s %7s %7s %8s %9s %12s %8s %12s %8s\n", "d", "k", "n", "iter ms", "stats ms",
+           "floor ms", "iter/fl", "stat/fl", "GB/s", "upload s", "cpu iter ms", "cpu/gpu", "sk iter ms", "sk/gpu");
     int failures = 0;
     for (int i = 0; i < a.n_cases; i++) {
         const bench_case *bc = &a.cases[i];
@@ -903,7 +905,8 @@ int main(int argc, char **argv)
                    r.sk.threads, r.sk.iters, r.sk.iters, r.sk.trace_rel, r.sk.gpu_trace_rel);
         else if (isfinite(r.sk.gpu_trace_rel))
             printf("    scikit-learn: no figure; the GPU's (float32) log-likelihood trace vs the CPU reference's: "
-                   "%.1e\n", r.sk.gpu_trace_rel);
+                   "%.1e\n",
+                   r.sk.gpu_trace_rel);
         for (const char *p = r.sk.log; *p;) { /* bench_sklearn.py's own output, indented */
             const size_t len = strcspn(p, "\n");
             printf("      | %.*s\n", (int)len, p);

@@ -57,8 +57,9 @@ int main(int argc, char **argv)
     double ll = vl_gmm_cluster(gmm, x, n);
     clock_gettime(CLOCK_MONOTONIC, &t1);
     fflush(stdout);
-    printf("seconds %.9f loglik %.17g threads %zu\n", (double)(t1.tv_sec - t0.tv_sec) + 1e-9 * (double)(t1.tv_nsec - t0.tv_nsec),
-           ll, (size_t)vl_get_max_threads());
+    printf("seconds %.9f loglik %.17g threads %zu\n",
+           (double)(t1.tv_sec - t0.tv_sec) + 1e-9 * (double)(t1.tv_nsec - t0.tv_nsec), ll,
+           (size_t)vl_get_max_threads());
     vl_gmm_delete(gmm);
     free(x);
     free(init);

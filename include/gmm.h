@@ -26,17 +26,17 @@ extern "C" {
 
 typedef enum gmm_status {
     GMM_OK = 0,
-    GMM_ERR_INVALID_ARG = 1, /* an argument or option is out of range */
-    GMM_ERR_NOMEM = 2,       /* an allocation failed */
-    GMM_ERR_IO = 3,          /* a file could not be opened, read or written */
-    GMM_ERR_PARSE = 4,       /* a data or model file is malformed (message has file:line:column) */
-    GMM_ERR_NOT_PD = 5,      /* a covariance is not positive definite even after reg_covar */
-    GMM_ERR_COLLAPSED = 6,   /* reserved: gmm_fit no longer returns it; a component that loses all its
+    GMM_ERR_INVALID_ARG = 1,    /* an argument or option is out of range */
+    GMM_ERR_NOMEM = 2,          /* an allocation failed */
+    GMM_ERR_IO = 3,             /* a file could not be opened, read or written */
+    GMM_ERR_PARSE = 4,          /* a data or model file is malformed (message has file:line:column) */
+    GMM_ERR_NOT_PD = 5,         /* a covariance is not positive definite even after reg_covar */
+    GMM_ERR_COLLAPSED = 6,      /* reserved: gmm_fit no longer returns it; a component that loses all its
                                 responsibility is kept as scikit-learn keeps it (see GMM_EMPTY_FLOOR) */
     GMM_ERR_TOO_FEW_POINTS = 7, /* fewer points than components */
-    GMM_ERR_CUDA = 8,        /* a CUDA call failed */
-    GMM_ERR_NO_DEVICE = 9,   /* the requested backend is not available */
-    GMM_ERR_CANCELLED = 10   /* options.should_stop asked the fit to stop */
+    GMM_ERR_CUDA = 8,           /* a CUDA call failed */
+    GMM_ERR_NO_DEVICE = 9,      /* the requested backend is not available */
+    GMM_ERR_CANCELLED = 10      /* options.should_stop asked the fit to stop */
 } gmm_status;
 
 /* A short, static description of a status code ("covariance not positive definite", ...). */
@@ -101,28 +101,28 @@ typedef struct gmm_model gmm_model;
  * change is the change of the mean per-point log-likelihood (NaN at iter 1 of a fresh start; measured from
  * options.warm_lower_bound when that is finite); seconds is the wall time of
  * the iteration. */
-typedef void (*gmm_iter_callback)(void *user, int run, int iter, double loglik, double change,
-                                  double seconds);
+typedef void (*gmm_iter_callback)(void *user, int run, int iter, double loglik, double change, double seconds);
 
 /* How far initial weights may sum from 1 (scikit-learn's atol for float64 weights). */
 #define GMM_WEIGHTS_SUM_TOL 1e-8
 
 typedef struct gmm_options {
-    int n_components;          /* k; default 1 (scikit-learn's default; the CLI requires -k) */
+    int n_components;                    /* k; default 1 (scikit-learn's default; the CLI requires -k) */
     gmm_covariance_type covariance_type; /* default GMM_COV_FULL */
-    double tol;                /* stop when |change of mean per-point log-likelihood| < tol; default 1e-3 */
-    double reg_covar;          /* added to every covariance diagonal; default 1e-6; must be >= 0 */
-    int max_iter;              /* EM iterations per run; default 100. 0, as in scikit-learn: the initial
+    double tol;                          /* stop when |change of mean per-point log-likelihood| < tol; default 1e-3 */
+    double reg_covar;                    /* added to every covariance diagonal; default 1e-6; must be >= 0 */
+    int max_iter;                        /* EM iterations per run; default 100. 0, as in scikit-learn: the initial
                                   parameters, n_iter 0, converged 0, lower bound -INFINITY */
-    int n_init;                /* runs from different seeds; the best lower bound wins; default 1 */
-    gmm_init_method init;      /* default GMM_INIT_KMEANS */
+    int n_init;                          /* runs from different seeds; the best lower bound wins; default 1 */
+    gmm_init_method init;                /* default GMM_INIT_KMEANS */
     /* Optional initial parameters, as scikit-learn's weights_init / means_init / precisions_init: each one
      * given replaces what the init method would produce (borrowed; NULL by default). When all three are
      * given the init method is not run. precisions are inverse covariances in the covariance type's own
      * shape: full (k, d, d), tied (d, d), diag (k, d), spherical (k). */
-    const double *weights_init;    /* (k), each in [0, 1], summing to 1 within GMM_WEIGHTS_SUM_TOL (scikit-learn's check);
+    const double
+        *weights_init;        /* (k), each in [0, 1], summing to 1 within GMM_WEIGHTS_SUM_TOL (scikit-learn's check);
                                       used as given, never renormalized */
-    const double *means_init;      /* (k, d) */
+    const double *means_init; /* (k, d) */
     const double *precisions_init; /* shape of covariance_type, symmetric positive definite */
     /* The lower bound of the model a run continues from, as scikit-learn's warm_start keeps lower_bound_:
      * the first iteration's change is measured from it, so a chain of max_iter = 1 fits converges where one
@@ -139,7 +139,7 @@ typedef struct gmm_options {
      * when it returns non-zero the fit stops there and returns GMM_ERR_CANCELLED with no model
      * (nothing is leaked). A binding checks its interrupt flag (Python: Ctrl-C) in it. */
     int (*should_stop)(void *user);
-    void *should_stop_user;    /* passed to should_stop */
+    void *should_stop_user; /* passed to should_stop */
 } gmm_options;
 
 /* Fills *options with the defaults documented above. */
@@ -223,8 +223,8 @@ gmm_status gmm_infer(const gmm_model *model, const double *x, size_t n, const gm
 
 /* gmm_infer on float32 data x (n, d), read in place: the outputs equal, bit for bit, gmm_infer's on the same
  * values stored as double. */
-gmm_status gmm_infer_f32(const gmm_model *model, const float *x, size_t n, const gmm_options *options,
-                         double *logp, int *labels, double *resp);
+gmm_status gmm_infer_f32(const gmm_model *model, const float *x, size_t n, const gmm_options *options, double *logp,
+                         int *labels, double *resp);
 
 /* Draws n points from the model into *x_out ((n, d), owned by the caller, release with gmm_free) and their
  * components into *labels_out ((n), may be NULL). Deterministic for a given seed. */
@@ -248,8 +248,8 @@ const double *gmm_model_covariances(const gmm_model *model); /* (k, d, d) full, 
 gmm_covariance_type gmm_model_covariance_type(const gmm_model *model);
 
 /* Fit record (zero / empty for a model that was not produced by gmm_fit). */
-int gmm_model_converged(const gmm_model *model);  /* 1 if the best run met tol */
-int gmm_model_n_iter(const gmm_model *model);     /* EM iterations of the best run */
+int gmm_model_converged(const gmm_model *model); /* 1 if the best run met tol */
+int gmm_model_n_iter(const gmm_model *model);    /* EM iterations of the best run */
 /* scikit-learn's lower_bound_: the mean per-point log-likelihood of the parameters entering the best run's
  * last iteration (before its M-step), -INFINITY when max_iter was 0. The final model's own log-likelihood
  * is gmm_score's. */
@@ -261,7 +261,7 @@ int gmm_model_empty_since(const gmm_model *model, size_t c);
 const double *gmm_model_loglik_trace(const gmm_model *model, int *len);
 /* Seconds of wall time per iteration of the best run (*len entries), borrowed. */
 const double *gmm_model_iter_seconds(const gmm_model *model, int *len);
-int gmm_model_best_run(const gmm_model *model);   /* which of the n_init runs won (0-based) */
+int gmm_model_best_run(const gmm_model *model); /* which of the n_init runs won (0-based) */
 /* Where the fit's passes ran, e.g. "CPU (16 threads)" or "CUDA: NVIDIA H100 ... float32"; "" if not fitted. */
 const char *gmm_model_device(const gmm_model *model);
 

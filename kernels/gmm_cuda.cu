@@ -212,7 +212,8 @@ cudaError_t occupancy_verdict(cudaError_t e, int occ, const char *kernel, int d,
         if (msg && !msg[0]) say(msg, len, "the %s kernel (d = %d, k = %d) cannot run on this device", kernel, d, k);
         return cudaErrorInvalidConfiguration;
     }
-    if (e != cudaSuccess && msg && !msg[0]) say(msg, len, "setting up the %s kernel: %s", kernel, cudaGetErrorString(e));
+    if (e != cudaSuccess && msg && !msg[0])
+        say(msg, len, "setting up the %s kernel: %s", kernel, cudaGetErrorString(e));
     return e;
 }
 
@@ -277,19 +278,24 @@ cudaError_t plan_tile(gmm_cuda_plan *p, const DeviceLimits &lim, char *msg, size
         }
         if (!p->tile_threads) {
             if (force)
-                say(msg, len, "GMM_CUDA_TILE_THREADS=%s: the tile stats kernel for d = %d, k = %d cannot run with "
-                    "that block size (64, 128 or 256 threads, within %zu bytes of shared memory)", force_env, d, k,
-                    max_dyn);
+                say(msg, len,
+                    "GMM_CUDA_TILE_THREADS=%s: the tile stats kernel for d = %d, k = %d cannot run with "
+                    "that block size (64, 128 or 256 threads, within %zu bytes of shared memory)",
+                    force_env, d, k, max_dyn);
             else
-                say(msg, len, "the tile stats kernel for d = %d, k = %d needs more shared memory than the %zu "
-                    "bytes a block may have on this device", d, k, max_dyn);
+                say(msg, len,
+                    "the tile stats kernel for d = %d, k = %d needs more shared memory than the %zu "
+                    "bytes a block may have on this device",
+                    d, k, max_dyn);
             return cudaErrorInvalidValue;
         }
         return cudaSuccess;
     });
     if (e == cudaSuccess && occ < 1)
-        say(msg, len, "the tile stats kernel (d = %d, k = %d, %d threads, %zu bytes of shared memory) cannot run on "
-            "this device", d, k, p->tile_threads, p->tile_smem);
+        say(msg, len,
+            "the tile stats kernel (d = %d, k = %d, %d threads, %zu bytes of shared memory) cannot run on "
+            "this device",
+            d, k, p->tile_threads, p->tile_smem);
     e = occupancy_verdict(e, occ, "tile stats", d, k, msg, len);
     if (e == cudaSuccess) p->tile_blocks = grid_blocks(p->n, p->tile_threads, (long long)lim.n_sm * occ);
     return e;
@@ -338,8 +344,10 @@ cudaError_t plan_flat(gmm_cuda_plan *p, const DeviceLimits &lim, char *msg, size
         if (e2 != cudaSuccess) return e2;
         p->assign_smem = predict_rs_offset(k, P, (int)sizeof(T));
         if (p->assign_smem > max_dyn) {
-            say(msg, len, "the assign kernel for d = %d, k = %d needs more shared memory than the %zu bytes a block "
-                "may have on this device", d, k, max_dyn);
+            say(msg, len,
+                "the assign kernel for d = %d, k = %d needs more shared memory than the %zu bytes a block "
+                "may have on this device",
+                d, k, max_dyn);
             return cudaErrorInvalidValue;
         }
         return cudaOccupancyMaxActiveBlocksPerMultiprocessor(&occ, fn, kFlatThreads, p->assign_smem);
@@ -379,8 +387,10 @@ cudaError_t plan_predict(gmm_cuda_plan *p, const DeviceLimits &lim, char *msg, s
                 break;
             }
         if (!p->predict_threads) {
-            say(msg, len, "the predict kernel for d = %d, k = %d needs more shared memory than the %zu bytes a block "
-                "may have on this device", d, k, max_dyn);
+            say(msg, len,
+                "the predict kernel for d = %d, k = %d needs more shared memory than the %zu bytes a block "
+                "may have on this device",
+                d, k, max_dyn);
             return cudaErrorInvalidValue;
         }
         return cudaOccupancyMaxActiveBlocksPerMultiprocessor(&occ, fn, p->predict_threads, p->predict_smem);
@@ -440,8 +450,8 @@ extern "C" cudaError_t gmm_cuda_stats(const gmm_cuda_plan *p, const void *x_dev,
             static_assert(sizeof prm.v == sizeof(T) * Tg::k * TileShape<T, Tg::dim>::P, "one block per component");
             memcpy(prm.v, params_host, sizeof prm.v);
             auto fn = stats_reg_kernel<T, Tg::dim, Tg::k>;
-            GMM_LAUNCH(fn, p->blocks, kRegThreads, 0, s, static_cast<const T *>(x_dev), p->n, prm,
-                       (int)p->stats_len, partials_dev);
+            GMM_LAUNCH(fn, p->blocks, kRegThreads, 0, s, static_cast<const T *>(x_dev), p->n, prm, (int)p->stats_len,
+                       partials_dev);
             return cudaGetLastError();
         });
     } else {
@@ -464,8 +474,9 @@ extern "C" cudaError_t gmm_cuda_stats(const gmm_cuda_plan *p, const void *x_dev,
     return cudaMemcpyAsync(stats_host, stats_dev, p->stats_len * sizeof(double), cudaMemcpyDeviceToHost, s);
 }
 
-extern "C" cudaError_t gmm_cuda_predict(const gmm_cuda_plan *p, const void *x_dev, long long n, const void *params_dev,
-                                        double *logp_dev, int *labels_dev, double *resp_dev, cudaStream_t s)
+extern "C" cudaError_t gmm_cuda_predict(const gmm_cuda_plan *p, const void *x_dev, long long n,
+                                        const void *params_dev, double *logp_dev, int *labels_dev, double *resp_dev,
+                                        cudaStream_t s)
 {
     if (n < 1) return cudaErrorInvalidValue;
     const long long want = ceil_div(n, p->predict_threads);
@@ -522,8 +533,8 @@ extern "C" cudaError_t gmm_cuda_chunk_sums(const gmm_cuda_plan *p, const void *d
     if (p->n < 1) return cudaErrorInvalidValue;
     const long long nch = ceil_div(p->n, kDrawChunk);
     if (p->use_double)
-        GMM_LAUNCH(chunk_sums_kernel<double>, (int)nch, kFlatThreads, 0, s, static_cast<const double *>(dist_dev), p->n,
-                   sums_dev);
+        GMM_LAUNCH(chunk_sums_kernel<double>, (int)nch, kFlatThreads, 0, s, static_cast<const double *>(dist_dev),
+                   p->n, sums_dev);
     else
         GMM_LAUNCH(chunk_sums_kernel<float>, (int)nch, kFlatThreads, 0, s, static_cast<const float *>(dist_dev), p->n,
                    sums_dev);

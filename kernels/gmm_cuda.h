@@ -28,7 +28,8 @@
 extern "C" {
 #endif
 
-#define GMM_CUDA_MAX_D 32 /* largest number of features the kernels handle (above 16, k is bounded by the
+#define GMM_CUDA_MAX_D                                                                                               \
+    32                    /* largest number of features the kernels handle (above 16, k is bounded by the
                              tile kernel's shared memory: about 30 components in float32 at d = 32) */
 #define GMM_CUDA_MAX_K 64 /* largest number of components the kernels handle */
 
@@ -45,27 +46,27 @@ extern "C" {
 /* A launch plan: fixed for a given (device, n, d, k, data type), so that the partial sums and their
  * reduction order, hence the results, are the same on every call. Filled by gmm_cuda_plan_make. */
 typedef struct gmm_cuda_plan {
-    long long n;          /* points */
-    int d, D, k;          /* features, padded features, components */
-    int use_double;       /* data, parameters and per-point arithmetic in float64 instead of float32 */
-    size_t elem_size;     /* 4 or 8: bytes of one data / parameter element */
-    int path;             /* GMM_CUDA_PATH_REG or GMM_CUDA_PATH_TILE */
-    int threads, blocks;  /* stats kernel launch shape; blocks partials are written */
-    size_t smem;          /* stats kernel dynamic shared memory, bytes */
-    size_t stats_len;     /* doubles of one (partial or reduced) statistics vector: k * E + 1 */
-    size_t params_len;    /* elements of the parameter array: k * P */
-    size_t shift_len;     /* elements of the shifts after it for gmm_cuda_stats_shifted: k * D */
-    int reduce_blocks;    /* launch shape of the fixed-order reduction (256 threads each) */
-    int predict_threads;  /* predict kernel: threads per block, */
-    int predict_max_blocks; /* the most blocks it is launched with, */
-    size_t predict_smem;  /* and its dynamic shared memory in bytes */
+    long long n;                   /* points */
+    int d, D, k;                   /* features, padded features, components */
+    int use_double;                /* data, parameters and per-point arithmetic in float64 instead of float32 */
+    size_t elem_size;              /* 4 or 8: bytes of one data / parameter element */
+    int path;                      /* GMM_CUDA_PATH_REG or GMM_CUDA_PATH_TILE */
+    int threads, blocks;           /* stats kernel launch shape; blocks partials are written */
+    size_t smem;                   /* stats kernel dynamic shared memory, bytes */
+    size_t stats_len;              /* doubles of one (partial or reduced) statistics vector: k * E + 1 */
+    size_t params_len;             /* elements of the parameter array: k * P */
+    size_t shift_len;              /* elements of the shifts after it for gmm_cuda_stats_shifted: k * D */
+    int reduce_blocks;             /* launch shape of the fixed-order reduction (256 threads each) */
+    int predict_threads;           /* predict kernel: threads per block, */
+    int predict_max_blocks;        /* the most blocks it is launched with, */
+    size_t predict_smem;           /* and its dynamic shared memory in bytes */
     int tile_threads, tile_blocks; /* the tile stats kernel's launch shape (the stats pass's when path is */
-    size_t tile_smem;     /* GMM_CUDA_PATH_TILE; the initializations' resp_stats use it whatever the path) */
-    int flat_blocks;      /* blocks of the initialization kernels (256 threads each, 4 per multiprocessor at most,
+    size_t tile_smem;              /* GMM_CUDA_PATH_TILE; the initializations' resp_stats use it whatever the path) */
+    int flat_blocks;     /* blocks of the initialization kernels (256 threads each, 4 per multiprocessor at most,
                              independent of k; potential, assign, */
-                          /* farthest): their partials are flat_blocks doubles (2 * flat_blocks for farthest) */
-    size_t assign_smem;   /* the assign kernel's dynamic shared memory: the k parameter blocks */
-    size_t partials_len;  /* doubles a partials buffer needs for every kernel of this plan */
+                         /* farthest): their partials are flat_blocks doubles (2 * flat_blocks for farthest) */
+    size_t assign_smem;  /* the assign kernel's dynamic shared memory: the k parameter blocks */
+    size_t partials_len; /* doubles a partials buffer needs for every kernel of this plan */
 } gmm_cuda_plan;
 
 /* The dimension the kernels are compiled for that holds d features (1, 2, 3, 4, 6, 8, 12, 16, 24 or 32); 0 when
@@ -89,8 +90,8 @@ size_t gmm_cuda_stat_t(size_t D, size_t i, size_t j);
  * kernels do not handle (d outside 1..GMM_CUDA_MAX_D, k outside 1..GMM_CUDA_MAX_K, n < 0) or that does not
  * fit the device's shared memory, or the error of a failing device query; msg (len bytes, may be NULL)
  * then says what went wrong. */
-cudaError_t gmm_cuda_plan_make(gmm_cuda_plan *plan, int device, long long n, int d, int k, int use_double,
-                               char *msg, size_t len);
+cudaError_t gmm_cuda_plan_make(gmm_cuda_plan *plan, int device, long long n, int d, int k, int use_double, char *msg,
+                               size_t len);
 
 /* cudaSuccess when this build has code that runs on the current device, else the error of trying
  * (typically cudaErrorNoKernelImageForDevice). */
@@ -102,9 +103,8 @@ cudaError_t gmm_cuda_probe(void);
  * reduces them in a fixed order into stats_dev (plan->stats_len doubles) and copies that to stats_host
  * (pinned). params_host must stay unchanged until the stream has passed this call. Requires n >= 1.
  * Returns the first launch or copy error. */
-cudaError_t gmm_cuda_stats(const gmm_cuda_plan *plan, const void *x_dev, const void *params_host,
-                           void *params_dev, double *partials_dev, double *stats_dev, double *stats_host,
-                           cudaStream_t s);
+cudaError_t gmm_cuda_stats(const gmm_cuda_plan *plan, const void *x_dev, const void *params_host, void *params_dev,
+                           double *partials_dev, double *stats_dev, double *stats_host, cudaStream_t s);
 
 /* The stats pass of gmm_cuda_stats with each component's statistics taken around its own center instead of
  * its mean (for a pass after a large move of the means, where sums around the old means would cancel in the

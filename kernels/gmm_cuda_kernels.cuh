@@ -37,18 +37,18 @@
 
 namespace gmmk {
 
-constexpr int kRun = 64;          /* points summed in T before a flush into double */
-constexpr int kRegThreads = 128;  /* threads per block of the register path, and the blocks per multiprocessor */
+constexpr int kRun = 64;         /* points summed in T before a flush into double */
+constexpr int kRegThreads = 128; /* threads per block of the register path, and the blocks per multiprocessor */
 /* its registers must allow: 5 for float (96 registers; bench/RESULTS.md, version 2), 4 for double (128:
  * with 96 the double instances spill) */
 template <typename T> constexpr int reg_min_blocks() { return sizeof(T) == 4 ? 5 : 4; }
-constexpr int kRegBatch = 4;      /* points a register-path thread loads before computing (bytes in flight) */
-constexpr int kMaxThreads = 256;  /* largest block of any kernel here */
-constexpr int kReduceCols = 32;   /* reduction: statistics per block, */
-constexpr int kReduceRows = 8;    /* and threads summing one statistic (kReduceCols * kReduceRows threads) */
-constexpr int kFlatThreads = 256; /* threads per block of the initialization kernels, */
+constexpr int kRegBatch = 4;        /* points a register-path thread loads before computing (bytes in flight) */
+constexpr int kMaxThreads = 256;    /* largest block of any kernel here */
+constexpr int kReduceCols = 32;     /* reduction: statistics per block, */
+constexpr int kReduceRows = 8;      /* and threads summing one statistic (kReduceCols * kReduceRows threads) */
+constexpr int kFlatThreads = 256;   /* threads per block of the initialization kernels, */
 constexpr int kFlatBlocksPerSM = 4; /* and their blocks per multiprocessor (at most) */
-constexpr int kDrawChunk = 4096;  /* points per chunk sum of the k-means++ draw (GMM_CUDA_DRAW_CHUNK) */
+constexpr int kDrawChunk = 4096;    /* points per chunk sum of the k-means++ draw (GMM_CUDA_DRAW_CHUNK) */
 
 /* Where the tile kernel's responsibilities come from (GMM_CUDA_RESP_*). */
 constexpr int kRespEM = 0;     /* the E-step with the parameters */
@@ -154,8 +154,7 @@ __device__ __forceinline__ void unpack(const double2 &w, double *o)
 /* Loads one row of D elements into registers, as 16- or 8-byte vectors where its size allows. row must be
  * aligned to its size's largest power-of-two divisor up to 16 bytes (true for row i of an aligned (n, D)
  * array). */
-template <typename T, int D>
-__device__ __forceinline__ void load_row(const T *__restrict__ row, T (&v)[D])
+template <typename T, int D> __device__ __forceinline__ void load_row(const T *__restrict__ row, T (&v)[D])
 {
     constexpr int bytes = D * (int)sizeof(T);
     if constexpr (bytes % 16 == 0) {
@@ -213,8 +212,7 @@ __device__ __forceinline__ double fmat(double a, double b, double c) { return fm
 
 /* log2 of the weighted density of one component at x: base - |(x - mean) U'|^2, with p the component's
  * parameter block (layout in gmm_cuda.h). y_j = sum_{i <= j} (x_i - mean_i) U'_ij, as the CPU reference. */
-template <typename T, int D>
-__device__ __forceinline__ T log_density2(const T (&x)[D], const T *__restrict__ p)
+template <typename T, int D> __device__ __forceinline__ T log_density2(const T (&x)[D], const T *__restrict__ p)
 {
     T dx[D];
 #pragma unroll
@@ -456,8 +454,7 @@ __device__ __forceinline__ T point_resp(const T (&x)[D], const T *__restrict__ p
  * Points of the tile past n have r = 0 and x = 0, so they add exact zeros. */
 template <typename T, int D, int FIRST>
 __device__ __forceinline__ void tile_item(const T *__restrict__ rk, const T *__restrict__ xs, int bt,
-                                          const T *__restrict__ mean, int lane, int lanes,
-                                          double *__restrict__ slot)
+                                          const T *__restrict__ mean, int lane, int lanes, double *__restrict__ slot)
 {
     constexpr int EI = TileShape<T, D>::EI;
     T mu[D];
@@ -486,8 +483,7 @@ __device__ __forceinline__ void tile_item(const T *__restrict__ rk, const T *__r
 /* Runs tile_item for group `grp` (warp-uniform where tpg >= 32), resolving it to a compile-time FIRST. */
 template <typename T, int D, int G = 0>
 __device__ __forceinline__ void tile_group(int grp, const T *__restrict__ rk, const T *__restrict__ xs, int bt,
-                                           const T *__restrict__ mean, int lane, int lanes,
-                                           double *__restrict__ slot)
+                                           const T *__restrict__ mean, int lane, int lanes, double *__restrict__ slot)
 {
     if constexpr (G < TileShape<T, D>::R) {
         if (grp == G)
@@ -512,11 +508,10 @@ __device__ __forceinline__ void tile_group(int grp, const T *__restrict__ rk, co
  * data's type) instead of its mean, so that a pass after a large move of the means sums small deviations.
  * Without INIT, mode, labels, seed, groups and shift are ignored. */
 template <typename T, int D, bool INIT>
-__device__ __forceinline__ void stats_tile_body(const T *__restrict__ x, long long n, int d, int k,
-                                                const T *__restrict__ params, int stats_len,
-                                                double *__restrict__ partials, int mode,
-                                                const int *__restrict__ labels, unsigned long long seed, int groups,
-                                                const T *__restrict__ shift)
+__device__ __forceinline__ void
+stats_tile_body(const T *__restrict__ x, long long n, int d, int k, const T *__restrict__ params, int stats_len,
+                double *__restrict__ partials, int mode, const int *__restrict__ labels, unsigned long long seed,
+                int groups, const T *__restrict__ shift)
 {
     using S = TileShape<T, D>;
     using V = typename Vec16<T>::type;
@@ -573,8 +568,8 @@ __device__ __forceinline__ void stats_tile_body(const T *__restrict__ x, long lo
                                  lane, g.lanes, acc + (size_t)((grp * k + c) * g.lanes + lane) * S::EI);
         } else {
             for (int c = t; c < k; c += g.tpg)
-                tile_group<T, D>(grp, rs + c * g.rs_stride, xs, bt, INIT && shift ? shift + c * D : par + c * S::P,
-                                 0, 1, acc + (size_t)(grp * k + c) * S::EI);
+                tile_group<T, D>(grp, rs + c * g.rs_stride, xs, bt, INIT && shift ? shift + c * D : par + c * S::P, 0,
+                                 1, acc + (size_t)(grp * k + c) * S::EI);
         }
         __syncthreads();
     }
@@ -599,8 +594,8 @@ __device__ __forceinline__ void stats_tile_body(const T *__restrict__ x, long lo
  * resident blocks). */
 template <typename T, int D>
 __global__ void __launch_bounds__(kMaxThreads)
-    stats_tile_kernel(const T *__restrict__ x, long long n, int d, int k, const T *__restrict__ params,
-                      int stats_len, double *__restrict__ partials)
+    stats_tile_kernel(const T *__restrict__ x, long long n, int d, int k, const T *__restrict__ params, int stats_len,
+                      double *__restrict__ partials)
 {
     stats_tile_body<T, D, false>(x, n, d, k, params, stats_len, partials, kRespEM, nullptr, 0ULL, TileShape<T, D>::R,
                                  nullptr);
@@ -626,12 +621,13 @@ template <typename T, int D> struct PointArg {
  * stride, per-thread double sums, block_sum: a fixed order). */
 template <typename T, int D>
 __global__ void __launch_bounds__(kFlatThreads)
-    pp_potential_kernel(const T *__restrict__ x, long long n, int d, const PointArg<T, D> cand, T *__restrict__ closest,
-                        int reset, int update, double *__restrict__ partials)
+    pp_potential_kernel(const T *__restrict__ x, long long n, int d, const PointArg<T, D> cand,
+                        T *__restrict__ closest, int reset, int update, double *__restrict__ partials)
 {
     GMM_STATIC_SHARED(double, red, [kFlatThreads / 32]);
     double s = 0.0;
-    for (long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += (long long)gridDim.x * blockDim.x) {
+    for (long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x; i < n;
+         i += (long long)gridDim.x * blockDim.x) {
         T dd = T(0);
 #pragma unroll
         for (int j = 0; j < D; j++)
@@ -652,7 +648,8 @@ __global__ void __launch_bounds__(kFlatThreads)
  * adds its kDrawChunk / blockDim.x consecutive values in order, then block_sum. One block per chunk of
  * kFlatThreads threads. */
 template <typename T>
-__global__ void __launch_bounds__(kFlatThreads) chunk_sums_kernel(const T *__restrict__ v, long long n, double *__restrict__ sums)
+__global__ void __launch_bounds__(kFlatThreads)
+    chunk_sums_kernel(const T *__restrict__ v, long long n, double *__restrict__ sums)
 {
     GMM_STATIC_SHARED(double, red, [kFlatThreads / 32]);
     constexpr int per = kDrawChunk / kFlatThreads;
@@ -682,7 +679,8 @@ __global__ void __launch_bounds__(kFlatThreads)
         reinterpret_cast<V *>(par)[i] = reinterpret_cast<const V *>(params)[i];
     __syncthreads();
     double changed = 0.0;
-    for (long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += (long long)gridDim.x * blockDim.x) {
+    for (long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x; i < n;
+         i += (long long)gridDim.x * blockDim.x) {
         T xv[D];
 #pragma unroll
         for (int j = 0; j < D; j++) xv[j] = j < d ? x[i * d + j] : T(0);
@@ -714,13 +712,15 @@ __global__ void __launch_bounds__(kFlatThreads)
  * order keeping the first maximum; thread 0 merges the threads in order (larger value, or equal value and
  * smaller index). */
 template <typename T>
-__global__ void __launch_bounds__(kFlatThreads) farthest_kernel(const T *__restrict__ dist, long long n, double *__restrict__ partials)
+__global__ void __launch_bounds__(kFlatThreads)
+    farthest_kernel(const T *__restrict__ dist, long long n, double *__restrict__ partials)
 {
     GMM_STATIC_SHARED(double, val, [kFlatThreads]);
     GMM_STATIC_SHARED(long long, idx, [kFlatThreads]);
     double best = -INFINITY;
     long long bi = -1;
-    for (long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += (long long)gridDim.x * blockDim.x)
+    for (long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x; i < n;
+         i += (long long)gridDim.x * blockDim.x)
         if ((double)dist[i] > best) {
             best = (double)dist[i];
             bi = i;
@@ -744,7 +744,7 @@ __global__ void __launch_bounds__(kFlatThreads) farthest_kernel(const T *__restr
 /* out[s] = sum over b = 0 .. nblocks-1 of partials[b * len + s], for s < len, in a fixed order: thread row
  * r sums the blocks r, r + kReduceRows, ... in order, then the rows are added in order. Launch with
  * ceil(len / kReduceCols) blocks of kReduceCols * kReduceRows threads. */
-__global__ void __launch_bounds__(kReduceCols * kReduceRows)
+__global__ void __launch_bounds__(kReduceCols *kReduceRows)
     reduce_partials_kernel(const double *__restrict__ partials, int nblocks, int len, double *__restrict__ out)
 {
     GMM_STATIC_SHARED(double, part, [kReduceRows][kReduceCols]);

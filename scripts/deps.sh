@@ -2,7 +2,8 @@
 # deps.sh [--oracle] [--fuzz] — installs the Debian packages gmm needs, only those missing.
 #   (always)  to build, test and draw the plots: a C and C++ compiler (g++ builds the CUDA emulation),
 #             CMake, make, pkg-config, cJSON (libcjson-dev), OpenBLAS (libopenblas-dev: the CPU backend's
-#             full and tied products) and gnuplot (pngcairo, in gnuplot-nox)
+#             full and tied products), gnuplot (pngcairo, in gnuplot-nox) and clang-format (the style
+#             check of scripts/test.sh)
 #   --oracle  Debian's python3 with numpy and scikit-learn, for the scikit-learn oracle test (scripts/test.sh
 #             asks for it only when no python3 on PATH imports them and pip cannot install them)
 #   --fuzz    clang with its libFuzzer and sanitizer runtimes (libclang-rt-dev) and LLVM's OpenMP
@@ -21,6 +22,7 @@ have_cmd pkg-config || need+=(pkg-config)
 have_pkg libcjson-dev || need+=(libcjson-dev)
 have_pkg libopenblas-dev || need+=(libopenblas-dev)
 have_cmd gnuplot || need+=(gnuplot-nox)
+have_cmd clang-format || need+=(clang-format)
 for opt in "$@"; do
   case $opt in
     --oracle)

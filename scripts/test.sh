@@ -78,6 +78,12 @@ run_ctest() {
 }
 
 # ----------------------------------------------------------------------------------------------- suites
+echo "== formatting: every tracked C, CUDA and C++ source follows .clang-format =="
+mapfile -t sources < <(cd "$root" && git ls-files '*.c' '*.h' '*.cu' '*.cuh' '*.cpp' | grep -v '^tests/fuzz/corpus/')
+[ ${#sources[@]} -gt 0 ] || fail "no tracked sources found for the format check (not a git checkout?)"
+(cd "$root" && clang-format --dry-run --Werror "${sources[@]}") ||
+  fail "sources above differ from .clang-format (run: clang-format -i FILE)"
+
 echo "== release build (warnings are errors) and the ctest suite =="
 cmake -S "$root" -B "$root/build-test" -DCMAKE_BUILD_TYPE=Release -DGMM_WERROR=ON -DPython3_EXECUTABLE="$py" >/dev/null
 cmake --build "$root/build-test" --parallel "$jobs"

@@ -64,19 +64,19 @@ typedef struct cpu_scratch {
 } cpu_scratch;
 
 typedef struct cpu_impl {
-    size_t chunk;      /* points per chunk */
+    size_t chunk; /* points per chunk */
     size_t n_chunks;
-    size_t scratch_k;  /* k the scratch was sized for (0: none) */
-    size_t acc_len;    /* doubles in each scratch's acc */
+    size_t scratch_k; /* k the scratch was sized for (0: none) */
+    size_t acc_len;   /* doubles in each scratch's acc */
     int n_scratch;
     cpu_scratch *scratch;
     /* state of the initialization passes (NULL until used, freed by init_end) */
-    double *pt;        /* (n) k-means++: squared distance to the closest seed; Lloyd: to the own center */
-    double *cumsum;    /* (n) running sums of pt for the k-means++ draw, valid while cumsum_ok */
+    double *pt;     /* (n) k-means++: squared distance to the closest seed; Lloyd: to the own center */
+    double *cumsum; /* (n) running sums of pt for the k-means++ draw, valid while cumsum_ok */
     int cumsum_ok;
-    int *labels;       /* (n) Lloyd's labels */
-    double *ipart;     /* per-chunk partial sums of the initialization passes */
-    size_t ipart_len;  /* doubles in ipart */
+    int *labels;      /* (n) Lloyd's labels */
+    double *ipart;    /* per-chunk partial sums of the initialization passes */
+    size_t ipart_len; /* doubles in ipart */
 } cpu_impl;
 
 static void scratch_free(cpu_impl *c)
@@ -264,8 +264,8 @@ typedef struct pass_const {
 
 /* logp (k, B): log w_k + log N(x_b | mu_k, Sigma_k) for the block in xt; lse (B): log sum_k exp(logp).
  * On return logp holds the responsibilities when want_resp is set, the weighted log-densities otherwise. */
-static void block_estep(const gmm_model *m, const pass_const *pc, const double *xt, size_t nb,
-                        cpu_scratch *s, int want_resp)
+static void block_estep(const gmm_model *m, const pass_const *pc, const double *xt, size_t nb, cpu_scratch *s,
+                        int want_resp)
 {
     const double *log_w = pc->log_w;
     const size_t d = m->d, k = m->k;
@@ -276,8 +276,7 @@ static void block_estep(const gmm_model *m, const pass_const *pc, const double *
         const double *u = m->prec_chol + c * d * d;
         double *lp = logp + c * GMM_CPU_BLOCK;
         const double base = log_w[c] + m->log_det_chol[c] - 0.5 * (double)d * LOG_2PI;
-        if (diag)
-            maha_diag(xt, m->means + c * d, pc->udiag + c * d, d, nb, lp);
+        if (diag) maha_diag(xt, m->means + c * d, pc->udiag + c * d, d, nb, lp);
 #if defined(GMM_HAVE_OPENBLAS)
         else if (blas)
             maha_blas(xt, m->means + c * d, u, d, nb, s, lp);
@@ -326,8 +325,7 @@ static void block_estep(const gmm_model *m, const pass_const *pc, const double *
 
 /* Adds the block's statistics (responsibilities in s->logp) into acc (acc_size(k, d, diag) doubles): nk,
  * sk, the second moments (upper triangles, or diagonals when diag), loglik. */
-static void block_accumulate(const gmm_model *m, const double *xt, size_t nb, cpu_scratch *s, int diag,
-                             double *acc)
+static void block_accumulate(const gmm_model *m, const double *xt, size_t nb, cpu_scratch *s, int diag, double *acc)
 {
     const size_t d = m->d, k = m->k, tlen = diag ? d : d * d;
     const int blas = use_blas(m);

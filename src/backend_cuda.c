@@ -71,39 +71,39 @@ typedef struct cuda_impl {
     char device_name[256];
     int cc_major, cc_minor;
     int use_double;
-    size_t elem;         /* bytes of one element of data / parameters: 4 or 8 */
-    size_t D;            /* the padded dimension the kernels run at */
-    gmm_gpu_dtype asked; /* the caller's choice; AUTO may move from float32 to float64 (never back) */
-    double min_sd;       /* the smallest standard deviation a model on these data may have (sqrt(reg_covar)) */
-    double *colmean;     /* (d) column means the device data are centered by */
+    size_t elem;             /* bytes of one element of data / parameters: 4 or 8 */
+    size_t D;                /* the padded dimension the kernels run at */
+    gmm_gpu_dtype asked;     /* the caller's choice; AUTO may move from float32 to float64 (never back) */
+    double min_sd;           /* the smallest standard deviation a model on these data may have (sqrt(reg_covar)) */
+    double *colmean;         /* (d) column means the device data are centered by */
     double *colmin, *colmax; /* (d) each column's range */
-    double *round32;     /* (d) the most float32 rounding moves a centered value of each column */
-    char why64[200];     /* why AUTO runs in float64 ("" otherwise) */
-    char note[400];      /* the backend's precision_note after a switch to float64 */
-    double mean_var;     /* mean over the features of sum (x - colmean)^2 / n, from the upload */
-    void *x_dev;         /* (n, d) centered data on the device */
+    double *round32;         /* (d) the most float32 rounding moves a centered value of each column */
+    char why64[200];         /* why AUTO runs in float64 ("" otherwise) */
+    char note[400];          /* the backend's precision_note after a switch to float64 */
+    double mean_var;         /* mean over the features of sum (x - colmean)^2 / n, from the upload */
+    void *x_dev;             /* (n, d) centered data on the device */
     cudaStream_t stream;
     int have_stream;
     /* per number of components, rebuilt when k changes */
-    size_t plan_k;       /* 0: no plan yet */
+    size_t plan_k; /* 0: no plan yet */
     gmm_cuda_plan plan;
-    void *params_host;   /* pinned, plan.params_len elements */
+    void *params_host; /* pinned, plan.params_len elements */
     void *params_dev;
     double *partials_dev; /* (plan.blocks, plan.stats_len) */
-    double *stats_dev;   /* (plan.stats_len) */
-    double *stats_host;  /* pinned, (plan.stats_len) */
+    double *stats_dev;    /* (plan.stats_len) */
+    double *stats_host;   /* pinned, (plan.stats_len) */
     /* predict outputs for one chunk of points */
     size_t cap_logp, cap_labels, cap_resp; /* bytes allocated */
     double *logp_dev;
     int *labels_dev;
     double *resp_dev;
     /* per-point state of the initialization passes (NULL until used; freed by init_end) */
-    void *dist_dev;      /* (n) data type: k-means++ closest distance, or Lloyd's distance to the center */
-    int *ilabels_dev;    /* (n) Lloyd's labels */
-    double *chunk_dev;   /* (ceil(n / GMM_CUDA_DRAW_CHUNK)) sums of dist_dev for the k-means++ draw, */
-    double *chunk_host;  /* and their host copy, valid while chunks_ok */
+    void *dist_dev;     /* (n) data type: k-means++ closest distance, or Lloyd's distance to the center */
+    int *ilabels_dev;   /* (n) Lloyd's labels */
+    double *chunk_dev;  /* (ceil(n / GMM_CUDA_DRAW_CHUNK)) sums of dist_dev for the k-means++ draw, */
+    double *chunk_host; /* and their host copy, valid while chunks_ok */
     int chunks_ok;
-    void *draw_host;     /* GMM_CUDA_DRAW_CHUNK elements: the chunk of dist_dev a draw lands in */
+    void *draw_host; /* GMM_CUDA_DRAW_CHUNK elements: the chunk of dist_dev a draw lands in */
 } cuda_impl;
 
 /* Records a failed CUDA call as the thread's error and returns GMM_ERR_CUDA. */
@@ -114,10 +114,10 @@ static gmm_status cuda_fail(cudaError_t e, const char *call, const char *file, i
 }
 
 /* Checks a CUDA call; on failure returns GMM_ERR_CUDA from the enclosing function. */
-#define CUDA_CHECK(call)                                                                                    \
-    do {                                                                                                    \
-        cudaError_t e_ = (call);                                                                            \
-        if (e_ != cudaSuccess) return cuda_fail(e_, #call, __FILE__, __LINE__);                             \
+#define CUDA_CHECK(call)                                                                                             \
+    do {                                                                                                             \
+        cudaError_t e_ = (call);                                                                                     \
+        if (e_ != cudaSuccess) return cuda_fail(e_, #call, __FILE__, __LINE__);                                      \
     } while (0)
 
 /* cudaMalloc of bytes into *p; on failure *p is NULL and the error says what it was for, how many bytes it
@@ -233,9 +233,11 @@ static gmm_status ensure_plan(gmm_backend *b, size_t k)
     gmm_status st = host_alloc(&c->params_host, par_bytes, "the parameters (host)");
     if (st == GMM_OK) st = dev_alloc(&c->params_dev, par_bytes, "the parameters");
     if (st == GMM_OK)
-        st = dev_alloc((void **)&c->partials_dev, p->partials_len * sizeof(double), "the per-block partial statistics");
+        st = dev_alloc((void **)&c->partials_dev, p->partials_len * sizeof(double),
+                       "the per-block partial statistics");
     if (st == GMM_OK) st = dev_alloc((void **)&c->stats_dev, p->stats_len * sizeof(double), "the statistics");
-    if (st == GMM_OK) st = host_alloc((void **)&c->stats_host, p->stats_len * sizeof(double), "the statistics (host)");
+    if (st == GMM_OK)
+        st = host_alloc((void **)&c->stats_host, p->stats_len * sizeof(double), "the statistics (host)");
     if (st != GMM_OK) {
         free_plan_buffers(c);
         return st;
@@ -285,7 +287,8 @@ static gmm_status check_k(size_t k)
 {
     if (k < 1 || k > GMM_CUDA_MAX_K)
         return gmm_fail(GMM_ERR_INVALID_ARG,
-                        "the CUDA backend handles 1 to %d components (got %zu); use the CPU backend", GMM_CUDA_MAX_K, k);
+                        "the CUDA backend handles 1 to %d components (got %zu); use the CPU backend", GMM_CUDA_MAX_K,
+                        k);
     return GMM_OK;
 }
 
@@ -297,8 +300,9 @@ static gmm_status check_model(const gmm_backend *b, const gmm_model *m, const gm
     gmm_status st = check_k(m->k);
     if (st != GMM_OK) return st;
     if (out && (out->k != m->k || out->d != m->d))
-        return gmm_fail(GMM_ERR_INVALID_ARG, "statistics for k = %zu, d = %zu do not fit a model with k = %zu, d = %zu",
-                        out->k, out->d, m->k, m->d);
+        return gmm_fail(GMM_ERR_INVALID_ARG,
+                        "statistics for k = %zu, d = %zu do not fit a model with k = %zu, d = %zu", out->k, out->d,
+                        m->k, m->d);
     return GMM_OK;
 }
 
@@ -476,7 +480,8 @@ static gmm_status cuda_stats(gmm_backend *b, const gmm_model *m, gmm_stats *out)
                               c->stats_host, c->stream));
     CUDA_CHECK(cudaStreamSynchronize(c->stream));
     unpack_stats(c, k, d, out);
-    return means_moved_far(out, c->use_double ? MOVE_RATIO_F64 : MOVE_RATIO_F32) ? restats_shifted(b, m, out) : GMM_OK;
+    return means_moved_far(out, c->use_double ? MOVE_RATIO_F64 : MOVE_RATIO_F32) ? restats_shifted(b, m, out)
+                                                                                 : GMM_OK;
 }
 
 /* Makes sure the device buffer *p holds at least bytes (grows it, dropping the old contents). */
@@ -508,7 +513,8 @@ static gmm_status cuda_predict(gmm_backend *b, const gmm_model *m, double *logp,
     pack_params(c, m);
     CUDA_CHECK(cudaMemcpyAsync(c->params_dev, c->params_host, p->params_len * p->elem_size, cudaMemcpyHostToDevice,
                                c->stream));
-    const size_t per_point = (logp ? sizeof(double) : 0) + (labels ? sizeof(int) : 0) + (resp ? k * sizeof(double) : 0);
+    const size_t per_point = (logp ? sizeof(double) : 0) + (labels ? sizeof(int) : 0) +
+                             (resp ? k * sizeof(double) : 0);
     size_t chunk = PREDICT_BYTES / per_point;
     if (chunk < 1) chunk = 1;
     if (chunk > n) chunk = n;
@@ -524,7 +530,8 @@ static gmm_status cuda_predict(gmm_backend *b, const gmm_model *m, double *logp,
         CUDA_CHECK(gmm_cuda_predict(p, xc, (long long)cn, c->params_dev, logp ? c->logp_dev : NULL,
                                     labels ? c->labels_dev : NULL, resp ? c->resp_dev : NULL, c->stream));
         if (logp)
-            CUDA_CHECK(cudaMemcpyAsync(logp + i0, c->logp_dev, cn * sizeof(double), cudaMemcpyDeviceToHost, c->stream));
+            CUDA_CHECK(
+                cudaMemcpyAsync(logp + i0, c->logp_dev, cn * sizeof(double), cudaMemcpyDeviceToHost, c->stream));
         if (labels)
             CUDA_CHECK(
                 cudaMemcpyAsync(labels + i0, c->labels_dev, cn * sizeof(int), cudaMemcpyDeviceToHost, c->stream));
@@ -590,7 +597,8 @@ static gmm_status cuda_pp_draw(gmm_backend *b, double target, size_t *index)
     gmm_status st = GMM_OK;
     if (!c->chunk_dev) st = dev_alloc((void **)&c->chunk_dev, nch * sizeof(double), "the k-means++ chunk sums");
     if (st == GMM_OK && !c->chunk_host && !(c->chunk_host = gmm_xmalloc(nch * sizeof(double)))) st = GMM_ERR_NOMEM;
-    if (st == GMM_OK && !c->draw_host && !(c->draw_host = gmm_xmalloc(GMM_CUDA_DRAW_CHUNK * c->elem))) st = GMM_ERR_NOMEM;
+    if (st == GMM_OK && !c->draw_host && !(c->draw_host = gmm_xmalloc(GMM_CUDA_DRAW_CHUNK * c->elem)))
+        st = GMM_ERR_NOMEM;
     if (st != GMM_OK) return st;
     if (!c->chunks_ok) {
         CUDA_CHECK(gmm_cuda_chunk_sums(&c->plan, c->dist_dev, c->chunk_dev, c->chunk_host, c->stream));
@@ -623,7 +631,8 @@ static gmm_status cuda_lloyd_assign(gmm_backend *b, size_t k, const double *cent
 {
     cuda_impl *c = b->impl;
     const size_t d = b->d;
-    if (!reset && !c->ilabels_dev) return gmm_fail(GMM_ERR_INVALID_ARG, "lloyd_assign without reset before any reset");
+    if (!reset && !c->ilabels_dev)
+        return gmm_fail(GMM_ERR_INVALID_ARG, "lloyd_assign without reset before any reset");
     gmm_status st = check_k(k);
     if (st == GMM_OK) st = init_state(b, k, 1);
     if (st != GMM_OK) return st;
@@ -676,9 +685,9 @@ static gmm_status cuda_lloyd_farthest(gmm_backend *b, size_t *index)
     const size_t far = (size_t)bi;
     const double taken_d = -1.0;
     const float taken_f = -1.0f;
-    CUDA_CHECK(cudaMemcpyAsync((char *)c->dist_dev + far * c->elem, c->use_double ? (const void *)&taken_d
-                                                                                   : (const void *)&taken_f,
-                               c->elem, cudaMemcpyHostToDevice, c->stream));
+    CUDA_CHECK(cudaMemcpyAsync((char *)c->dist_dev + far * c->elem,
+                               c->use_double ? (const void *)&taken_d : (const void *)&taken_f, c->elem,
+                               cudaMemcpyHostToDevice, c->stream));
     CUDA_CHECK(cudaStreamSynchronize(c->stream));
     c->chunks_ok = 0;
     *index = far;
@@ -693,9 +702,11 @@ static gmm_status cuda_resp_stats(gmm_backend *b, int kind, uint64_t seed, const
     gmm_status st = check_k(k);
     if (st == GMM_OK) st = init_state(b, k, 0);
     if (st != GMM_OK) return st;
-    if (kind == GMM_RESP_LABELS && !c->ilabels_dev) return gmm_fail(GMM_ERR_INVALID_ARG, "resp_stats before lloyd_assign");
+    if (kind == GMM_RESP_LABELS && !c->ilabels_dev)
+        return gmm_fail(GMM_ERR_INVALID_ARG, "resp_stats before lloyd_assign");
     pack_means(c, k, d, shift);
-    CUDA_CHECK(gmm_cuda_resp_stats(&c->plan, c->x_dev, kind == GMM_RESP_LABELS ? GMM_CUDA_RESP_LABELS : GMM_CUDA_RESP_RANDOM,
+    CUDA_CHECK(gmm_cuda_resp_stats(&c->plan, c->x_dev,
+                                   kind == GMM_RESP_LABELS ? GMM_CUDA_RESP_LABELS : GMM_CUDA_RESP_RANDOM,
                                    c->ilabels_dev, (unsigned long long)seed, 0, c->params_host, c->params_dev,
                                    c->partials_dev, c->stats_dev, c->stats_host, c->stream));
     CUDA_CHECK(cudaStreamSynchronize(c->stream));
@@ -790,8 +801,10 @@ static int data_need_float64(const cuda_impl *c, gmm_data x, size_t n, size_t d,
     }
     free(counts);
     if (total <= F32_BUDGET) return 0;
-    snprintf(why, len, "float32 would round column %zu by up to %.2g against a finest spread of %.2g (it is kept up "
-             "to %.2g of it)", worst_j, c->round32[worst_j], worst_scale, F32_BUDGET);
+    snprintf(why, len,
+             "float32 would round column %zu by up to %.2g against a finest spread of %.2g (it is kept up "
+             "to %.2g of it)",
+             worst_j, c->round32[worst_j], worst_scale, F32_BUDGET);
     return 1;
 }
 
@@ -817,8 +830,7 @@ static gmm_status upload_data(cuda_impl *c, gmm_data x, size_t n, size_t d)
                 const double xv = gmm_data_at(x, (r0 + i) * d + j), v = xv - c->colmean[j];
                 ss += v * v;
                 if (!isfinite(v) || (!c->use_double && !(fabs(v) <= FLT_MAX))) {
-                    st = gmm_fail(GMM_ERR_INVALID_ARG,
-                                  "data row %zu, column %zu (%g) is not finite%s", r0 + i, j, xv,
+                    st = gmm_fail(GMM_ERR_INVALID_ARG, "data row %zu, column %zu (%g) is not finite%s", r0 + i, j, xv,
                                   isfinite(v) ? " in float32 once centered; use float64 on the GPU or the CPU backend"
                                               : "");
                     break;
@@ -872,8 +884,10 @@ gmm_status gmm_backend_cuda_open_data(gmm_backend *b, gmm_data x, size_t n, size
         return gmm_fail(GMM_ERR_INVALID_ARG, "unknown GPU data type %d", (int)dtype);
     if (!x.p && n) return gmm_fail(GMM_ERR_INVALID_ARG, "gmm_backend_cuda_open: x must not be NULL");
     if (d < 1 || d > GMM_CUDA_MAX_D)
-        return gmm_fail(GMM_ERR_INVALID_ARG, "the CUDA backend handles 1 to %d features (the data have %zu); use the "
-                        "CPU backend", GMM_CUDA_MAX_D, d);
+        return gmm_fail(GMM_ERR_INVALID_ARG,
+                        "the CUDA backend handles 1 to %d features (the data have %zu); use the "
+                        "CPU backend",
+                        GMM_CUDA_MAX_D, d);
     if (n > (size_t)0x3fffffffffffffffULL / (d * sizeof(double)))
         return gmm_fail(GMM_ERR_INVALID_ARG, "%zu points of %zu features are too many", n, d);
     int count = 0;
@@ -976,9 +990,12 @@ const char *gmm_backend_cuda_describe(const gmm_backend *b, char *buf, size_t le
     if (!b || !b->impl || b->release != cuda_release) return buf;
     const cuda_impl *c = b->impl;
     int w = snprintf(buf, len, "%s (device %d, sm_%d%d), %s%s%s%s", c->device_name, c->device, c->cc_major,
-                     c->cc_minor, c->use_double ? "float64" : "float32", c->asked == GMM_GPU_DTYPE_AUTO ? " (auto" : "",
+                     c->cc_minor, c->use_double ? "float64" : "float32",
+                     c->asked == GMM_GPU_DTYPE_AUTO ? " (auto" : "",
                      c->asked == GMM_GPU_DTYPE_AUTO && c->why64[0] ? ": " : "",
-                     c->asked != GMM_GPU_DTYPE_AUTO ? "" : c->why64[0] ? c->why64 : "");
+                     c->asked != GMM_GPU_DTYPE_AUTO ? ""
+                     : c->why64[0]                  ? c->why64
+                                                    : "");
     if (c->asked == GMM_GPU_DTYPE_AUTO && w >= 0 && (size_t)w < len) w += snprintf(buf + w, len - (size_t)w, ")");
     if (c->plan_k && w >= 0 && (size_t)w < len) {
         const gmm_cuda_plan *p = &c->plan;

@@ -218,7 +218,8 @@ static int parse_em_option(const char *cmd, int c, const char *arg, gmm_options 
     switch (c) {
     case 'i':
         if (parse_init(arg, &o->init))
-            return usage_error(cmd, "--init expects kmeans, k-means++, random, random_from_data or binary, got '%s'", arg);
+            return usage_error(cmd, "--init expects kmeans, k-means++, random, random_from_data or binary, got '%s'",
+                               arg);
         return 0;
     case 'N':
         if (parse_long(arg, 1, MAX_N_INIT, &v))
@@ -234,10 +235,12 @@ static int parse_em_option(const char *cmd, int c, const char *arg, gmm_options 
         if (parse_nonneg(arg, &o->tol)) return usage_error(cmd, "--tol expects a number >= 0, got '%s'", arg);
         return 0;
     case 'r':
-        if (parse_nonneg(arg, &o->reg_covar)) return usage_error(cmd, "--reg-covar expects a number >= 0, got '%s'", arg);
+        if (parse_nonneg(arg, &o->reg_covar))
+            return usage_error(cmd, "--reg-covar expects a number >= 0, got '%s'", arg);
         return 0;
     case 's':
-        if (parse_u64(arg, &o->seed)) return usage_error(cmd, "--seed expects a whole number from 0 to 18446744073709551615, got '%s'", arg);
+        if (parse_u64(arg, &o->seed))
+            return usage_error(cmd, "--seed expects a whole number from 0 to 18446744073709551615, got '%s'", arg);
         return 0;
     case 'T':
         if (parse_long(arg, 1, MAX_THREADS, &v))
@@ -282,8 +285,8 @@ static void on_iter(void *user, int run, int iter, double loglik, double change,
     const progress *p = user;
     if (p->quiet || !p->show_iters) return;
     if (isnan(change))
-        fprintf(stderr, "%srun %d iter %3d  loglik %.6f  change        -  %.3f ms\n", p->prefix, run + 1, iter, loglik,
-                1e3 * seconds);
+        fprintf(stderr, "%srun %d iter %3d  loglik %.6f  change        -  %.3f ms\n", p->prefix, run + 1, iter,
+                loglik, 1e3 * seconds);
     else
         fprintf(stderr, "%srun %d iter %3d  loglik %.6f  change %+.3e  %.3f ms\n", p->prefix, run + 1, iter, loglik,
                 change, 1e3 * seconds);
@@ -327,9 +330,11 @@ static void print_empty_warning(FILE *f, const gmm_model *m)
 {
     size_t k = gmm_model_n_components(m), n_empty = count_empty(m);
     if (n_empty == 0) return;
-    fprintf(f, "gmm fit: warning: %zu of %zu components emptied (total responsibility below %g points) and were "
-               "kept as scikit-learn keeps them (weight ~1e-16, covariance reg_covar I); fewer components may "
-               "describe the data:", n_empty, k, GMM_EMPTY_FLOOR);
+    fprintf(f,
+            "gmm fit: warning: %zu of %zu components emptied (total responsibility below %g points) and were "
+            "kept as scikit-learn keeps them (weight ~1e-16, covariance reg_covar I); fewer components may "
+            "describe the data:",
+            n_empty, k, GMM_EMPTY_FLOOR);
     for (size_t c = 0, shown = 0; c < k; c++)
         if (gmm_model_empty_since(m, c) > 0)
             fprintf(f, "%s component %zu (label %zu) at iteration %d", shown++ ? "," : "", c + 1, c,
@@ -362,7 +367,8 @@ static gmm_status init_study(gmm_session *ses, const gmm_options *base, int runs
         s->loglik = calloc((size_t)runs, sizeof *s->loglik);
         s->n_iter = calloc((size_t)runs, sizeof *s->n_iter);
         s->converged = calloc((size_t)runs, sizeof *s->converged);
-        if (!s->loglik || !s->n_iter || !s->converged) return gmm_fail(GMM_ERR_NOMEM, "out of memory in the init study");
+        if (!s->loglik || !s->n_iter || !s->converged)
+            return gmm_fail(GMM_ERR_NOMEM, "out of memory in the init study");
         for (int r = 0; r < runs; r++) {
             gmm_options o = *base;
             o.init = STUDY_METHODS[mi];
@@ -413,17 +419,25 @@ typedef struct fit_args {
  * after the message). */
 static int parse_fit_args(int argc, char **argv, fit_args *a)
 {
-    static const struct option opts[] = {
-        {"components", required_argument, 0, 'k'}, {"init", required_argument, 0, 'i'},
-        {"init-model", required_argument, 0, 'I'}, {"n-init", required_argument, 0, 'N'},
-        {"covariance", required_argument, 0, 'C'}, {"warm-start", required_argument, 0, 'W'},
-        {"max-iter", required_argument, 0, 'm'},   {"tol", required_argument, 0, 't'},
-        {"reg-covar", required_argument, 0, 'r'},  {"seed", required_argument, 0, 's'},
-        {"threads", required_argument, 0, 'T'},    {"out", required_argument, 0, 'o'},
-        {"init-study", required_argument, 0, 'S'}, {"quiet", no_argument, 0, 'q'},
-        {"verbose", no_argument, 0, 'v'},          {"help", no_argument, 0, 'h'},
-        {"device", required_argument, 0, 'D'},     {"dtype", required_argument, 0, 'P'},
-        {0, 0, 0, 0}};
+    static const struct option opts[] = {{"components", required_argument, 0, 'k'},
+                                         {"init", required_argument, 0, 'i'},
+                                         {"init-model", required_argument, 0, 'I'},
+                                         {"n-init", required_argument, 0, 'N'},
+                                         {"covariance", required_argument, 0, 'C'},
+                                         {"warm-start", required_argument, 0, 'W'},
+                                         {"max-iter", required_argument, 0, 'm'},
+                                         {"tol", required_argument, 0, 't'},
+                                         {"reg-covar", required_argument, 0, 'r'},
+                                         {"seed", required_argument, 0, 's'},
+                                         {"threads", required_argument, 0, 'T'},
+                                         {"out", required_argument, 0, 'o'},
+                                         {"init-study", required_argument, 0, 'S'},
+                                         {"quiet", no_argument, 0, 'q'},
+                                         {"verbose", no_argument, 0, 'v'},
+                                         {"help", no_argument, 0, 'h'},
+                                         {"device", required_argument, 0, 'D'},
+                                         {"dtype", required_argument, 0, 'P'},
+                                         {0, 0, 0, 0}};
     memset(a, 0, sizeof *a);
     gmm_options_init(&a->o);
     a->o.n_components = 0;
@@ -438,7 +452,8 @@ static int parse_fit_args(int argc, char **argv, fit_args *a)
         switch (c) {
         case 'k':
             if (parse_long(optarg, 1, MAX_COMPONENTS, &v))
-                return usage_error("fit", "-k expects a whole number from 1 to " STR(MAX_COMPONENTS) ", got '%s'", optarg);
+                return usage_error("fit", "-k expects a whole number from 1 to " STR(MAX_COMPONENTS) ", got '%s'",
+                                   optarg);
             a->o.n_components = (int)v;
             break;
         case 'I': a->init_model_path = optarg; break;
@@ -451,7 +466,8 @@ static int parse_fit_args(int argc, char **argv, fit_args *a)
         case 'o': a->out_dir = optarg; break;
         case 'S':
             if (parse_long(optarg, 1, MAX_STUDY_RUNS, &v))
-                return usage_error("fit", "--init-study expects a whole number from 1 to " STR(MAX_STUDY_RUNS) ", got '%s'", optarg);
+                return usage_error(
+                    "fit", "--init-study expects a whole number from 1 to " STR(MAX_STUDY_RUNS) ", got '%s'", optarg);
             a->study_runs = v;
             break;
         case 'q': a->prog.quiet = 1; break;
@@ -470,7 +486,8 @@ static int parse_fit_args(int argc, char **argv, fit_args *a)
     if (optind >= argc) return usage_error("fit", "%s", "missing DATA file");
     if (optind + 1 < argc) return usage_error("fit", "unexpected argument '%s'", argv[optind + 1]);
     if (a->o.n_components == 0) return usage_error("fit", "%s", "missing -k K (number of components)");
-    if (a->init_model_path && a->warm_path) return usage_error("fit", "%s", "--init-model and --warm-start exclude each other");
+    if (a->init_model_path && a->warm_path)
+        return usage_error("fit", "%s", "--init-model and --warm-start exclude each other");
     if (a->warm_path && (a->init_given || a->n_init_given))
         return usage_error("fit", "%s", "--warm-start starts from the model: it excludes --init and --n-init");
     if (a->study_runs > 0 && a->o.max_iter == 0)
@@ -500,10 +517,11 @@ static int load_init_file(fit_args *a, size_t d, gmm_init_file *init)
     if (a->warm_path && !(init->weights && init->means && init->precisions))
         snprintf(msg, sizeof msg, "--warm-start needs a model with weights, means and covariances (or precisions)");
     else if (init->precisions && init->type != o->covariance_type)
-        snprintf(msg, sizeof msg, "%s holds %s covariances but the fit asks for --covariance %s%s; give "
-                 "--covariance %s to use them", init_path, gmm_covariance_name(init->type),
-                 gmm_covariance_name(o->covariance_type), a->cov_given ? "" : " (the default)",
-                 gmm_covariance_name(init->type));
+        snprintf(msg, sizeof msg,
+                 "%s holds %s covariances but the fit asks for --covariance %s%s; give "
+                 "--covariance %s to use them",
+                 init_path, gmm_covariance_name(init->type), gmm_covariance_name(o->covariance_type),
+                 a->cov_given ? "" : " (the default)", gmm_covariance_name(init->type));
     else if (init->k && init->k != (size_t)o->n_components)
         snprintf(msg, sizeof msg, "%s has %zu components but the fit asks for -k %d", init_path, init->k,
                  o->n_components);
@@ -527,7 +545,7 @@ static int load_init_file(fit_args *a, size_t d, gmm_init_file *init)
 typedef struct fit_result {
     gmm_model *m;
     gmm_study_method study[N_STUDY_METHODS];
-    int *labels; /* (n) */
+    int *labels;  /* (n) */
     double *logp; /* (n) */
     double fit_seconds, bic, aic;
     double final_mean; /* mean log p of the training points under the final model (what BIC and AIC use) */
@@ -560,8 +578,10 @@ static gmm_status run_fit(fit_args *a, const double *x, size_t n, size_t d, fit_
         if (!a->prog.quiet) fprintf(stderr, "gmm fit: device: %s\n", gmm_model_device(r->m));
         /* as scikit-learn: no convergence warning for max_iter 0, whose point is the initial parameters */
         if (!gmm_model_converged(r->m) && o->max_iter > 0)
-            fprintf(stderr, "gmm fit: warning: did not converge within %d iterations (best run %d); try a larger "
-                            "--max-iter or --tol\n", o->max_iter, gmm_model_best_run(r->m) + 1);
+            fprintf(stderr,
+                    "gmm fit: warning: did not converge within %d iterations (best run %d); try a larger "
+                    "--max-iter or --tol\n",
+                    o->max_iter, gmm_model_best_run(r->m) + 1);
         print_empty_warning(stderr, r->m);
     }
     if (st == GMM_OK && a->study_runs > 0) {
@@ -634,7 +654,8 @@ static void print_fit_summary(const fit_args *a, const fit_result *r, size_t n, 
            r->final_mean);
     if (it > 0)
         printf("lower bound (scikit-learn's lower_bound_, parameters entering iteration %d): %.4f (mean per point "
-               "%.6f)\n", it, gmm_model_lower_bound(m) * (double)n, gmm_model_lower_bound(m));
+               "%.6f)\n",
+               it, gmm_model_lower_bound(m) * (double)n, gmm_model_lower_bound(m));
     else
         printf("lower bound: -inf (no EM iteration, as scikit-learn's lower_bound_ with max_iter 0)\n");
     printf("BIC: %.4f  AIC: %.4f (final model)\n", r->bic, r->aic);
@@ -785,8 +806,10 @@ static int predict_proba_stream(const char *out, const gmm_model *m, const doubl
     if (chunk > n) chunk = n;
     double *resp = malloc(chunk * k * sizeof *resp);
     if (!resp)
-        return fail("predict", gmm_fail(GMM_ERR_NOMEM, "out of memory for the responsibilities of %zu rows x %zu "
-                                        "components", chunk, k));
+        return fail("predict", gmm_fail(GMM_ERR_NOMEM,
+                                        "out of memory for the responsibilities of %zu rows x %zu "
+                                        "components",
+                                        chunk, k));
     gmm_atomic_file af;
     FILE *f = NULL;
     int rc = 0;
@@ -846,9 +869,9 @@ static int predict_labels(const char *out, const gmm_model *m, const double *x, 
 
 static int cmd_predict(int argc, char **argv)
 {
-    static const struct option opts[] = {{"proba", no_argument, 0, 'p'},     {"output", required_argument, 0, 'o'},
+    static const struct option opts[] = {{"proba", no_argument, 0, 'p'},        {"output", required_argument, 0, 'o'},
                                          {"device", required_argument, 0, 'D'}, {"dtype", required_argument, 0, 'P'},
-                                         {"help", no_argument, 0, 'h'},      {0, 0, 0, 0}};
+                                         {"help", no_argument, 0, 'h'},         {0, 0, 0, 0}};
     int proba = 0, c;
     const char *out = NULL;
     gmm_options o;
@@ -886,8 +909,10 @@ static int cmd_predict(int argc, char **argv)
 
 static int cmd_score(int argc, char **argv)
 {
-    static const struct option opts[] = {{"device", required_argument, 0, 'D'}, {"dtype", required_argument, 0, 'P'},
-                                         {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
+    static const struct option opts[] = {{"device", required_argument, 0, 'D'},
+                                         {"dtype", required_argument, 0, 'P'},
+                                         {"help", no_argument, 0, 'h'},
+                                         {0, 0, 0, 0}};
     int c;
     gmm_options o;
     gmm_options_init(&o);
@@ -925,8 +950,8 @@ static int cmd_score(int argc, char **argv)
             rc = fail("score", st);
         } else {
             const double mean = gmm_mean_logp(logp, n);
-            printf("points: %zu\nmean log-likelihood: %.17g\ntotal log-likelihood: %.17g\nBIC: %.17g\nAIC: %.17g\n", n,
-                   mean, mean * (double)n, gmm_bic_from_mean(m, mean, n), gmm_aic_from_mean(m, mean, n));
+            printf("points: %zu\nmean log-likelihood: %.17g\ntotal log-likelihood: %.17g\nBIC: %.17g\nAIC: %.17g\n",
+                   n, mean, mean * (double)n, gmm_bic_from_mean(m, mean, n), gmm_aic_from_mean(m, mean, n));
         }
     }
     gmm_session_close(&ses);
@@ -938,8 +963,10 @@ static int cmd_score(int argc, char **argv)
 
 static int cmd_sample(int argc, char **argv)
 {
-    static const struct option opts[] = {{"samples", required_argument, 0, 'n'}, {"seed", required_argument, 0, 's'},
-                                         {"output", required_argument, 0, 'o'}, {"help", no_argument, 0, 'h'},
+    static const struct option opts[] = {{"samples", required_argument, 0, 'n'},
+                                         {"seed", required_argument, 0, 's'},
+                                         {"output", required_argument, 0, 'o'},
+                                         {"help", no_argument, 0, 'h'},
                                          {0, 0, 0, 0}};
     long count = 0;
     uint64_t seed = 0;
@@ -954,7 +981,9 @@ static int cmd_sample(int argc, char **argv)
                 return usage_error("sample", "-n expects a whole number from 1 to 2000000000, got '%s'", optarg);
             break;
         case 's':
-            if (parse_u64(optarg, &seed)) return usage_error("sample", "--seed expects a whole number from 0 to 18446744073709551615, got '%s'", optarg);
+            if (parse_u64(optarg, &seed))
+                return usage_error("sample", "--seed expects a whole number from 0 to 18446744073709551615, got '%s'",
+                                   optarg);
             break;
         case 'o': out = optarg; break;
         case 'h': fputs(SAMPLE_USAGE, stdout); return 0;
@@ -1020,15 +1049,21 @@ typedef struct select_args {
  * EXIT_USAGE after the message). */
 static int parse_select_args(int argc, char **argv, select_args *a)
 {
-    static const struct option opts[] = {
-        {"k", required_argument, 0, 'k'},          {"covariance", required_argument, 0, 'C'},
-        {"init", required_argument, 0, 'i'},       {"n-init", required_argument, 0, 'N'},
-        {"max-iter", required_argument, 0, 'm'},   {"tol", required_argument, 0, 't'},
-        {"reg-covar", required_argument, 0, 'r'},  {"seed", required_argument, 0, 's'},
-        {"threads", required_argument, 0, 'T'},    {"out", required_argument, 0, 'o'},
-        {"quiet", no_argument, 0, 'q'},            {"help", no_argument, 0, 'h'},
-        {"device", required_argument, 0, 'D'},     {"dtype", required_argument, 0, 'P'},
-        {0, 0, 0, 0}};
+    static const struct option opts[] = {{"k", required_argument, 0, 'k'},
+                                         {"covariance", required_argument, 0, 'C'},
+                                         {"init", required_argument, 0, 'i'},
+                                         {"n-init", required_argument, 0, 'N'},
+                                         {"max-iter", required_argument, 0, 'm'},
+                                         {"tol", required_argument, 0, 't'},
+                                         {"reg-covar", required_argument, 0, 'r'},
+                                         {"seed", required_argument, 0, 's'},
+                                         {"threads", required_argument, 0, 'T'},
+                                         {"out", required_argument, 0, 'o'},
+                                         {"quiet", no_argument, 0, 'q'},
+                                         {"help", no_argument, 0, 'h'},
+                                         {"device", required_argument, 0, 'D'},
+                                         {"dtype", required_argument, 0, 'P'},
+                                         {0, 0, 0, 0}};
     memset(a, 0, sizeof *a);
     gmm_options_init(&a->o);
     a->o.backend = GMM_BACKEND_AUTO;
@@ -1041,7 +1076,8 @@ static int parse_select_args(int argc, char **argv, select_args *a)
         switch (c) {
         case 'k':
             if (parse_k_range(optarg, &a->klo, &a->khi))
-                return usage_error("select", "--k expects A..B or K with 1 <= A <= B <= " STR(MAX_COMPONENTS) ", got '%s'", optarg);
+                return usage_error(
+                    "select", "--k expects A..B or K with 1 <= A <= B <= " STR(MAX_COMPONENTS) ", got '%s'", optarg);
             break;
         case 'C': {
             if (!strcmp(optarg, "all")) break;
@@ -1051,7 +1087,9 @@ static int parse_select_args(int argc, char **argv, select_args *a)
             for (char *save = NULL, *tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
                 gmm_covariance_type t;
                 if (gmm_covariance_parse(tok, &t))
-                    return usage_error("select", "--covariance expects all or a list of full, tied, diag, spherical, got '%s'", optarg);
+                    return usage_error("select",
+                                       "--covariance expects all or a list of full, tied, diag, spherical, got '%s'",
+                                       optarg);
                 a->types[t] = 1;
             }
             break;
@@ -1106,8 +1144,9 @@ static gmm_status fit_candidate(gmm_session *ses, const gmm_options *base, doubl
 static void print_candidate(const gmm_selection_row *r, size_t row, size_t n_rows, size_t n_empty, double seconds)
 {
     if (r->ok)
-        fprintf(stderr, "gmm select: [%zu/%zu] k = %d, %s: loglik %.4f, BIC %.4f, AIC %.4f, %d iterations%s%s "
-                        "(%.2f s)\n",
+        fprintf(stderr,
+                "gmm select: [%zu/%zu] k = %d, %s: loglik %.4f, BIC %.4f, AIC %.4f, %d iterations%s%s "
+                "(%.2f s)\n",
                 row + 1, n_rows, r->k, gmm_covariance_name(r->type), r->loglik, r->bic, r->aic, r->n_iter,
                 r->converged ? "" : " (not converged)", n_empty ? " (some components emptied)" : "", seconds);
     else
@@ -1171,8 +1210,8 @@ static void print_select_table(const char *out_dir, const gmm_selection_row *row
     for (size_t i = 0; i < n_rows; i++) {
         const gmm_selection_row *r = &rows[i];
         if (r->ok)
-            printf("%4d  %-10s  %16.4f  %16.4f  %16.4f  %5d%s\n", r->k, gmm_covariance_name(r->type), r->loglik, r->bic,
-                   r->aic, r->n_iter, i == best_row ? "  <- best BIC" : "");
+            printf("%4d  %-10s  %16.4f  %16.4f  %16.4f  %5d%s\n", r->k, gmm_covariance_name(r->type), r->loglik,
+                   r->bic, r->aic, r->n_iter, i == best_row ? "  <- best BIC" : "");
         else
             printf("%4d  %-10s  failed: %s\n", r->k, gmm_covariance_name(r->type), r->error);
     }

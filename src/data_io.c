@@ -30,10 +30,10 @@
 #ifndef CSV_MAX_LINE_BYTES
 #define CSV_MAX_LINE_BYTES ((size_t)64 << 20)
 #endif
-#define NPY_MAX_HEADER ((size_t)1 << 20)  /* refuse absurd .npy header lengths before allocating */
-#define NPY_ALIGN 64                      /* NumPy's ARRAY_ALIGN */
-#define NPY_GROWTH_DIGITS 21              /* NumPy's GROWTH_AXIS_MAX_DIGITS */
-#define TOKEN_SHOW_MAX 48                 /* bytes of an offending token quoted in a message */
+#define NPY_MAX_HEADER ((size_t)1 << 20) /* refuse absurd .npy header lengths before allocating */
+#define NPY_ALIGN 64                     /* NumPy's ARRAY_ALIGN */
+#define NPY_GROWTH_DIGITS 21             /* NumPy's GROWTH_AXIS_MAX_DIGITS */
+#define TOKEN_SHOW_MAX 48                /* bytes of an offending token quoted in a message */
 
 /* ---------------------------------------------------------------------------------------------- helpers */
 
@@ -130,15 +130,15 @@ static void locale_leave(c_locale_scope *s)
 
 typedef struct csv_reader {
     const char *path;
-    double *x;            /* values so far, row-major */
-    size_t count, cap;    /* values stored / allocated */
-    size_t d;             /* fields per row; 0 until the first data row is complete */
+    double *x;         /* values so far, row-major */
+    size_t count, cap; /* values stored / allocated */
+    size_t d;          /* fields per row; 0 until the first data row is complete */
     size_t first_data_line;
-    size_t header_line;   /* 0 when there is no header */
+    size_t header_line; /* 0 when there is no header */
     size_t header_fields;
-    size_t lineno;        /* 1-based number of the line being processed */
-    int seen_nonblank;    /* a non-blank line (header or data) has been seen */
-    int nul_seen;         /* a NUL byte was read somewhere: lines must be checked for it */
+    size_t lineno;     /* 1-based number of the line being processed */
+    int seen_nonblank; /* a non-blank line (header or data) has been seen */
+    int nul_seen;      /* a NUL byte was read somewhere: lines must be checked for it */
 } csv_reader;
 
 static int is_blank_char(char c) { return c == ' ' || c == '\t' || c == '\r'; }
@@ -173,8 +173,7 @@ static void trim_field(const char **a, const char **b)
 /* Counts the fields of line [line, end) and how many of its non-empty fields strtod consumes whole
  * ("numeric", finite or not) or not at all ("non-numeric"). Used to detect the header and to explain
  * errors. */
-static void csv_classify(const char *line, const char *end, size_t *fields, size_t *numeric,
-                         size_t *non_numeric)
+static void csv_classify(const char *line, const char *end, size_t *fields, size_t *numeric, size_t *non_numeric)
 {
     size_t nf = 0, num = 0, non = 0;
     const char *p = line;
@@ -271,22 +270,27 @@ static int is_hex_number(const char *a, const char *b)
 
 /* Fails for the field [a, b) of the line starting at line: it is not a number, not finite, out of range or
  * hexadecimal (err_kind 0, 1, 2, 3). Adds a hint when the row looks like a misplaced or mixed header. */
-static gmm_status csv_bad_number(csv_reader *r, const char *line, const char *end, const char *a,
-                                 const char *b, int err_kind)
+static gmm_status csv_bad_number(csv_reader *r, const char *line, const char *end, const char *a, const char *b,
+                                 int err_kind)
 {
     char shown[SHOW_BUF_BYTES];
     show_text(shown, a, (size_t)(b - a));
     size_t col = (size_t)(a - line) + 1;
     if (err_kind == 1)
-        return gmm_fail(GMM_ERR_PARSE, "%s:%zu:%zu: '%s' is not a finite number, expected a finite value (NaN and "
+        return gmm_fail(GMM_ERR_PARSE,
+                        "%s:%zu:%zu: '%s' is not a finite number, expected a finite value (NaN and "
                         "infinities are not accepted)",
                         r->path, r->lineno, col, shown);
     if (err_kind == 2)
-        return gmm_fail(GMM_ERR_PARSE, "%s:%zu:%zu: '%s' is out of range for a double, expected a number "
-                        "of magnitude below 1.8e308", r->path, r->lineno, col, shown);
+        return gmm_fail(GMM_ERR_PARSE,
+                        "%s:%zu:%zu: '%s' is out of range for a double, expected a number "
+                        "of magnitude below 1.8e308",
+                        r->path, r->lineno, col, shown);
     if (err_kind == 3)
-        return gmm_fail(GMM_ERR_PARSE, "%s:%zu:%zu: '%s' is a hexadecimal number, expected a decimal number (as "
-                        "numpy reads them)", r->path, r->lineno, col, shown);
+        return gmm_fail(GMM_ERR_PARSE,
+                        "%s:%zu:%zu: '%s' is a hexadecimal number, expected a decimal number (as "
+                        "numpy reads them)",
+                        r->path, r->lineno, col, shown);
     size_t nf, num, non;
     csv_classify(line, end, &nf, &num, &non);
     const char *hint = "";
@@ -296,8 +300,7 @@ static gmm_status csv_bad_number(csv_reader *r, const char *line, const char *en
         hint = " (this first row was not taken as a header because some of its fields are numbers)";
     else if (num == 0 && nf == (r->d ? r->d : r->header_fields))
         hint = " (a header is only allowed as the first non-blank line)";
-    return gmm_fail(GMM_ERR_PARSE, "%s:%zu:%zu: '%s' is not a number%s", r->path, r->lineno, col, shown,
-                    hint);
+    return gmm_fail(GMM_ERR_PARSE, "%s:%zu:%zu: '%s' is not a number%s", r->path, r->lineno, col, shown, hint);
 }
 
 static const char *plural(size_t n) { return n == 1 ? "" : "s"; }
@@ -316,17 +319,15 @@ static gmm_status csv_parse_row(csv_reader *r, const char *line, const char *end
         size_t col = (size_t)(p - line) + 1;
         if (a == b) {
             if (!q && j > 0)
-                return gmm_fail(GMM_ERR_PARSE, "%s:%zu:%zu: trailing comma, expected a number after it",
-                                r->path, r->lineno, col);
-            return gmm_fail(GMM_ERR_PARSE, "%s:%zu:%zu: empty field, expected a number", r->path, r->lineno,
-                            col);
+                return gmm_fail(GMM_ERR_PARSE, "%s:%zu:%zu: trailing comma, expected a number after it", r->path,
+                                r->lineno, col);
+            return gmm_fail(GMM_ERR_PARSE, "%s:%zu:%zu: empty field, expected a number", r->path, r->lineno, col);
         }
         if (r->d && j >= r->d) {
             size_t total = j + 1;
             for (const char *s = q; s; s = memchr(s + 1, ',', (size_t)(end - s - 1))) total++;
-            return gmm_fail(GMM_ERR_PARSE, "%s:%zu:%zu: row has %zu field%s, expected %zu (as in line %zu)",
-                            r->path, r->lineno, (size_t)(a - line) + 1, total, plural(total), r->d,
-                            r->first_data_line);
+            return gmm_fail(GMM_ERR_PARSE, "%s:%zu:%zu: row has %zu field%s, expected %zu (as in line %zu)", r->path,
+                            r->lineno, (size_t)(a - line) + 1, total, plural(total), r->d, r->first_data_line);
         }
         double v;
         if (!csv_fast_number(a, b, &v)) {
@@ -354,9 +355,10 @@ static gmm_status csv_parse_row(csv_reader *r, const char *line, const char *end
         r->d = j;
         r->first_data_line = r->lineno;
         if (r->header_line && r->header_fields != j)
-            return gmm_fail(GMM_ERR_PARSE, "%s:%zu:1: header has %zu field%s, expected %zu (as in the first "
-                            "data row, line %zu)", r->path, r->header_line, r->header_fields,
-                            plural(r->header_fields), j, r->lineno);
+            return gmm_fail(GMM_ERR_PARSE,
+                            "%s:%zu:1: header has %zu field%s, expected %zu (as in the first "
+                            "data row, line %zu)",
+                            r->path, r->header_line, r->header_fields, plural(r->header_fields), j, r->lineno);
     } else if (j < r->d) {
         return gmm_fail(GMM_ERR_PARSE, "%s:%zu:%zu: row has %zu field%s, expected %zu (as in line %zu)", r->path,
                         r->lineno, (size_t)(last_end - line) + 1, j, plural(j), r->d, r->first_data_line);
@@ -371,9 +373,10 @@ static gmm_status csv_line(csv_reader *r, const char *line, size_t len)
     if (r->nul_seen) {
         const char *z = memchr(line, '\0', len);
         if (z)
-            return gmm_fail(GMM_ERR_PARSE, "%s:%zu:%zu: embedded NUL byte, expected text (is this a binary "
-                            "file? a .npy file needs the .npy suffix)", r->path, r->lineno,
-                            (size_t)(z - line) + 1);
+            return gmm_fail(GMM_ERR_PARSE,
+                            "%s:%zu:%zu: embedded NUL byte, expected text (is this a binary "
+                            "file? a .npy file needs the .npy suffix)",
+                            r->path, r->lineno, (size_t)(z - line) + 1);
     }
     const char *end = line + len;
     if (end > line && end[-1] == '\r') end--;
@@ -411,8 +414,10 @@ static gmm_status csv_fill(csv_reader *r, FILE *f, csv_block *b)
     }
     if (b->end == b->cap) {
         if (b->cap >= CSV_MAX_LINE_BYTES)
-            return gmm_fail(GMM_ERR_PARSE, "%s:%zu:1: line longer than the limit of %zu MiB, expected lines of at "
-                            "most that length", r->path, r->lineno + 1, CSV_MAX_LINE_BYTES >> 20);
+            return gmm_fail(GMM_ERR_PARSE,
+                            "%s:%zu:1: line longer than the limit of %zu MiB, expected lines of at "
+                            "most that length",
+                            r->path, r->lineno + 1, CSV_MAX_LINE_BYTES >> 20);
         char *nb = realloc(b->buf, b->cap * 2 + 1);
         if (!nb)
             return gmm_fail(GMM_ERR_NOMEM, "%s:%zu: out of memory holding a line of %zu bytes (row %zu, d = %zu)",
@@ -620,8 +625,10 @@ static gmm_status npy_parse_header(const char *path, const char *text, size_t le
         npy_skip_ws(&c);
         if (strcmp(key, "descr") == 0) {
             if (c.p < c.end && *c.p == '[')
-                return gmm_fail(GMM_ERR_PARSE, "%s: structured dtypes are not supported, expected '<f8' or "
-                                "'<f4'; save a plain float array", path);
+                return gmm_fail(GMM_ERR_PARSE,
+                                "%s: structured dtypes are not supported, expected '<f8' or "
+                                "'<f4'; save a plain float array",
+                                path);
             if (!npy_string(&c, h->descr, sizeof h->descr)) {
                 what = "expected a dtype string for 'descr'";
                 goto bad;
@@ -685,7 +692,7 @@ static uint64_t read_le(const unsigned char *p, int bytes)
 typedef struct npy_layout {
     size_t prelen, hlen; /* preamble bytes (magic, version, header length), header text bytes */
     npy_header h;
-    size_t item;         /* 8 ('<f8') or 4 ('<f4') */
+    size_t item; /* 8 ('<f8') or 4 ('<f4') */
     size_t n, d;
 } npy_layout;
 
@@ -744,11 +751,15 @@ static gmm_status npy_check_layout(const char *path, npy_layout *L)
     } else if (strcmp(h->descr, "<f4") == 0) {
         L->item = 4;
     } else if (h->descr[0] == '>') {
-        return gmm_fail(GMM_ERR_PARSE, "%s: big-endian data ('%s') is not supported, expected '<f8' or '<f4'; "
-                        "save with x.astype('<f8')", path, h->descr);
+        return gmm_fail(GMM_ERR_PARSE,
+                        "%s: big-endian data ('%s') is not supported, expected '<f8' or '<f4'; "
+                        "save with x.astype('<f8')",
+                        path, h->descr);
     } else {
-        return gmm_fail(GMM_ERR_PARSE, "%s: unsupported dtype '%s', expected '<f8' (float64) or '<f4' (float32); "
-                        "save with x.astype(np.float64)", path, h->descr);
+        return gmm_fail(GMM_ERR_PARSE,
+                        "%s: unsupported dtype '%s', expected '<f8' (float64) or '<f4' (float32); "
+                        "save with x.astype(np.float64)",
+                        path, h->descr);
     }
     if (h->fortran_order)
         return gmm_fail(GMM_ERR_PARSE, "%s: Fortran order is not supported; save with np.ascontiguousarray(x)", path);
@@ -768,7 +779,8 @@ static gmm_status npy_check_layout(const char *path, npy_layout *L)
         return gmm_fail(GMM_ERR_PARSE, "%s: no data: the array has shape (%zu, 0), expected at least one column",
                         path, n);
     if (n == 0)
-        return gmm_fail(GMM_ERR_PARSE, "%s: no data: the array has shape (0, %zu), expected at least one row", path, d);
+        return gmm_fail(GMM_ERR_PARSE, "%s: no data: the array has shape (0, %zu), expected at least one row", path,
+                        d);
     if (n > SIZE_MAX / d || n * d > SIZE_MAX / 8)
         return gmm_fail(GMM_ERR_PARSE, "%s: shape (%zu, %zu) is too large to hold in memory", path, n, d);
     L->n = n;
@@ -786,7 +798,8 @@ static gmm_status npy_check_file_size(const char *path, FILE *f, const npy_layou
     unsigned long long file_bytes = (unsigned long long)sb.st_size;
     if (file_bytes == head_bytes + data_bytes) return GMM_OK;
     int short_file = file_bytes < head_bytes + data_bytes;
-    return gmm_fail(GMM_ERR_PARSE, "%s: %s: shape (%zu, %zu) of '%s' needs %llu data bytes after the "
+    return gmm_fail(GMM_ERR_PARSE,
+                    "%s: %s: shape (%zu, %zu) of '%s' needs %llu data bytes after the "
                     "%llu-byte header (a file of %llu bytes), but the file has %llu bytes (%llu %s)",
                     path, short_file ? "truncated data" : "unexpected bytes after the data", L->n, L->d, L->h.descr,
                     data_bytes, head_bytes, head_bytes + data_bytes, file_bytes,
@@ -836,27 +849,34 @@ static gmm_status npy_read_data(const char *path, FILE *f, const npy_layout *L, 
     unsigned long long head_bytes = (unsigned long long)(L->prelen + L->hlen);
     double *x = malloc(count * sizeof(double));
     if (!x)
-        return gmm_fail(GMM_ERR_NOMEM, "%s: out of memory for the data: %zu rows x %zu columns (d = %zu) need %zu "
-                        "bytes", path, L->n, L->d, L->d, count * sizeof(double));
+        return gmm_fail(GMM_ERR_NOMEM,
+                        "%s: out of memory for the data: %zu rows x %zu columns (d = %zu) need %zu "
+                        "bytes",
+                        path, L->n, L->d, L->d, count * sizeof(double));
     gmm_status st = GMM_OK;
     size_t done_vals = npy_read_values(f, L, x, count, &st);
     if (st == GMM_OK && done_vals < count) {
         if (ferror(f))
             st = gmm_fail(GMM_ERR_IO, "cannot read %s: %s", path, strerror(errno));
         else
-            st = gmm_fail(GMM_ERR_PARSE, "%s: truncated data: shape (%zu, %zu) of '%s' needs %llu data bytes "
-                          "after the %llu-byte header, but only %llu follow", path, L->n, L->d, L->h.descr, data_bytes,
-                          head_bytes, (unsigned long long)done_vals * L->item);
+            st = gmm_fail(GMM_ERR_PARSE,
+                          "%s: truncated data: shape (%zu, %zu) of '%s' needs %llu data bytes "
+                          "after the %llu-byte header, but only %llu follow",
+                          path, L->n, L->d, L->h.descr, data_bytes, head_bytes,
+                          (unsigned long long)done_vals * L->item);
     }
     if (st == GMM_OK && fgetc(f) != EOF)
-        st = gmm_fail(GMM_ERR_PARSE, "%s: unexpected bytes after the data: shape (%zu, %zu) of '%s' needs %llu "
-                      "data bytes after the %llu-byte header", path, L->n, L->d, L->h.descr, data_bytes, head_bytes);
+        st = gmm_fail(GMM_ERR_PARSE,
+                      "%s: unexpected bytes after the data: shape (%zu, %zu) of '%s' needs %llu "
+                      "data bytes after the %llu-byte header",
+                      path, L->n, L->d, L->h.descr, data_bytes, head_bytes);
     for (size_t i = 0; st == GMM_OK && i < count; i++) {
         if (!isfinite(x[i])) {
             size_t row = i / L->d, col = i % L->d;
-            st = gmm_fail(GMM_ERR_PARSE, "%s: row %zu, column %zu: value is not finite (%s; x[%zu, %zu] in "
-                          "NumPy's 0-based indexing), expected finite numbers", path, row + 1, col + 1,
-                          isnan(x[i]) ? "nan" : (x[i] > 0 ? "inf" : "-inf"), row, col);
+            st = gmm_fail(GMM_ERR_PARSE,
+                          "%s: row %zu, column %zu: value is not finite (%s; x[%zu, %zu] in "
+                          "NumPy's 0-based indexing), expected finite numbers",
+                          path, row + 1, col + 1, isnan(x[i]) ? "nan" : (x[i] > 0 ? "inf" : "-inf"), row, col);
         }
     }
     if (st != GMM_OK) {
@@ -918,8 +938,8 @@ gmm_status gmm_write_npy(const char *path, const double *x, size_t n, size_t d)
     /* NumPy's _write_array_header: the sorted dict's repr, spare spaces so the first axis can grow to
      * 21 digits in place, then spaces and '\n' so that magic + length + header is a multiple of 64. */
     char header[512];
-    int len = snprintf(header, sizeof header, "{'descr': '<f8', 'fortran_order': False, 'shape': (%zu, %zu), }",
-                       n, d);
+    int len = snprintf(header, sizeof header, "{'descr': '<f8', 'fortran_order': False, 'shape': (%zu, %zu), }", n,
+                       d);
     char ndigits[32];
     int nlen = snprintf(ndigits, sizeof ndigits, "%zu", n);
     for (int i = nlen; i < NPY_GROWTH_DIGITS; i++) header[len++] = ' ';
@@ -928,8 +948,8 @@ gmm_status gmm_write_npy(const char *path, const double *x, size_t n, size_t d)
     memset(header + len, ' ', pad);
     header[(size_t)len + pad] = '\n';
     size_t total = hlen + pad; /* header bytes after the 10-byte preamble */
-    unsigned char pre[10] = {0x93, 'N', 'U', 'M', 'P', 'Y', 1, 0, (unsigned char)(total & 0xff),
-                             (unsigned char)(total >> 8)};
+    unsigned char pre[10] = {
+        0x93, 'N', 'U', 'M', 'P', 'Y', 1, 0, (unsigned char)(total & 0xff), (unsigned char)(total >> 8)};
 
     gmm_atomic_file af;
     st = gmm_atomic_open(&af, path);

@@ -64,7 +64,8 @@ static gmm_status validate_options(size_t n, size_t d, const gmm_options *o)
                         o->n_components);
     if ((unsigned)o->covariance_type > GMM_COV_SPHERICAL)
         return gmm_fail(GMM_ERR_INVALID_ARG, "unknown covariance type %d", (int)o->covariance_type);
-    if (!(o->tol >= 0.0) || !isfinite(o->tol)) return gmm_fail(GMM_ERR_INVALID_ARG, "tol must be >= 0 (got %g)", o->tol);
+    if (!(o->tol >= 0.0) || !isfinite(o->tol))
+        return gmm_fail(GMM_ERR_INVALID_ARG, "tol must be >= 0 (got %g)", o->tol);
     if (!(o->reg_covar >= 0.0) || !isfinite(o->reg_covar))
         return gmm_fail(GMM_ERR_INVALID_ARG, "reg_covar must be >= 0 (got %g)", o->reg_covar);
     if (o->max_iter < 0) return gmm_fail(GMM_ERR_INVALID_ARG, "max_iter must be >= 0 (got %d)", o->max_iter);
@@ -73,26 +74,29 @@ static gmm_status validate_options(size_t n, size_t d, const gmm_options *o)
                         o->warm_lower_bound);
     if (o->n_init < 1) return gmm_fail(GMM_ERR_INVALID_ARG, "n_init must be >= 1 (got %d)", o->n_init);
     if (o->n_threads < 0) return gmm_fail(GMM_ERR_INVALID_ARG, "n_threads must be >= 0 (got %d)", o->n_threads);
-    if ((unsigned)o->backend > GMM_BACKEND_AUTO) return gmm_fail(GMM_ERR_INVALID_ARG, "unknown backend %d", (int)o->backend);
-    if ((unsigned)o->init > GMM_INIT_BINARY) return gmm_fail(GMM_ERR_INVALID_ARG, "unknown init method %d", (int)o->init);
+    if ((unsigned)o->backend > GMM_BACKEND_AUTO)
+        return gmm_fail(GMM_ERR_INVALID_ARG, "unknown backend %d", (int)o->backend);
+    if ((unsigned)o->init > GMM_INIT_BINARY)
+        return gmm_fail(GMM_ERR_INVALID_ARG, "unknown init method %d", (int)o->init);
     const size_t k = (size_t)o->n_components;
     if (o->weights_init) { /* scikit-learn's _check_weights; used as given, never normalized */
         double sum = 0.0;
         for (size_t c = 0; c < k; c++) {
             if (!(o->weights_init[c] >= 0.0 && o->weights_init[c] <= 1.0))
-                return gmm_fail(GMM_ERR_INVALID_ARG, "weights_init[%zu] is %.17g; initial weights must be in [0, 1]", c,
-                                o->weights_init[c]);
+                return gmm_fail(GMM_ERR_INVALID_ARG, "weights_init[%zu] is %.17g; initial weights must be in [0, 1]",
+                                c, o->weights_init[c]);
             sum += o->weights_init[c];
         }
         if (!(fabs(sum - 1.0) <= GMM_WEIGHTS_SUM_TOL))
-            return gmm_fail(GMM_ERR_INVALID_ARG, "weights_init sum to %.17g; initial weights must sum to 1 within %g", sum,
-                            GMM_WEIGHTS_SUM_TOL);
+            return gmm_fail(GMM_ERR_INVALID_ARG, "weights_init sum to %.17g; initial weights must sum to 1 within %g",
+                            sum, GMM_WEIGHTS_SUM_TOL);
     }
     if (o->means_init) {
         for (size_t i = 0; i < k * d; i++)
             if (!isfinite(o->means_init[i]))
-                return gmm_fail(GMM_ERR_INVALID_ARG, "means_init of component %zu (label %zu), feature %zu is not finite",
-                                i / d + 1, i / d, i % d);
+                return gmm_fail(GMM_ERR_INVALID_ARG,
+                                "means_init of component %zu (label %zu), feature %zu is not finite", i / d + 1,
+                                i / d, i % d);
     }
     if (o->precisions_init) {
         size_t np = gmm_covariance_size(o->covariance_type, k, d);
@@ -124,15 +128,15 @@ static gmm_status validate(gmm_data x, size_t n, size_t d, const gmm_options *o)
  * usable and the problem fits the kernels (d <= 32, max_k <= 64 and their plan for max_k, the most components
  * any model used on the backend will have, fits the device's shared memory), and falls back to the CPU when the
  * GPU cannot hold the data. */
-static gmm_status open_backend(gmm_backend *b, gmm_data x, size_t n, size_t d, const gmm_options *o,
-                               size_t max_k, char *device, size_t len)
+static gmm_status open_backend(gmm_backend *b, gmm_data x, size_t n, size_t d, const gmm_options *o, size_t max_k,
+                               char *device, size_t len)
 {
     const int nt = o->n_threads > 0 ? o->n_threads : omp_get_max_threads();
     gmm_status st = GMM_ERR_NO_DEVICE;
     char note[96] = "";
     int want_cuda = o->backend == GMM_BACKEND_CUDA ||
-                    (o->backend == GMM_BACKEND_AUTO && d <= GMM_BACKEND_CUDA_MAX_D && max_k <= GMM_BACKEND_CUDA_MAX_K &&
-                     gmm_cuda_available(NULL, 0) > 0);
+                    (o->backend == GMM_BACKEND_AUTO && d <= GMM_BACKEND_CUDA_MAX_D &&
+                     max_k <= GMM_BACKEND_CUDA_MAX_K && gmm_cuda_available(NULL, 0) > 0);
     if (want_cuda) {
         int model_fits = 1;
         char desc[256] = "";
@@ -152,7 +156,8 @@ static gmm_status open_backend(gmm_backend *b, gmm_data x, size_t n, size_t d, c
             snprintf(device, len, "CUDA: %s", desc);
             return GMM_OK;
         }
-        if (o->backend == GMM_BACKEND_CUDA || (model_fits && st != GMM_ERR_NOMEM && st != GMM_ERR_NO_DEVICE)) return st;
+        if (o->backend == GMM_BACKEND_CUDA || (model_fits && st != GMM_ERR_NOMEM && st != GMM_ERR_NO_DEVICE))
+            return st;
         if (model_fits)
             snprintf(note, sizeof note, "; the GPU could not take the data (%s)", gmm_strerror(st));
         else
@@ -292,14 +297,12 @@ static gmm_status session_fit_checked(gmm_session *ses, const gmm_options *o, gm
     return GMM_OK;
 }
 
-gmm_status gmm_session_open(gmm_session *s, const double *x, size_t n, size_t d, const gmm_options *o,
-                            size_t max_k)
+gmm_status gmm_session_open(gmm_session *s, const double *x, size_t n, size_t d, const gmm_options *o, size_t max_k)
 {
     return gmm_session_open_data(s, gmm_data_double(x), n, d, o, max_k);
 }
 
-gmm_status gmm_session_open_data(gmm_session *s, gmm_data x, size_t n, size_t d, const gmm_options *o,
-                                 size_t max_k)
+gmm_status gmm_session_open_data(gmm_session *s, gmm_data x, size_t n, size_t d, const gmm_options *o, size_t max_k)
 {
     if (!s) return gmm_fail(GMM_ERR_INVALID_ARG, "gmm_session_open: session must not be NULL");
     memset(s, 0, sizeof *s);
@@ -309,7 +312,8 @@ gmm_status gmm_session_open_data(gmm_session *s, gmm_data x, size_t n, size_t d,
     if (n == 0) return gmm_fail(GMM_ERR_INVALID_ARG, "no data points");
     if (max_k < 1) return gmm_fail(GMM_ERR_INVALID_ARG, "the largest number of components must be >= 1 (got 0)");
     if (o->n_threads < 0) return gmm_fail(GMM_ERR_INVALID_ARG, "n_threads must be >= 0 (got %d)", o->n_threads);
-    if ((unsigned)o->backend > GMM_BACKEND_AUTO) return gmm_fail(GMM_ERR_INVALID_ARG, "unknown backend %d", (int)o->backend);
+    if ((unsigned)o->backend > GMM_BACKEND_AUTO)
+        return gmm_fail(GMM_ERR_INVALID_ARG, "unknown backend %d", (int)o->backend);
     gmm_status st = validate_data(x, n, d);
     return st != GMM_OK ? st : session_open_checked(s, x, n, d, o, max_k);
 }
@@ -319,7 +323,8 @@ gmm_status gmm_session_fit(gmm_session *s, const gmm_options *o, gmm_model **out
     if (!out) return gmm_fail(GMM_ERR_INVALID_ARG, "gmm_session_fit: out must not be NULL");
     *out = NULL;
     gmm_clear_error();
-    if (!s || !s->open || !o) return gmm_fail(GMM_ERR_INVALID_ARG, "gmm_session_fit: an open session and options are needed");
+    if (!s || !s->open || !o)
+        return gmm_fail(GMM_ERR_INVALID_ARG, "gmm_session_fit: an open session and options are needed");
     gmm_status st = validate_options(s->b.n, s->b.d, o);
     if (st != GMM_OK) return st;
     if ((size_t)o->n_components > s->max_k)
@@ -331,7 +336,8 @@ gmm_status gmm_session_fit(gmm_session *s, const gmm_options *o, gmm_model **out
 gmm_status gmm_session_predict(gmm_session *s, const gmm_model *m, double *logp, int *labels, double *resp)
 {
     gmm_clear_error();
-    if (!s || !s->open || !m) return gmm_fail(GMM_ERR_INVALID_ARG, "gmm_session_predict: an open session and a model are needed");
+    if (!s || !s->open || !m)
+        return gmm_fail(GMM_ERR_INVALID_ARG, "gmm_session_predict: an open session and a model are needed");
     if (m->d != s->b.d)
         return gmm_fail(GMM_ERR_INVALID_ARG, "the model has %zu features, the data %zu", m->d, s->b.d);
     /* log p is always computed: a row that is not finite (overflow on the device) is redone on the host */
@@ -369,8 +375,7 @@ static gmm_status fit_data(gmm_data x, size_t n, size_t d, const gmm_options *o,
 }
 
 /* gmm_fit_predict on data of either element type. */
-static gmm_status fit_predict_data(gmm_data x, size_t n, size_t d, const gmm_options *o, gmm_model **out,
-                                   int *labels)
+static gmm_status fit_predict_data(gmm_data x, size_t n, size_t d, const gmm_options *o, gmm_model **out, int *labels)
 {
     if (!out) return gmm_fail(GMM_ERR_INVALID_ARG, "gmm_fit_predict: out must not be NULL");
     *out = NULL;
@@ -408,8 +413,7 @@ gmm_status gmm_fit_predict(const double *x, size_t n, size_t d, const gmm_option
     return fit_predict_data(gmm_data_double(x), n, d, o, out, labels);
 }
 
-gmm_status gmm_fit_predict_f32(const float *x, size_t n, size_t d, const gmm_options *o, gmm_model **out,
-                               int *labels)
+gmm_status gmm_fit_predict_f32(const float *x, size_t n, size_t d, const gmm_options *o, gmm_model **out, int *labels)
 {
     return fit_predict_data(gmm_data_float(x), n, d, o, out, labels);
 }

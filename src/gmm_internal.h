@@ -38,25 +38,25 @@ void gmm_init_file_free(gmm_init_file *f);
 struct gmm_model {
     size_t k, d;
     gmm_covariance_type cov_type;
-    double *weights;     /* (k), sum 1 */
-    double *means;       /* (k, d) */
-    double *covariances; /* (k, d, d) full matrices whatever the type: diagonal for diag and spherical (equal
+    double *weights;      /* (k), sum 1 */
+    double *means;        /* (k, d) */
+    double *covariances;  /* (k, d, d) full matrices whatever the type: diagonal for diag and spherical (equal
                             entries for spherical), the same matrix k times for tied */
-    double *prec_chol;   /* (k, d, d): upper-triangular U_k with precision = U_k U_k^T (zeros below) */
+    double *prec_chol;    /* (k, d, d): upper-triangular U_k with precision = U_k U_k^T (zeros below) */
     double *log_det_chol; /* (k): sum_j log U_k[j][j] = -1/2 log det covariance_k */
 
     /* fit record (empty unless produced by gmm_fit) */
     int converged;
     int n_iter;
     int best_run;
-    double lower_bound;  /* mean per-point log-likelihood at the last iteration of the best run (of the
+    double lower_bound;   /* mean per-point log-likelihood at the last iteration of the best run (of the
                             parameters entering it); -INFINITY when max_iter was 0 */
-    int *empty_since;    /* (k) first iteration whose E-step left the component empty, 0 never; NULL if
+    int *empty_since;     /* (k) first iteration whose E-step left the component empty, 0 never; NULL if
                             not fitted */
     double *loglik_trace; /* (n_iter) total log-likelihood per iteration */
     double *iter_seconds; /* (n_iter) */
-    size_t n_train;      /* points the model was fitted on, 0 if not fitted */
-    char device[400];    /* where the fit's passes ran ("" if not fitted) */
+    size_t n_train;       /* points the model was fitted on, 0 if not fitted */
+    char device[400];     /* where the fit's passes ran ("" if not fitted) */
 };
 
 /* Allocates a model with k components in d dimensions, all arrays zeroed; NULL when out of memory
@@ -108,7 +108,7 @@ typedef struct gmm_atomic_file {
     char *path;
     char *tmp_path; /* "" when in_place */
     int in_place;
-    int slot;       /* registration for gmm_atomic_remove_temporaries, -1 if none */
+    int slot; /* registration for gmm_atomic_remove_temporaries, -1 if none */
 } gmm_atomic_file;
 
 gmm_status gmm_atomic_open(gmm_atomic_file *af, const char *path);
@@ -137,8 +137,8 @@ typedef struct gmm_rng {
 
 void gmm_rng_seed(gmm_rng *r, uint64_t seed);
 uint64_t gmm_rng_next(gmm_rng *r);
-double gmm_rng_uniform(gmm_rng *r);          /* in [0, 1), 53 random bits */
-double gmm_rng_normal(gmm_rng *r);           /* standard normal (polar Box-Muller, no cache) */
+double gmm_rng_uniform(gmm_rng *r);             /* in [0, 1), 53 random bits */
+double gmm_rng_normal(gmm_rng *r);              /* standard normal (polar Box-Muller, no cache) */
 uint64_t gmm_rng_below(gmm_rng *r, uint64_t n); /* uniform in [0, n), unbiased */
 
 /* --------------------------------------------------------------------------------------- linear algebra */
@@ -290,7 +290,7 @@ struct gmm_backend {
                          room for their per-point state) */
     const char *precision_note; /* NULL, or why the backend changed its precision after opening (a CUDA backend
                                    that went from float32 to float64); owned by the backend */
-    gmm_data x;      /* (n, d) borrowed host data */
+    gmm_data x;                 /* (n, d) borrowed host data */
     size_t n, d;
     int n_threads;
     void *impl;
@@ -307,8 +307,8 @@ gmm_status gmm_backend_cpu_open_data(gmm_backend *b, gmm_data x, size_t n, size_
 
 /* Log-density terms of one component for the CPU path:
  * log N(x | mu, Sigma) = -1/2 (d log 2pi + ||(x - mu) U||^2) + log_det_chol. */
-double gmm_log_gauss_point(const double *x, const double *mean, const double *prec_chol,
-                           double log_det_chol, size_t d);
+double gmm_log_gauss_point(const double *x, const double *mean, const double *prec_chol, double log_det_chol,
+                           size_t d);
 
 /* ----------------------------------------------------------------------------------------------- init */
 
@@ -337,10 +337,10 @@ const char *gmm_init_name(gmm_init_method m);
  * study, gmm select's candidates, gmm_fit_predict, gmm_infer): on CUDA the data are uploaded once. The
  * data x are borrowed and must outlive the session. */
 typedef struct gmm_session {
-    gmm_backend b;     /* the open backend (b.x, b.n, b.d: the data) */
-    size_t max_k;      /* the most components a fit on this session may ask for */
-    int open;          /* 1 between a successful gmm_session_open and gmm_session_close */
-    char device[320];  /* where the passes run, as gmm_model_device() words it */
+    gmm_backend b;    /* the open backend (b.x, b.n, b.d: the data) */
+    size_t max_k;     /* the most components a fit on this session may ask for */
+    int open;         /* 1 between a successful gmm_session_open and gmm_session_close */
+    char device[320]; /* where the passes run, as gmm_model_device() words it */
 } gmm_session;
 
 /* Checks x (n, d) (n >= 1, d >= 1, every value finite), then opens the backend that options->backend (with
@@ -375,8 +375,7 @@ void gmm_session_close(gmm_session *s);
  * one component at a time in log space; a row still not finite there (its squared Mahalanobis distance
  * overflows in every component, e.g. a value of 1e200) is GMM_ERR_INVALID_ARG naming the row (0-based) and
  * its first value. logp (n) is required; labels (n) and resp (n, k) are fixed where given. */
-gmm_status gmm_infer_check_rows(const gmm_model *m, gmm_data x, size_t n, double *logp, int *labels,
-                                double *resp);
+gmm_status gmm_infer_check_rows(const gmm_model *m, gmm_data x, size_t n, double *logp, int *labels, double *resp);
 
 /* The sum of logp (n) in index order divided by n: the mean per-point log-likelihood as gmm_score
  * computes it (scikit-learn's score). n >= 1. */

@@ -67,8 +67,7 @@ gmm_status gmm_infer_check_rows(const gmm_model *m, gmm_data x, size_t n, double
 
 /* Runs the CPU predict pass over x (n, d) with the model's dimension checked and every row's result finite
  * (gmm_infer_check_rows). */
-static gmm_status predict_pass(const gmm_model *m, const double *x, size_t n, double *logp, int *labels,
-                               double *resp)
+static gmm_status predict_pass(const gmm_model *m, const double *x, size_t n, double *logp, int *labels, double *resp)
 {
     gmm_clear_error();
     if (!m || !x) return gmm_fail(GMM_ERR_INVALID_ARG, "model and data must not be NULL");
@@ -215,7 +214,8 @@ gmm_status gmm_sample(const gmm_model *m, size_t n, uint64_t seed, double **x_ou
             free(labels);
             free(chol);
             free(z);
-            return gmm_fail(GMM_ERR_NOT_PD, "component %zu (label %zu): covariance is not positive definite", c + 1, c);
+            return gmm_fail(GMM_ERR_NOT_PD, "component %zu (label %zu): covariance is not positive definite", c + 1,
+                            c);
         }
     }
     /* Each point: a component by inverse-CDF on the weights, then mean + L z with z standard normal. */

@@ -175,7 +175,8 @@ static gmm_status covariances_from_precisions(gmm_model *m, const double *prec)
         /* inverse of a precision P = L L^T: P^-1 = U U^T with U = L^-T */
         memcpy(l, full + c * d * d, d * d * sizeof *l);
         if (gmm_cholesky_lower(l, d)) {
-            st = gmm_fail(GMM_ERR_NOT_PD, "component %zu (label %zu): precisions_init is not positive definite", c + 1, c);
+            st = gmm_fail(GMM_ERR_NOT_PD, "component %zu (label %zu): precisions_init is not positive definite",
+                          c + 1, c);
             break;
         }
         gmm_precision_chol_from_cov_chol(l, u, d);

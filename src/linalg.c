@@ -30,11 +30,11 @@ void gmm_precision_chol_from_cov_chol(const double *l, double *u, size_t d)
 {
     /* Solve L W = I for W = L^{-1} (lower triangular) by forward substitution, then U = W^T. */
     memset(u, 0, d * d * sizeof *u);
-    for (size_t c = 0; c < d; c++) {          /* column c of W */
+    for (size_t c = 0; c < d; c++) { /* column c of W */
         for (size_t i = c; i < d; i++) {
             double v = (i == c) ? 1.0 : 0.0;
             for (size_t p = c; p < i; p++) v -= l[i * d + p] * u[c * d + p]; /* W[p][c] stored at u[c][p] */
-            u[c * d + i] = v / l[i * d + i]; /* U[c][i] = W[i][c] */
+            u[c * d + i] = v / l[i * d + i];                                 /* U[c][i] = W[i][c] */
         }
     }
 }

@@ -227,11 +227,11 @@ gmm_status gmm_model_from_params(size_t k, size_t d, gmm_covariance_type type, c
     size_t nc = gmm_covariance_size(type, k, d);
     for (size_t i = 0; i < nc; i++)
         if (!isfinite(covariances[i]))
-            return gmm_fail(GMM_ERR_INVALID_ARG, "%s covariance entry %zu is not finite", gmm_covariance_name(type), i);
+            return gmm_fail(GMM_ERR_INVALID_ARG, "%s covariance entry %zu is not finite", gmm_covariance_name(type),
+                            i);
     if (type == GMM_COV_DIAG || type == GMM_COV_SPHERICAL) {
         for (size_t i = 0; i < nc; i++)
-            if (!(covariances[i] > 0.0))
-            {
+            if (!(covariances[i] > 0.0)) {
                 size_t c = type == GMM_COV_DIAG ? i / d : i;
                 return gmm_fail(GMM_ERR_NOT_PD, "component %zu (label %zu): %s variance %g is not positive", c + 1, c,
                                 gmm_covariance_name(type), covariances[i]);

@@ -171,11 +171,10 @@ static gmm_status check_finite(const char *path, const char *field, const double
     for (size_t i = 0; i < n; i++) {
         if (isfinite(v[i])) continue;
         if (index_it)
-            return gmm_fail(GMM_ERR_INVALID_ARG,
-                            "%s: cannot save: %s[%zu] is %s; only finite numbers can be written", path, field, i,
-                            nonfinite_name(v[i]));
-        return gmm_fail(GMM_ERR_INVALID_ARG, "%s: cannot save: %s is %s; only finite numbers can be written",
-                        path, field, nonfinite_name(v[i]));
+            return gmm_fail(GMM_ERR_INVALID_ARG, "%s: cannot save: %s[%zu] is %s; only finite numbers can be written",
+                            path, field, i, nonfinite_name(v[i]));
+        return gmm_fail(GMM_ERR_INVALID_ARG, "%s: cannot save: %s is %s; only finite numbers can be written", path,
+                        field, nonfinite_name(v[i]));
     }
     return GMM_OK;
 }
@@ -193,11 +192,11 @@ static gmm_status check_finite_nd(const char *path, const char *field, const dou
                 if (isfinite(x)) continue;
                 if (n2 == 0)
                     return gmm_fail(GMM_ERR_INVALID_ARG,
-                                    "%s: cannot save: %s[%zu][%zu] is %s; only finite numbers can be written",
-                                    path, field, a, b, nonfinite_name(x));
+                                    "%s: cannot save: %s[%zu][%zu] is %s; only finite numbers can be written", path,
+                                    field, a, b, nonfinite_name(x));
                 return gmm_fail(GMM_ERR_INVALID_ARG,
-                                "%s: cannot save: %s[%zu][%zu][%zu] is %s; only finite numbers can be written",
-                                path, field, a, b, c, nonfinite_name(x));
+                                "%s: cannot save: %s[%zu][%zu][%zu] is %s; only finite numbers can be written", path,
+                                field, a, b, c, nonfinite_name(x));
             }
     return GMM_OK;
 }
@@ -429,8 +428,7 @@ static gmm_status syntax_error(const char *path, const char *text, size_t len, s
 
     char near[24];
     size_t n = 0;
-    while (n < 20 && pos + n < len && text[pos + n] != '\n' && text[pos + n] != '\r' && text[pos + n] != '\0')
-        n++;
+    while (n < 20 && pos + n < len && text[pos + n] != '\n' && text[pos + n] != '\r' && text[pos + n] != '\0') n++;
     /* Do not cut a UTF-8 sequence in two. */
     if (n == 20 && pos + n < len)
         while (n > 0 && ((unsigned char)text[pos + n] & 0xC0) == 0x80) n--;
@@ -447,14 +445,14 @@ static const char *plural(size_t n, const char *one, const char *many) { return 
 
 /* Checks that item (named `what`, e.g. "\"means\"[2]") is an array of exactly n finite numbers; `n_name`
  * says where n came from. Stores them into out (n) when out is not NULL. */
-static gmm_status read_numbers(const char *path, const cJSON *item, const char *what, size_t n,
-                               const char *n_name, double *out)
+static gmm_status read_numbers(const char *path, const cJSON *item, const char *what, size_t n, const char *n_name,
+                               double *out)
 {
     if (!cJSON_IsArray(item)) return parse_fail(path, "%s is not an array", what);
     size_t len = (size_t)cJSON_GetArraySize(item);
     if (len != n)
-        return parse_fail(path, "%s has %zu %s, expected %zu (%s)", what, len, plural(len, "number", "numbers"),
-                          n, n_name);
+        return parse_fail(path, "%s has %zu %s, expected %zu (%s)", what, len, plural(len, "number", "numbers"), n,
+                          n_name);
     size_t i = 0;
     const cJSON *e;
     cJSON_ArrayForEach(e, item)
@@ -469,12 +467,13 @@ static gmm_status read_numbers(const char *path, const cJSON *item, const char *
 }
 
 /* Checks that item (named what) is an array of exactly n entries (`n_name` says where n came from). */
-static gmm_status check_entries(const char *path, const cJSON *item, const char *what, size_t n,
-                                const char *n_name, const char *one, const char *many)
+static gmm_status check_entries(const char *path, const cJSON *item, const char *what, size_t n, const char *n_name,
+                                const char *one, const char *many)
 {
     if (!cJSON_IsArray(item)) return parse_fail(path, "%s is not an array", what);
     size_t len = (size_t)cJSON_GetArraySize(item);
-    if (len != n) return parse_fail(path, "%s has %zu %s, expected %zu (%s)", what, len, plural(len, one, many), n, n_name);
+    if (len != n)
+        return parse_fail(path, "%s has %zu %s, expected %zu (%s)", what, len, plural(len, one, many), n, n_name);
     return GMM_OK;
 }
 
@@ -527,8 +526,7 @@ static gmm_status read_fit(const char *path, const cJSON *fit, gmm_model *m)
     const cJSON *secs = cJSON_GetObjectItemCaseSensitive(fit, "iter_seconds");
     if (trace && (st = read_numbers(path, trace, "\"fit\".\"loglik_trace\"", n, "\"fit\".\"n_iter\"", NULL)))
         return st;
-    if (secs && (st = read_numbers(path, secs, "\"fit\".\"iter_seconds\"", n, "\"fit\".\"n_iter\"", NULL)))
-        return st;
+    if (secs && (st = read_numbers(path, secs, "\"fit\".\"iter_seconds\"", n, "\"fit\".\"n_iter\"", NULL))) return st;
     if (trace && n > 0) {
         if (!(m->loglik_trace = gmm_xmalloc(n * sizeof(double)))) return GMM_ERR_NOMEM;
         read_numbers(path, trace, "\"fit\".\"loglik_trace\"", n, "\"fit\".\"n_iter\"", m->loglik_trace);
@@ -629,8 +627,8 @@ static gmm_status infer_d(const char *path, const cJSON *item, const char *what,
 /* Infers k and d (those not declared) from the arrays present, in this order: k from "weights", "means",
  * then the matrices (not for tied); d from "means"[0], then the matrices (not for spherical). mats is
  * "covariances" or "precisions" (named mats_name), in the shape of type. */
-static gmm_status infer_sizes(const char *path, gmm_covariance_type type, const cJSON *weights,
-                              const cJSON *means, const cJSON *mats, const char *mats_name, json_sizes *s)
+static gmm_status infer_sizes(const char *path, gmm_covariance_type type, const cJSON *weights, const cJSON *means,
+                              const cJSON *mats, const char *mats_name, json_sizes *s)
 {
     gmm_status st;
     if ((st = infer_k(path, weights, "\"weights\"", s))) return st;
@@ -644,9 +642,8 @@ static gmm_status infer_sizes(const char *path, gmm_covariance_type type, const 
 /* Checks that item (named what) is an array of `rows` arrays of `cols` finite numbers (rows_name and
  * cols_name say where the counts came from; one / many name an entry of item). Stores them row-major into
  * out (rows * cols) when out is not NULL. */
-static gmm_status read_rows(const char *path, const cJSON *item, const char *what, size_t rows,
-                            const char *rows_name, const char *one, const char *many, size_t cols,
-                            const char *cols_name, double *out)
+static gmm_status read_rows(const char *path, const cJSON *item, const char *what, size_t rows, const char *rows_name,
+                            const char *one, const char *many, size_t cols, const char *cols_name, double *out)
 {
     gmm_status st = check_entries(path, item, what, rows, rows_name, one, many);
     if (st != GMM_OK) return st;
@@ -705,20 +702,19 @@ static gmm_status read_matrices(const char *path, const cJSON *item, const char 
     if (st != GMM_ERR_PARSE) return st;
     char msg[768];
     snprintf(msg, sizeof msg, "%s", gmm_last_error()); /* gmm_fail writes over gmm_last_error's buffer */
-    return gmm_fail(GMM_ERR_PARSE, "%s; covariance_type \"%s\" has %s of shape %s", msg,
-                    gmm_covariance_name(type), what, shape);
+    return gmm_fail(GMM_ERR_PARSE, "%s; covariance_type \"%s\" has %s of shape %s", msg, gmm_covariance_name(type),
+                    what, shape);
 }
 
 /* Checks (all outputs NULL) or copies the arrays present among weights (k), means (k, d) and mats (type's
  * shape). After a successful check pass, the copy pass cannot fail. */
-static gmm_status read_arrays(const char *path, gmm_covariance_type type, const json_sizes *s,
-                              const cJSON *weights, const cJSON *means, const cJSON *mats, const char *mats_name,
-                              double *w, double *mu, double *mat)
+static gmm_status read_arrays(const char *path, gmm_covariance_type type, const json_sizes *s, const cJSON *weights,
+                              const cJSON *means, const cJSON *mats, const char *mats_name, double *w, double *mu,
+                              double *mat)
 {
     gmm_status st;
     if (weights && (st = read_numbers(path, weights, "\"weights\"", s->k, s->k_name, w))) return st;
-    if (means &&
-        (st = read_rows(path, means, "\"means\"", s->k, s->k_name, "entry", "entries", s->d, s->d_name, mu)))
+    if (means && (st = read_rows(path, means, "\"means\"", s->k, s->k_name, "entry", "entries", s->d, s->d_name, mu)))
         return st;
     if (mats && (st = read_matrices(path, mats, mats_name, type, s, mat))) return st;
     return GMM_OK;
@@ -979,8 +975,8 @@ static gmm_status finish_precisions(const char *path, const char *mats_name, int
         memcpy(l, a, d * d * sizeof *l);
         int bad = gmm_cholesky_lower(l, d);
         if (bad) {
-            st = gmm_fail(GMM_ERR_NOT_PD, "%s: %s is not positive definite (leading minor %d is not positive)",
-                          path, name, bad);
+            st = gmm_fail(GMM_ERR_NOT_PD, "%s: %s is not positive definite (leading minor %d is not positive)", path,
+                          name, bad);
             break;
         }
         if (!from_cov) continue;
@@ -1064,8 +1060,10 @@ static gmm_status init_from_json(const char *path, const cJSON *root, gmm_init_f
             sum += f->weights[i];
         }
         if (!(fabs(sum - 1.0) <= GMM_WEIGHTS_SUM_TOL))
-            return parse_fail(path, "\"weights\" sum to %.17g; initial weights must sum to 1 within %g (they are "
-                                    "used as given, not normalized)", sum, GMM_WEIGHTS_SUM_TOL);
+            return parse_fail(path,
+                              "\"weights\" sum to %.17g; initial weights must sum to 1 within %g (they are "
+                              "used as given, not normalized)",
+                              sum, GMM_WEIGHTS_SUM_TOL);
     }
     if (read_fit_lower_bound(path, root, &f->lower_bound)) return GMM_ERR_PARSE;
     if (f->precisions) return finish_precisions(path, mats_name, covs != NULL, f->type, s.k, s.d, f->precisions);

@@ -86,7 +86,7 @@ gmm_status gmm_mstep(gmm_model *m, const gmm_stats *s, size_t n, double reg_cova
     /* The covariance type's estimator from the full ones (scikit-learn's formulas), then + reg_covar. */
     switch (m->cov_type) {
     case GMM_COV_FULL: break;
-    case GMM_COV_TIED: { /* sum_k N_k Sigma_k / sum_k N_k, shared by every component */
+    case GMM_COV_TIED: {               /* sum_k N_k Sigma_k / sum_k N_k, shared by every component */
         double *tied = m->covariances; /* component 0's slot accumulates */
         for (size_t i = 0; i < d * d; i++) {
             double v = 0.0;
@@ -108,7 +108,7 @@ gmm_status gmm_mstep(gmm_model *m, const gmm_stats *s, size_t n, double reg_cova
                         cov[i * d + j] = 0.0;
                     else if (m->cov_type == GMM_COV_SPHERICAL)
                         cov[i * d + j] = mean_var;
-            }
+        }
         break;
     }
     for (size_t c = 0; c < k; c++)

@@ -280,8 +280,7 @@ gmm_status gmm_atomic_commit(gmm_atomic_file *af)
         return st;
     }
     if (!af->in_place && rename(af->tmp_path, af->path) != 0) {
-        gmm_status st = gmm_fail(GMM_ERR_IO, "cannot rename %s to %s: %s", af->tmp_path, af->path,
-                                 strerror(errno));
+        gmm_status st = gmm_fail(GMM_ERR_IO, "cannot rename %s to %s: %s", af->tmp_path, af->path, strerror(errno));
         gmm_atomic_abort(af);
         return st;
     }

@@ -119,8 +119,8 @@ static void test_bundled_data_regenerates(void)
  * likelihood against the generating model's. */
 static void check_assignment_fit(const char *out_dir)
 {
-    static const char *files[] = {"model.json", "labels.csv", "loglik.csv", "report.md", "loglik.gp",
-                                  "clusters.gp", "init_study.gp"};
+    static const char *files[] = {"model.json", "labels.csv",  "loglik.csv",   "report.md",
+                                  "loglik.gp",  "clusters.gp", "init_study.gp"};
     char path[1024];
     for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
         snprintf(path, sizeof path, "%s/%s", out_dir, files[i]);
@@ -189,7 +189,8 @@ static void check_assignment_fit(const char *out_dir)
             long v = strtol(p, &end, 10);
             if (end == p || *end != '\n') break;
             if (rows < n && v != pred[rows] &&
-                !(on_gpu && v >= 0 && v < 4 && fabs(proba[rows * 4 + (size_t)v] - proba[rows * 4 + (size_t)pred[rows]]) <= 1e-4))
+                !(on_gpu && v >= 0 && v < 4 &&
+                  fabs(proba[rows * 4 + (size_t)v] - proba[rows * 4 + (size_t)pred[rows]]) <= 1e-4))
                 mismatch++;
             rows++;
             p = end + 1;
@@ -242,7 +243,8 @@ static void test_fit_outputs_and_determinism(void)
     char args[8192], dir1[512], dir2[512];
     snprintf(dir1, sizeof dir1, "%s/fit1", TMP);
     snprintf(dir2, sizeof dir2, "%s/fit2", TMP);
-    snprintf(args, sizeof args, "fit '%s/data/TrainingData_GMM.csv' -k 4 --init-study 3 --seed 0 --tol 2e-6 --quiet --out '%s'",
+    snprintf(args, sizeof args,
+             "fit '%s/data/TrainingData_GMM.csv' -k 4 --init-study 3 --seed 0 --tol 2e-6 --quiet --out '%s'",
              GMM_SOURCE_DIR, dir1);
     CHECK_INT_EQ(run_gmm(args), 0);
     char *out = slurp(tmp_file("out.txt"), NULL);
@@ -250,8 +252,10 @@ static void test_fit_outputs_and_determinism(void)
     CHECK_STR_CONTAINS(out, "alpha = [");
     free(out);
     check_assignment_fit(dir1);
-    snprintf(args, sizeof args, "fit '%s/data/TrainingData_GMM.csv' -k 4 --init-study 3 --seed 0 --tol 2e-6 --quiet --threads 1 --out '%s'",
-             GMM_SOURCE_DIR, dir2);
+    snprintf(
+        args, sizeof args,
+        "fit '%s/data/TrainingData_GMM.csv' -k 4 --init-study 3 --seed 0 --tol 2e-6 --quiet --threads 1 --out '%s'",
+        GMM_SOURCE_DIR, dir2);
     CHECK_INT_EQ(run_gmm(args), 0);
     char p1[1024], p2[1024];
     snprintf(p1, sizeof p1, "%s/labels.csv", dir1);
@@ -270,7 +274,8 @@ static void test_fit_outputs_and_determinism(void)
         CHECK(memcmp(m1->means, m2->means, 8 * sizeof(double)) == 0);
         CHECK(memcmp(m1->covariances, m2->covariances, 16 * sizeof(double)) == 0);
         CHECK_INT_EQ(m1->n_iter, m2->n_iter);
-        CHECK(m1->n_iter == m2->n_iter && memcmp(m1->loglik_trace, m2->loglik_trace, (size_t)m1->n_iter * sizeof(double)) == 0);
+        CHECK(m1->n_iter == m2->n_iter &&
+              memcmp(m1->loglik_trace, m2->loglik_trace, (size_t)m1->n_iter * sizeof(double)) == 0);
     }
     gmm_model_free(m1);
     gmm_model_free(m2);
@@ -279,8 +284,8 @@ static void test_fit_outputs_and_determinism(void)
 static void test_predict_score_sample(void)
 {
     char args[8192];
-    snprintf(args, sizeof args, "score '%s/data/assignment_model.json' '%s/data/TrainingData_GMM.csv'", GMM_SOURCE_DIR,
-             GMM_SOURCE_DIR);
+    snprintf(args, sizeof args, "score '%s/data/assignment_model.json' '%s/data/TrainingData_GMM.csv'",
+             GMM_SOURCE_DIR, GMM_SOURCE_DIR);
     CHECK_INT_EQ(run_gmm(args), 0);
     char *out = slurp(tmp_file("out.txt"), NULL);
     CHECK_STR_CONTAINS(out, "points: 5000");
@@ -294,7 +299,8 @@ static void test_predict_score_sample(void)
     for (char *p = pred; p && *p; p++) lines += *p == '\n';
     CHECK_INT_EQ(lines, 5000);
     free(pred);
-    snprintf(args, sizeof args, "predict --proba '%s/data/assignment_model.json' '%s/data/TrainingData_GMM.csv' --device cpu",
+    snprintf(args, sizeof args,
+             "predict --proba '%s/data/assignment_model.json' '%s/data/TrainingData_GMM.csv' --device cpu",
              GMM_SOURCE_DIR, GMM_SOURCE_DIR);
     CHECK_INT_EQ(run_gmm(args), 0);
     /* each row's responsibilities sum to 1 (on the CPU, in double) */
@@ -339,7 +345,8 @@ static void write_file(const char *name, const char *text)
 static void test_select_and_init_files(void)
 {
     char args[8192];
-    snprintf(args, sizeof args, "select '%s/data/TrainingData_GMM.csv' --k 3..5 --covariance full,diag --quiet --out '%s'",
+    snprintf(args, sizeof args,
+             "select '%s/data/TrainingData_GMM.csv' --k 3..5 --covariance full,diag --quiet --out '%s'",
              GMM_SOURCE_DIR, tmp_file("select"));
     CHECK_INT_EQ(run_gmm(args), 0);
     char *out = slurp(tmp_file("out.txt"), NULL);
@@ -366,7 +373,8 @@ static void test_select_and_init_files(void)
     gmm_model_free(m);
     m = NULL;
     /* --warm-start continues from that model (its type is taken from the file) and can only go up */
-    snprintf(args, sizeof args, "fit '%s/data/TrainingData_GMM.csv' -k 4 --warm-start '%s' --tol 1e-8 --quiet --out '%s'",
+    snprintf(args, sizeof args,
+             "fit '%s/data/TrainingData_GMM.csv' -k 4 --warm-start '%s' --tol 1e-8 --quiet --out '%s'",
              GMM_SOURCE_DIR, tmp_file("diag/model.json"), tmp_file("warm"));
     CHECK_INT_EQ(run_gmm(args), 0);
     CHECK(gmm_model_load(tmp_file("warm/model.json"), &m) == GMM_OK);
@@ -390,8 +398,8 @@ static void test_select_and_init_files(void)
     snprintf(args, sizeof args, "fit '%s/data/TrainingData_GMM.csv' -k 4 --warm-start '%s' --covariance full",
              GMM_SOURCE_DIR, tmp_file("diag/model.json"));
     expect_failure(args, 1, "holds diag covariances but the fit asks for --covariance full");
-    snprintf(args, sizeof args, "fit '%s/data/TrainingData_GMM.csv' -k 4 --warm-start '%s' --init random", GMM_SOURCE_DIR,
-             tmp_file("diag/model.json"));
+    snprintf(args, sizeof args, "fit '%s/data/TrainingData_GMM.csv' -k 4 --warm-start '%s' --init random",
+             GMM_SOURCE_DIR, tmp_file("diag/model.json"));
     expect_failure(args, 2, "--warm-start starts from the model: it excludes --init and --n-init");
     snprintf(args, sizeof args, "fit '%s/data/TrainingData_GMM.csv' -k 4 --covariance round", GMM_SOURCE_DIR);
     expect_failure(args, 2, "--covariance expects full, tied, diag or spherical, got 'round'");
@@ -451,8 +459,10 @@ static void test_device_flags(void)
         free(text);
         free(pred);
         double mean = 0, bic = 0, aic = 0;
-        CHECK(gmm_score(m, x, n, &mean) == GMM_OK && gmm_bic(m, x, n, &bic) == GMM_OK && gmm_aic(m, x, n, &aic) == GMM_OK);
-        snprintf(args, sizeof args, "score '%s/%s' '%s/%s' --device cpu", GMM_SOURCE_DIR, model, GMM_SOURCE_DIR, data);
+        CHECK(gmm_score(m, x, n, &mean) == GMM_OK && gmm_bic(m, x, n, &bic) == GMM_OK &&
+              gmm_aic(m, x, n, &aic) == GMM_OK);
+        snprintf(args, sizeof args, "score '%s/%s' '%s/%s' --device cpu", GMM_SOURCE_DIR, model, GMM_SOURCE_DIR,
+                 data);
         CHECK_INT_EQ(run_gmm(args), 0);
         char expect[512];
         snprintf(expect, sizeof expect,
@@ -480,8 +490,8 @@ static void test_device_flags(void)
         free(a);
         free(b);
     }
-    snprintf(args, sizeof args, "predict '%s/%s' '%s/%s' --device auto --dtype float64 -o '%s'", GMM_SOURCE_DIR, model,
-             GMM_SOURCE_DIR, data, tmp_file("pred-auto.txt"));
+    snprintf(args, sizeof args, "predict '%s/%s' '%s/%s' --device auto --dtype float64 -o '%s'", GMM_SOURCE_DIR,
+             model, GMM_SOURCE_DIR, data, tmp_file("pred-auto.txt"));
     CHECK_INT_EQ(run_gmm(args), 0);
     err = slurp(tmp_file("err.txt"), NULL);
     CHECK_STR_CONTAINS(err, have_gpu ? "gmm predict: device: CUDA: " : "gmm predict: device: CPU (");
@@ -505,7 +515,8 @@ static void test_device_flags(void)
                                             "score '%s/%s' '%s/%s' --device cuda --dtype float32%.0s"};
     for (size_t i = 0; i < sizeof cuda_cmds / sizeof cuda_cmds[0]; i++) {
         remove(tmp_file("pred-cuda.txt"));
-        snprintf(args, sizeof args, cuda_cmds[i], GMM_SOURCE_DIR, model, GMM_SOURCE_DIR, data, tmp_file("pred-cuda.txt"));
+        snprintf(args, sizeof args, cuda_cmds[i], GMM_SOURCE_DIR, model, GMM_SOURCE_DIR, data,
+                 tmp_file("pred-cuda.txt"));
         const char *cmd = i < 2 ? "gmm predict: " : "gmm score: ";
         if (!have_gpu) {
             expect_failure(args, 1, cmd);
@@ -524,8 +535,8 @@ static void test_device_flags(void)
         }
     }
     /* gmm select --device cuda: one session for all candidates; without a GPU it fails before writing */
-    snprintf(args, sizeof args, "select '%s/%s' --k 3..4 --covariance diag --device cuda --out '%s'", GMM_SOURCE_DIR, data,
-             tmp_file("select-cuda"));
+    snprintf(args, sizeof args, "select '%s/%s' --k 3..4 --covariance diag --device cuda --out '%s'", GMM_SOURCE_DIR,
+             data, tmp_file("select-cuda"));
     if (!have_gpu) {
         expect_failure(args, 1, "gmm select: ");
         CHECK(!file_exists(tmp_file("select-cuda")));
@@ -536,8 +547,8 @@ static void test_device_flags(void)
         free(err);
     }
     /* select without --quiet names its device once */
-    snprintf(args, sizeof args, "select '%s/%s' --k 2..3 --covariance spherical --device cpu --out '%s'", GMM_SOURCE_DIR,
-             data, tmp_file("select-cpu"));
+    snprintf(args, sizeof args, "select '%s/%s' --k 2..3 --covariance spherical --device cpu --out '%s'",
+             GMM_SOURCE_DIR, data, tmp_file("select-cpu"));
     CHECK_INT_EQ(run_gmm(args), 0);
     err = slurp(tmp_file("err.txt"), NULL);
     CHECK_STR_CONTAINS(err, "gmm select: device: CPU (");
@@ -586,8 +597,10 @@ static void test_errors(void)
     snprintf(args, sizeof args, "fit '%s/data/TrainingData_GMM.csv' -k 4 --device gpu", GMM_SOURCE_DIR);
     expect_failure(args, 2, "--device expects auto, cpu or cuda, got 'gpu'");
     /* --device cuda: fails with exit 1 and no output where no GPU is usable, works where one is */
-    snprintf(args, sizeof args, "fit '%s/data/TrainingData_GMM.csv' -k 4 --init-study 3 --seed 0 --tol 2e-6 --device cuda --quiet --out '%s'",
-             GMM_SOURCE_DIR, tmp_file("cuda-out"));
+    snprintf(
+        args, sizeof args,
+        "fit '%s/data/TrainingData_GMM.csv' -k 4 --init-study 3 --seed 0 --tol 2e-6 --device cuda --quiet --out '%s'",
+        GMM_SOURCE_DIR, tmp_file("cuda-out"));
     if (gmm_cuda_available(NULL, 0) == 0) {
         expect_failure(args, 1, "gmm fit: ");
         CHECK(!file_exists(tmp_file("cuda-out")));
@@ -635,7 +648,8 @@ static void test_errors(void)
     expect_failure(args, 1, "cannot open");
     /* a 3-feature file against a 2-feature model */
     write_file("three.csv", "1,2,3\n4,5,6\n");
-    snprintf(args, sizeof args, "predict '%s/data/assignment_model.json' '%s'", GMM_SOURCE_DIR, tmp_file("three.csv"));
+    snprintf(args, sizeof args, "predict '%s/data/assignment_model.json' '%s'", GMM_SOURCE_DIR,
+             tmp_file("three.csv"));
     expect_failure(args, 1, "has 3 features per row but the model");
 }
 

@@ -131,10 +131,7 @@ static int wait_gmm(pid_t pid, long *maxrss_kb)
 }
 
 /* Runs gmm to the end (see spawn_gmm); its exit status. */
-static int run_gmm(const char *const *env, char *const *args)
-{
-    return wait_gmm(spawn_gmm(env, NULL, args), NULL);
-}
+static int run_gmm(const char *const *env, char *const *args) { return wait_gmm(spawn_gmm(env, NULL, args), NULL); }
 
 /* Runs `sh -c "'gmm' args"` (for redirections such as > /dev/full); its exit status. */
 static int run_shell(const char *args)
@@ -466,7 +463,8 @@ static void test_proba_streams(void)
 
     /* the chunks join up: 8200 rows are two chunks of 8192 and 8, and every responsibility is the library's,
      * bit for bit */
-    char *s2args[] = {"sample", (char *)model, "-n", "8200", "--seed", "3", "-o", (char *)tmp_file("k256b.csv"), NULL};
+    char *s2args[] = {"sample", (char *)model, "-n", "8200", "--seed", "3", "-o", (char *)tmp_file("k256b.csv"),
+                      NULL};
     CHECK_INT_EQ(run_gmm(NULL, s2args), 0);
     char *p2args[] = {"predict", "--proba", (char *)model, (char *)tmp_file("k256b.csv"), "--device", "cpu", NULL};
     CHECK_INT_EQ(wait_gmm(spawn_gmm(NULL, "proba.csv", p2args), NULL), 0);

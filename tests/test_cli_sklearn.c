@@ -103,9 +103,10 @@ static void test_warm_start_chain(void)
         if (fit == 1)
             snprintf(args, sizeof args, "fit '%s' -k 4 --max-iter 1 --device cpu --quiet --out '%s/w1'", DATA, TMP);
         else
-            snprintf(args, sizeof args,
-                     "fit '%s' -k 4 --max-iter 1 --device cpu --quiet --warm-start '%s/w%d/model.json' --out '%s/w%d'",
-                     DATA, TMP, fit - 1, TMP, fit);
+            snprintf(
+                args, sizeof args,
+                "fit '%s' -k 4 --max-iter 1 --device cpu --quiet --warm-start '%s/w%d/model.json' --out '%s/w%d'",
+                DATA, TMP, fit - 1, TMP, fit);
         if (run_gmm(args) != 0) {
             CHECK(0);
             break;
@@ -171,7 +172,8 @@ static void test_init_weights(void)
     /* weights within the tolerance are kept as given: --max-iter 0 saves them unchanged */
     snprintf(path, sizeof path, "%s/w_ok.json", TMP);
     write_file(path, "{\"weights\": [0.125, 0.125, 0.25, 0.500000004]}");
-    snprintf(args, sizeof args, "fit '%s' -k 4 --max-iter 0 --init-model '%s' --quiet --out '%s/wok'", DATA, path, TMP);
+    snprintf(args, sizeof args, "fit '%s' -k 4 --max-iter 0 --init-model '%s' --quiet --out '%s/wok'", DATA, path,
+             TMP);
     CHECK_INT_EQ(run_gmm(args), 0);
     snprintf(path, sizeof path, "%s/wok/model.json", TMP);
     char *model = slurp(path);
@@ -192,8 +194,9 @@ static void test_init_model_type(void)
     CHECK_STR_CONTAINS(err, "holds diag covariances but the fit asks for --covariance full (the default)");
     CHECK_STR_CONTAINS(err, "give --covariance diag");
     free(err);
-    snprintf(args, sizeof args, "fit '%s' -k 4 --covariance diag --init-model '%s/diag/model.json' --quiet --out '%s/x'",
-             DATA, TMP, TMP);
+    snprintf(args, sizeof args,
+             "fit '%s' -k 4 --covariance diag --init-model '%s/diag/model.json' --quiet --out '%s/x'", DATA, TMP,
+             TMP);
     CHECK_INT_EQ(run_gmm(args), 0);
     snprintf(args, sizeof args, "fit '%s' -k 4 --warm-start '%s/diag/model.json' --out '%s/x'", DATA, TMP, TMP);
     CHECK_INT_EQ(run_gmm(args), 0);
@@ -217,7 +220,9 @@ static void test_printed_loglik(void)
     char *fit = out_text();
     double final_ll = number_after(fit, "log-likelihood of the final model: ");
     double lower = number_after(fit, "(mean per point ");
-    const char *lb_line = fit ? strstr(fit, "lower bound (scikit-learn's lower_bound_, parameters entering iteration ") : NULL;
+    const char *lb_line = fit ? strstr(fit,
+                                       "lower bound (scikit-learn's lower_bound_, parameters entering iteration ")
+                              : NULL;
     CHECK(lb_line != NULL);
     double lb_mean = lb_line ? number_after(strstr(lb_line, "(mean per point "), "(mean per point ") : NAN;
     double bic = number_after(fit, "BIC: ");
@@ -226,7 +231,8 @@ static void test_printed_loglik(void)
     char *score = out_text();
     double score_total = number_after(score, "total log-likelihood: ");
     double score_bic = number_after(score, "BIC: ");
-    fprintf(stderr, "fit prints %.4f, score gives %.6f; lower bound %.6f per point\n", final_ll, score_total, lb_mean);
+    fprintf(stderr, "fit prints %.4f, score gives %.6f; lower bound %.6f per point\n", final_ll, score_total,
+            lb_mean);
     CHECK_NEAR(final_ll, score_total, 1e-4, 0);
     CHECK_NEAR(lower * 5000.0, score_total, 5e-3, 0); /* the first "(mean per point" is the final model's */
     CHECK_NEAR(bic, score_bic, 1e-4, 0);

@@ -108,7 +108,8 @@ static void test_mstep_formulas(void)
         for (size_t c = 0; c < k; c++) {
             CHECK_NEAR(m->weights[c], w[c], 1e-13, 1e-11);
             for (size_t j = 0; j < d; j++) CHECK_NEAR(m->means[c * d + j], mu[c * d + j], 1e-11, 1e-11);
-            for (size_t j = 0; j < d * d; j++) CHECK_NEAR(m->covariances[c * d * d + j], cov[c * d * d + j], 1e-11, 1e-10);
+            for (size_t j = 0; j < d * d; j++)
+                CHECK_NEAR(m->covariances[c * d * d + j], cov[c * d * d + j], 1e-11, 1e-10);
         }
         /* the compact shape holds what scikit-learn's covariances_ would */
         double compact[27];

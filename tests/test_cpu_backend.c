@@ -39,7 +39,8 @@ static double *make_data(size_t n, size_t d, size_t k, uint64_t seed)
     for (size_t i = 0; i < k * d; i++) centers[i] = 4.0 * gmm_rng_normal(&r);
     for (size_t i = 0; i < n; i++) {
         size_t c = (size_t)gmm_rng_below(&r, k);
-        for (size_t j = 0; j < d; j++) x[i * d + j] = centers[c * d + j] + (0.5 + 0.1 * (double)(j % 7)) * gmm_rng_normal(&r);
+        for (size_t j = 0; j < d; j++)
+            x[i * d + j] = centers[c * d + j] + (0.5 + 0.1 * (double)(j % 7)) * gmm_rng_normal(&r);
     }
     free(centers);
     return x;
@@ -118,7 +119,8 @@ static void reference_stats(const gmm_model *m, const double *x, size_t n, gmm_s
             s->nk[c] += r;
             for (size_t a = 0; a < d; a++) {
                 s->sk[c * d + a] += r * (xi[a] - mu[a]);
-                for (size_t bb = 0; bb < d; bb++) s->tk[c * d * d + a * d + bb] += r * (xi[a] - mu[a]) * (xi[bb] - mu[bb]);
+                for (size_t bb = 0; bb < d; bb++)
+                    s->tk[c * d * d + a * d + bb] += r * (xi[a] - mu[a]) * (xi[bb] - mu[bb]);
             }
         }
     }
@@ -140,7 +142,7 @@ static void test_against_reference(void)
     static const struct {
         size_t d;
         gmm_covariance_type type;
-    } cases[] = {{5, GMM_COV_FULL}, {70, GMM_COV_FULL}, {7, GMM_COV_TIED}, {66, GMM_COV_TIED},
+    } cases[] = {{5, GMM_COV_FULL},  {70, GMM_COV_FULL},  {7, GMM_COV_TIED},      {66, GMM_COV_TIED},
                  {40, GMM_COV_DIAG}, {100, GMM_COV_DIAG}, {33, GMM_COV_SPHERICAL}};
     const size_t n = CHUNK + 77, k = 3;
     for (size_t t = 0; t < sizeof cases / sizeof cases[0]; t++) {
@@ -174,7 +176,8 @@ static void test_against_reference(void)
         CHECK(b.predict(&b, m, logp, NULL, NULL) == GMM_OK);
         b.release(&b);
         size_t bad_logp = 0;
-        for (size_t i = 0; i < n; i++) bad_logp += !(fabs(logp[i] - logp_ref[i]) <= 1e-12 * (1.0 + fabs(logp_ref[i])));
+        for (size_t i = 0; i < n; i++)
+            bad_logp += !(fabs(logp[i] - logp_ref[i]) <= 1e-12 * (1.0 + fabs(logp_ref[i])));
         CHECK_INT_EQ(bad_logp, 0);
         if (bad || bad_logp) fprintf(stderr, "  case d = %zu, %s\n", d, gmm_covariance_name(cases[t].type));
         free(logp);
@@ -238,7 +241,8 @@ static void test_threads_identical(void)
     static const struct {
         size_t d;
         gmm_covariance_type type;
-    } cases[] = {{6, GMM_COV_FULL}, {64, GMM_COV_FULL}, {64, GMM_COV_TIED}, {30, GMM_COV_DIAG}, {9, GMM_COV_SPHERICAL}};
+    } cases[] = {
+        {6, GMM_COV_FULL}, {64, GMM_COV_FULL}, {64, GMM_COV_TIED}, {30, GMM_COV_DIAG}, {9, GMM_COV_SPHERICAL}};
     const size_t n = 5 * CHUNK + 123, k = 5;
     for (size_t t = 0; t < sizeof cases / sizeof cases[0]; t++) {
         double *x = make_data(n, cases[t].d, k, 30 + t);
@@ -350,7 +354,8 @@ static void test_large_d_diag(void)
                 q += t * t / v;
                 ld += log(v);
             }
-            lw[c] = log(m->weights[c]) - 0.5 * ((double)d * 1.8378770664093454835606594728112 + ld + q); /* log 2 pi */
+            lw[c] = log(m->weights[c]) -
+                    0.5 * ((double)d * 1.8378770664093454835606594728112 + ld + q); /* log 2 pi */
             mx = lw[c] > mx ? lw[c] : mx;
         }
         const double ref = mx + log(exp(lw[0] - mx) + exp(lw[1] - mx));

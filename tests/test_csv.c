@@ -40,24 +40,23 @@ static const char *write_file(const char *name, const char *bytes, size_t len)
 
 /* Reads text (a C string) written to a file named name; expects GMM_ERR_PARSE and a message containing
  * "PATH" + where (e.g. ":2:3: ") and what. */
-#define CHECK_PARSE_ERROR(name, text, where, what)                                                   \
-    do {                                                                                             \
-        const char *p_ = write_file((name), (text), strlen(text));                                   \
-        char want_[8192];                                                                            \
-        snprintf(want_, sizeof want_, "%s%s", p_, (where));                                          \
-        double *x_ = NULL;                                                                           \
-        size_t n_ = 99, d_ = 99;                                                                     \
-        gmm_status st_ = gmm_read_data(p_, &x_, &n_, &d_);                                           \
-        CHECK_INT_EQ(st_, GMM_ERR_PARSE);                                                            \
-        CHECK(x_ == NULL);                                                                           \
-        CHECK_STR_CONTAINS(gmm_last_error(), want_);                                                 \
-        CHECK_STR_CONTAINS(gmm_last_error(), (what));                                                \
-        gmm_free(x_);                                                                                \
+#define CHECK_PARSE_ERROR(name, text, where, what)                                                                   \
+    do {                                                                                                             \
+        const char *p_ = write_file((name), (text), strlen(text));                                                   \
+        char want_[8192];                                                                                            \
+        snprintf(want_, sizeof want_, "%s%s", p_, (where));                                                          \
+        double *x_ = NULL;                                                                                           \
+        size_t n_ = 99, d_ = 99;                                                                                     \
+        gmm_status st_ = gmm_read_data(p_, &x_, &n_, &d_);                                                           \
+        CHECK_INT_EQ(st_, GMM_ERR_PARSE);                                                                            \
+        CHECK(x_ == NULL);                                                                                           \
+        CHECK_STR_CONTAINS(gmm_last_error(), want_);                                                                 \
+        CHECK_STR_CONTAINS(gmm_last_error(), (what));                                                                \
+        gmm_free(x_);                                                                                                \
     } while (0)
 
 /* Reads text from a file and expects success with shape (n, d) and the given values. */
-static void check_reads(const char *name, const char *text, size_t len, size_t n, size_t d,
-                        const double *want)
+static void check_reads(const char *name, const char *text, size_t len, size_t n, size_t d, const double *want)
 {
     const char *p = write_file(name, text, len);
     double *x = NULL;
@@ -94,10 +93,10 @@ static void test_errors(void)
     /* ragged rows */
     CHECK_PARSE_ERROR("csv_few.csv", "1,2\n3\n", ":2:2: ", "row has 1 field, expected 2 (as in line 1)");
     CHECK_PARSE_ERROR("csv_many.csv", "1,2\n3,4,5\n", ":2:5: ", "row has 3 fields, expected 2 (as in line 1)");
-    CHECK_PARSE_ERROR("csv_many2.csv", "a,b\n\n1,2\n\n3,4,5,6\n", ":5:5: ",
-                      "row has 4 fields, expected 2 (as in line 3)");
-    CHECK_PARSE_ERROR("csv_header_count.csv", "a,b,c\n1,2\n", ":1:1: ",
-                      "header has 3 fields, expected 2 (as in the first data row, line 2)");
+    CHECK_PARSE_ERROR("csv_many2.csv", "a,b\n\n1,2\n\n3,4,5,6\n",
+                      ":5:5: ", "row has 4 fields, expected 2 (as in line 3)");
+    CHECK_PARSE_ERROR("csv_header_count.csv", "a,b,c\n1,2\n",
+                      ":1:1: ", "header has 3 fields, expected 2 (as in the first data row, line 2)");
 
     /* empty fields and trailing comma */
     CHECK_PARSE_ERROR("csv_empty_mid.csv", "1,,2\n", ":1:3: ", "empty field, expected a number");
@@ -117,7 +116,8 @@ static void test_errors(void)
     CHECK_PARSE_ERROR("csv_hexjunk.csv", "1,2\n3,0x\n", ":2:3: ", "'0x' is not a number");
     CHECK_PARSE_ERROR("csv_1e.csv", "1,2\n3,1e\n", ":2:3: ", "'1e' is not a number");
     /* hexadecimal floats: strtod reads them, numpy does not, and neither does gmm */
-    CHECK_PARSE_ERROR("csv_hex.csv", "1,2\n3,0x1p3\n", ":2:3: ", "'0x1p3' is a hexadecimal number, expected a decimal number");
+    CHECK_PARSE_ERROR("csv_hex.csv", "1,2\n3,0x1p3\n",
+                      ":2:3: ", "'0x1p3' is a hexadecimal number, expected a decimal number");
     CHECK_PARSE_ERROR("csv_hex_neg.csv", "1,2\n-0X.8,4\n", ":2:1: ", "'-0X.8' is a hexadecimal number");
     CHECK_PARSE_ERROR("csv_hex_first.csv", "0x10,1\n", ":1:1: ", "'0x10' is a hexadecimal number");
     CHECK_PARSE_ERROR("csv_semicolon.csv", "x;y\n1;2\n", ":2:1: ", "'1;2' is not a number");
@@ -158,8 +158,8 @@ static void test_errors(void)
 
     /* error line numbers stay right after blank lines and CRLF line ends */
     CHECK_PARSE_ERROR("csv_blank_then_bad.csv", "\n1,2\n\n  \n3,x\n", ":5:3: ", "'x' is not a number");
-    CHECK_PARSE_ERROR("csv_crlf_bad.csv", "a,b\r\n1,2\r\n\r\n3,\r\n", ":4:3: ",
-                      "trailing comma, expected a number after it");
+    CHECK_PARSE_ERROR("csv_crlf_bad.csv", "a,b\r\n1,2\r\n\r\n3,\r\n",
+                      ":4:3: ", "trailing comma, expected a number after it");
     CHECK_PARSE_ERROR("csv_nofinal_bad.csv", "1,2\n3", ":2:2: ", "row has 1 field, expected 2 (as in line 1)");
 
     /* a file that cannot be opened */
@@ -195,7 +195,8 @@ static void test_accepted(void)
     check_reads("csv_ok_spaces.csv", spaces, strlen(spaces), 2, 2, v12);
     const char bom[] = "\xEF\xBB\xBFx,y\n1,2\n3,4\n";
     check_reads("csv_ok_bom.csv", bom, strlen(bom), 2, 2, v12);
-    const char bom_data[] = "\xEF\xBB\xBF" "1,2\n3,4\n";
+    const char bom_data[] = "\xEF\xBB\xBF"
+                            "1,2\n3,4\n";
     check_reads("csv_ok_bom_data.csv", bom_data, strlen(bom_data), 2, 2, v12);
     static const double v1[] = {7.25};
     check_reads("csv_ok_single.csv", "7.25", 4, 1, 1, v1);
@@ -207,12 +208,24 @@ static void test_accepted(void)
                          "2.2250738585072014e-308,1E22,.5\n"
                          "5.,1e-400,0.125\n"
                          "9007199254740993,0.000001,1.00000000000000000000001\n";
-    static const double want[] = {0.1, -1.5e-3, 2.0,
-                                  1e-300, 4.9406564584124654e-324, 1.7976931348623157e308,
-                                  -0.0, 0.30000000000000004, 123456789012345678901234567890.0,
-                                  2.2250738585072014e-308, 1e22, 0.5,
-                                  5.0, 0.0, 0.125,
-                                  9007199254740993.0, 0.000001, 1.0};
+    static const double want[] = {0.1,
+                                  -1.5e-3,
+                                  2.0,
+                                  1e-300,
+                                  4.9406564584124654e-324,
+                                  1.7976931348623157e308,
+                                  -0.0,
+                                  0.30000000000000004,
+                                  123456789012345678901234567890.0,
+                                  2.2250738585072014e-308,
+                                  1e22,
+                                  0.5,
+                                  5.0,
+                                  0.0,
+                                  0.125,
+                                  9007199254740993.0,
+                                  0.000001,
+                                  1.0};
     check_reads("csv_ok_exact.csv", exact, strlen(exact), 6, 3, want);
 }
 
@@ -227,7 +240,7 @@ static void test_decimal_agreement(void)
     if (!f) return;
     gmm_rng rng;
     gmm_rng_seed(&rng, 42);
-    char (*texts)[64] = malloc(n * sizeof *texts);
+    char(*texts)[64] = malloc(n * sizeof *texts);
     for (size_t i = 0; i < n; i++) {
         double mag = pow(10.0, (double)gmm_rng_below(&rng, 60) - 30.0);
         double v = (gmm_rng_uniform(&rng) - 0.5) * mag;
@@ -283,8 +296,9 @@ static void test_round_trip(void)
     gmm_rng rng;
     gmm_rng_seed(&rng, 7);
     for (size_t i = 0; i < n * d; i++) x[i] = test_random_finite(&rng);
-    const double special[] = {0.0, -0.0, DBL_MAX, -DBL_MAX, DBL_MIN, -DBL_MIN, 4.9406564584124654e-324,
-                              -4.9406564584124654e-324, 1.0, 0.1, 1e22, 1e23, 123456.789};
+    const double special[] = {
+        0.0, -0.0, DBL_MAX, -DBL_MAX, DBL_MIN,   -DBL_MIN, 4.9406564584124654e-324, -4.9406564584124654e-324,
+        1.0, 0.1,  1e22,    1e23,     123456.789};
     memcpy(x, special, sizeof special);
     for (size_t i = 100; i < 2000; i++) x[i] = gmm_rng_normal(&rng); /* ordinary magnitudes too */
     p = tmp_file("csv_round_trip.csv");

@@ -839,7 +839,8 @@ static void compare_init_case(size_t d, size_t k, size_t n, int use_double, uint
         const double at = before + closest[ig];
         const int ok = before <= target * (1 + 1e-5) + 1e-300 && (at >= target * (1 - 1e-5) || ig == n - 1);
         CHECK(ok);
-        if (!ok) fprintf(stderr, "  %s: draw %.17g gave %zu (running sums %.17g, %.17g)\n", where, target, ig, before, at);
+        if (!ok)
+            fprintf(stderr, "  %s: draw %.17g gave %zu (running sums %.17g, %.17g)\n", where, target, ig, before, at);
         same += ig == ic;
     }
     CHECK(same >= 20); /* the CPU draws the same point unless the target sits within 1e-5 of a boundary */
@@ -1005,8 +1006,8 @@ static void test_init_fallback(void)
  * (rtol 1e-5) in about as many iterations, its initialization never having read the host data. */
 static void test_init_passes(void)
 {
-    static const size_t shapes[][3] = {{2, 4, 5003}, {5, 8, 4099}, {16, 3, 2003}, {3, 17, 3001}, {1, 2, 777},
-                                       {32, 6, 2003}};
+    static const size_t shapes[][3] = {{2, 4, 5003},  {5, 8, 4099}, {16, 3, 2003},
+                                       {3, 17, 3001}, {1, 2, 777},  {32, 6, 2003}};
     const size_t n_shapes = quick == 2 ? 2 : sizeof shapes / sizeof *shapes;
     for (size_t q = 0; q < n_shapes; q++) compare_init_case(shapes[q][0], shapes[q][1], shapes[q][2], 0, 4000 + q);
     compare_init_case(3, 5, 1501, 1, 4100);
@@ -1032,7 +1033,8 @@ static void test_init_passes(void)
         if (mc && mg) {
             CHECK(strstr(gmm_model_device(mg), "initialization on the CPU") == NULL); /* it ran on the device */
             CHECK_NEAR(mg->lower_bound, mc->lower_bound, 0, 1e-5);
-            if (!(fabs(mg->lower_bound - mc->lower_bound) <= 1e-5 * fabs(mc->lower_bound)) || abs(mg->n_iter - mc->n_iter) > 2)
+            if (!(fabs(mg->lower_bound - mc->lower_bound) <= 1e-5 * fabs(mc->lower_bound)) ||
+                abs(mg->n_iter - mc->n_iter) > 2)
                 fprintf(stderr, "  init %s: GPU %d iterations to %.10f, CPU %d to %.10f\n", gmm_init_name(inits[q]),
                         mg->n_iter, mg->lower_bound, mc->n_iter, mc->lower_bound);
             CHECK(abs(mg->n_iter - mc->n_iter) <= 2);
@@ -1134,9 +1136,11 @@ static int cuda_fits_identical(const gmm_model *a, const gmm_model *b)
     const size_t k = a->k, d = a->d;
     return a->k == b->k && a->d == b->d && a->n_iter == b->n_iter && a->cov_type == b->cov_type &&
            a->converged == b->converged && a->best_run == b->best_run && a->lower_bound == b->lower_bound &&
-           !memcmp(a->weights, b->weights, k * sizeof(double)) && !memcmp(a->means, b->means, k * d * sizeof(double)) &&
+           !memcmp(a->weights, b->weights, k * sizeof(double)) &&
+           !memcmp(a->means, b->means, k * d * sizeof(double)) &&
            !memcmp(a->covariances, b->covariances, k * d * d * sizeof(double)) &&
-           !memcmp(a->loglik_trace, b->loglik_trace, (size_t)a->n_iter * sizeof(double)) && !strcmp(a->device, b->device);
+           !memcmp(a->loglik_trace, b->loglik_trace, (size_t)a->n_iter * sizeof(double)) &&
+           !strcmp(a->device, b->device);
 }
 
 /* gmm_fit_predict on the CUDA backend: the model gmm_fit gives on CUDA (bit for bit), labels equal to
@@ -1330,7 +1334,8 @@ static void fits_all_types(const double *x, size_t n, size_t d, gmm_options *o, 
             if (want_f64) CHECK_STR_CONTAINS(gmm_model_device(mg), "float64");
         }
         if (used < sizeof line)
-            used += (size_t)snprintf(line + used, sizeof line - used, " %s %.2g", gmm_covariance_name(all_types[t]), q);
+            used += (size_t)snprintf(line + used, sizeof line - used, " %s %.2g", gmm_covariance_name(all_types[t]),
+                                     q);
         gmm_model_free(mc);
         gmm_model_free(mg);
     }
@@ -1402,7 +1407,8 @@ static void test_hard_far_means_init(void)
             snprintf(wt, sizeof wt, "%s, %s", name, gmm_covariance_name(all_types[t]));
             fit_both(x, n, d, &ot, &mc, &mg, wt);
             if (mc && mg) {
-                fprintf(stderr, "hard data: %s: worst difference / tolerance %.2g\n", wt, compare_fits(mg, mc, x, n, wt));
+                fprintf(stderr, "hard data: %s: worst difference / tolerance %.2g\n", wt,
+                        compare_fits(mg, mc, x, n, wt));
                 CHECK_STR_CONTAINS(gmm_model_device(mg), "switched to float64: the model's means lie more than");
             }
             gmm_model_free(mc);
@@ -1463,8 +1469,10 @@ static void test_hard_far_means_step(void)
         }
         CHECK(worst <= 1.0);
         CHECK(wm <= 1.0);
-        fprintf(stderr, "hard data: %s: covariances %.3g, means %.3g times their tolerance, log-likelihood %.3g "
-                "relative\n", where, worst, wm, fabs(sg.loglik - sc.loglik) / fabs(sc.loglik));
+        fprintf(stderr,
+                "hard data: %s: covariances %.3g, means %.3g times their tolerance, log-likelihood %.3g "
+                "relative\n",
+                where, worst, wm, fabs(sg.loglik - sc.loglik) / fabs(sc.loglik));
         gmm_stats_free(&sg);
         gmm_stats_free(&sc);
         g.release(&g);
@@ -1660,7 +1668,8 @@ static void test_f32_input(void)
                 CHECK(strncmp(gmm_model_device(mf), "CUDA", 4) == 0);
                 CHECK(mf->n_iter == 15 && cuda_fits_identical(mf, md));
                 CHECK(memcmp(lf, ld, n * sizeof *lf) == 0);
-                if (data == 1 && dtypes[t] == GMM_GPU_DTYPE_AUTO) CHECK_STR_CONTAINS(gmm_model_device(mf), "float64 (auto");
+                if (data == 1 && dtypes[t] == GMM_GPU_DTYPE_AUTO)
+                    CHECK_STR_CONTAINS(gmm_model_device(mf), "float64 (auto");
                 gmm_model *mf2 = NULL;
                 CHECK(gmm_fit_f32(xf, n, d, &o, &mf2) == GMM_OK && mf2 && cuda_fits_identical(mf2, md));
                 gmm_model_free(mf2);
@@ -1711,15 +1720,24 @@ int main(void)
     static const struct {
         const char *name;
         void (*fn)(void);
-    } parts[] = {{"errors", test_errors},     {"determinism", test_determinism}, {"offset", test_offset},
-                 {"sweep", test_sweep},       {"em_runs", test_em_runs},         {"big_loglik", test_big_loglik},
-                 {"fit_covariance_types", test_fit_covariance_types},            {"init_passes", test_init_passes},
+    } parts[] = {{"errors", test_errors},
+                 {"determinism", test_determinism},
+                 {"offset", test_offset},
+                 {"sweep", test_sweep},
+                 {"em_runs", test_em_runs},
+                 {"big_loglik", test_big_loglik},
+                 {"fit_covariance_types", test_fit_covariance_types},
+                 {"init_passes", test_init_passes},
                  {"init_fallback", test_init_fallback},
-                 {"infer_backends", test_infer_backends},  {"fit_predict_cuda", test_fit_predict_cuda},
+                 {"infer_backends", test_infer_backends},
+                 {"fit_predict_cuda", test_fit_predict_cuda},
                  {"instances", test_instances},
-                 {"hard_far_clusters", test_hard_far_clusters}, {"hard_far_means_init", test_hard_far_means_init},
-                 {"hard_far_means_step", test_hard_far_means_step}, {"hard_scaled_column", test_hard_scaled_column},
-                 {"dtype_choice", test_dtype_choice},            {"infer_far_model", test_infer_far_model},
+                 {"hard_far_clusters", test_hard_far_clusters},
+                 {"hard_far_means_init", test_hard_far_means_init},
+                 {"hard_far_means_step", test_hard_far_means_step},
+                 {"hard_scaled_column", test_hard_scaled_column},
+                 {"dtype_choice", test_dtype_choice},
+                 {"infer_far_model", test_infer_far_model},
                  {"f32_input", test_f32_input}};
     const char *only = getenv("GMM_TEST_CUDA_ONLY"); /* one part by name, for debugging */
     for (size_t p = 0; p < sizeof parts / sizeof *parts; p++) {

@@ -34,7 +34,8 @@ static int models_identical(const gmm_model *a, const gmm_model *b)
 {
     if (a->k != b->k || a->d != b->d || a->n_iter != b->n_iter) return 0;
     size_t k = a->k, d = a->d;
-    return !memcmp(a->weights, b->weights, k * sizeof(double)) && !memcmp(a->means, b->means, k * d * sizeof(double)) &&
+    return !memcmp(a->weights, b->weights, k * sizeof(double)) &&
+           !memcmp(a->means, b->means, k * d * sizeof(double)) &&
            !memcmp(a->covariances, b->covariances, k * d * d * sizeof(double)) &&
            !memcmp(a->loglik_trace, b->loglik_trace, (size_t)a->n_iter * sizeof(double));
 }

@@ -42,12 +42,14 @@ static int same_model(const gmm_model *a, const gmm_model *b)
     return a->k == b->k && a->d == b->d && a->cov_type == b->cov_type && a->n_iter == b->n_iter &&
            a->converged == b->converged && a->best_run == b->best_run &&
            !memcmp(&a->lower_bound, &b->lower_bound, sizeof a->lower_bound) &&
-           !memcmp(a->weights, b->weights, k * sizeof(double)) && !memcmp(a->means, b->means, k * d * sizeof(double)) &&
+           !memcmp(a->weights, b->weights, k * sizeof(double)) &&
+           !memcmp(a->means, b->means, k * d * sizeof(double)) &&
            !memcmp(a->covariances, b->covariances, k * d * d * sizeof(double)) &&
            !memcmp(a->prec_chol, b->prec_chol, k * d * d * sizeof(double)) &&
            !memcmp(a->log_det_chol, b->log_det_chol, k * sizeof(double)) &&
            !memcmp(a->empty_since, b->empty_since, k * sizeof(int)) &&
-           !memcmp(a->loglik_trace, b->loglik_trace, (size_t)a->n_iter * sizeof(double)) && !strcmp(a->device, b->device);
+           !memcmp(a->loglik_trace, b->loglik_trace, (size_t)a->n_iter * sizeof(double)) &&
+           !strcmp(a->device, b->device);
 }
 
 /* gmm_fit_f32 and gmm_fit_predict_f32 against gmm_fit / gmm_fit_predict on the widened copy, for every

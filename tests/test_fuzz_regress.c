@@ -21,22 +21,19 @@
 static const char *fuzz_current_input = "";
 
 /* A violated invariant is a failed check of check.h (counted; the replay goes on with the next file). */
-#define FUZZ_EXPECT(cond)                                                                            \
-    do {                                                                                             \
-        check_count_++;                                                                              \
-        if (!(cond)) {                                                                               \
-            check_failures_++;                                                                       \
-            fprintf(stderr, "%s:%d: CHECK(%s) failed replaying %s (reader status %d, message \"%s\")\n", \
-                    __FILE__, __LINE__, #cond, fuzz_current_input, fuzz_last_status, fuzz_last_message); \
-        }                                                                                            \
+#define FUZZ_EXPECT(cond)                                                                                            \
+    do {                                                                                                             \
+        check_count_++;                                                                                              \
+        if (!(cond)) {                                                                                               \
+            check_failures_++;                                                                                       \
+            fprintf(stderr, "%s:%d: CHECK(%s) failed replaying %s (reader status %d, message \"%s\")\n", __FILE__,   \
+                    __LINE__, #cond, fuzz_current_input, fuzz_last_status, fuzz_last_message);                       \
+        }                                                                                                            \
     } while (0)
 
 #include "fuzz/fuzz_common.h"
 
-static int compare_names(const void *a, const void *b)
-{
-    return strcmp(*(char *const *)a, *(char *const *)b);
-}
+static int compare_names(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
 
 /* Reads the whole file at path into *data (malloc'ed, NULL for an empty file) and *size; 0 on success. */
 static int read_file(const char *path, uint8_t **data, size_t *size)

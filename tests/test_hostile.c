@@ -44,8 +44,7 @@ static double *normal_data(size_t n, size_t d, uint64_t seed)
     return x;
 }
 
-static gmm_status fit(const double *x, size_t n, size_t d, int k, gmm_covariance_type t, double reg,
-                      gmm_model **m)
+static gmm_status fit(const double *x, size_t n, size_t d, int k, gmm_covariance_type t, double reg, gmm_model **m)
 {
     gmm_options o;
     gmm_options_init(&o);
@@ -133,7 +132,8 @@ static void test_two_points_ten_components(void)
         x[2 * i] = i < 50 ? 0.0 : 1.0;
         x[2 * i + 1] = i < 50 ? 0.0 : 2.0;
     }
-    const gmm_init_method inits[4] = {GMM_INIT_KMEANS, GMM_INIT_KMEANS_PLUSPLUS, GMM_INIT_RANDOM, GMM_INIT_RANDOM_FROM_DATA};
+    const gmm_init_method inits[4] = {GMM_INIT_KMEANS, GMM_INIT_KMEANS_PLUSPLUS, GMM_INIT_RANDOM,
+                                      GMM_INIT_RANDOM_FROM_DATA};
     for (int t = 0; t < 4; t++)
         for (int i = 0; i < 4; i++) {
             gmm_options o;
@@ -144,8 +144,8 @@ static void test_two_points_ten_components(void)
             gmm_model *m = NULL;
             gmm_status st = gmm_fit(x, n, d, &o, &m);
             if (st != GMM_OK)
-                fprintf(stderr, "2 points, k = 10, %s, %s: %s\n", gmm_covariance_name(TYPES[t]), gmm_init_name(inits[i]),
-                        gmm_last_error());
+                fprintf(stderr, "2 points, k = 10, %s, %s: %s\n", gmm_covariance_name(TYPES[t]),
+                        gmm_init_name(inits[i]), gmm_last_error());
             CHECK_INT_EQ(st, GMM_OK);
             if (!m) continue;
             CHECK(model_finite(m, x, n));

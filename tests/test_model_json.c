@@ -99,8 +99,8 @@ static gmm_model *random_model_typed(size_t k, size_t d, gmm_covariance_type typ
             }
     }
     /* Values that a 15-digit or integer print would damage, or that test the edges of the format. */
-    const double awkward[] = {0.1 + 0.2,  -0.0,       4.9406564584124654e-324, DBL_MAX, -DBL_MIN, 1e22,
-                              123456789012345678.0, 3.0, -2147483648.0};
+    const double awkward[] = {
+        0.1 + 0.2, -0.0, 4.9406564584124654e-324, DBL_MAX, -DBL_MIN, 1e22, 123456789012345678.0, 3.0, -2147483648.0};
     for (size_t i = 0; i < sizeof awkward / sizeof awkward[0] && i < k * d; i++) mu[i] = awkward[i];
 
     /* The covariances in the type's own shape (full: as built). */
@@ -318,19 +318,21 @@ static void test_load_errors(void)
     /* Columns count characters, not bytes; the snippet stops at 20 bytes. */
     expect_load_error("syntax_utf8", "{\"source\": \"é\", \"weights\": [0.5 0.5, 0.25, 0.125, 0.0625, 1]}",
                       GMM_ERR_PARSE, ":1:33: invalid JSON near '0.5, 0.25, 0.125, 0.'");
-    expect_load_error("truncated", "{\"weights\": [0.5, 0.5],\n \"means\": [[0, 0",
-                      GMM_ERR_PARSE, "bad_truncated.json:2:17: invalid JSON: unexpected end of file");
-    expect_load_error("trailing", "{\"weights\": [1], \"means\": [[0]], \"covariances\": [[[1]]]}\n}",
-                      GMM_ERR_PARSE, ":2:1: invalid JSON near '}'");
+    expect_load_error("truncated", "{\"weights\": [0.5, 0.5],\n \"means\": [[0, 0", GMM_ERR_PARSE,
+                      "bad_truncated.json:2:17: invalid JSON: unexpected end of file");
+    expect_load_error("trailing", "{\"weights\": [1], \"means\": [[0]], \"covariances\": [[[1]]]}\n}", GMM_ERR_PARSE,
+                      ":2:1: invalid JSON near '}'");
     expect_load_error("not_object", "[1, 2]", GMM_ERR_PARSE, ": top level is not a JSON object");
     /* A key given twice is an error naming it (parsers disagree on which one counts). */
     expect_load_error("dup_top", "{\"weights\": [1], \"means\": [[0]], \"weights\": [1], \"covariances\": [[[1]]]}",
                       GMM_ERR_PARSE, ": duplicate key \"weights\" in the top-level object; expected each key once");
-    expect_load_error("dup_fit", "{\"weights\": [1], \"means\": [[0]], \"covariances\": [[[1]]],"
-                                 " \"fit\": {\"n_iter\": 1, \"converged\": true, \"n_iter\": 2}}",
+    expect_load_error("dup_fit",
+                      "{\"weights\": [1], \"means\": [[0]], \"covariances\": [[[1]]],"
+                      " \"fit\": {\"n_iter\": 1, \"converged\": true, \"n_iter\": 2}}",
                       GMM_ERR_PARSE, ": duplicate key \"n_iter\" in the object \"fit\"");
-    expect_load_error("dup_unused", "{\"weights\": [1], \"means\": [[0]], \"covariances\": [[[1]]],"
-                                    " \"notes\": [{\"a\": 1, \"a\": 2}]}",
+    expect_load_error("dup_unused",
+                      "{\"weights\": [1], \"means\": [[0]], \"covariances\": [[[1]]],"
+                      " \"notes\": [{\"a\": 1, \"a\": 2}]}",
                       GMM_ERR_PARSE, ": duplicate key \"a\" in an object inside an array");
     {
         /* a file beyond the cap (1 GiB, sparse here) is refused before it is read */
@@ -348,17 +350,20 @@ static void test_load_errors(void)
     }
 
     /* Structure. */
-    expect_load_error("means_row", "{\"n_features\": 2, \"weights\": [0.2, 0.3, 0.5],\n"
-                                   " \"means\": [[0, 0], [1, 1], [2, 2, 2]], \"covariances\": []}",
+    expect_load_error("means_row",
+                      "{\"n_features\": 2, \"weights\": [0.2, 0.3, 0.5],\n"
+                      " \"means\": [[0, 0], [1, 1], [2, 2, 2]], \"covariances\": []}",
                       GMM_ERR_PARSE, ": \"means\"[2] has 3 numbers, expected 2 (n_features)");
     expect_load_error("means_row_inferred", "{\"weights\": [0.5, 0.5], \"means\": [[0, 0], [1]], " COVS2 "}",
                       GMM_ERR_PARSE,
                       ": \"means\"[1] has 1 number, expected 2 (n_features, the length of \"means\"[0])");
-    expect_load_error("cov_row", "{\"weights\": [0.5, 0.5], \"means\": [[0, 0], [1, 1]],"
-                                 " \"covariances\": [[[1, 0], [0, 1]], [[1, 0, 0], [0, 1]]]}",
+    expect_load_error("cov_row",
+                      "{\"weights\": [0.5, 0.5], \"means\": [[0, 0], [1, 1]],"
+                      " \"covariances\": [[[1, 0], [0, 1]], [[1, 0, 0], [0, 1]]]}",
                       GMM_ERR_PARSE, ": \"covariances\"[1][0] has 3 numbers, expected 2 (n_features");
-    expect_load_error("cov_rows", "{\"weights\": [0.5, 0.5], \"means\": [[0, 0], [1, 1]],"
-                                  " \"covariances\": [[[1, 0], [0, 1]], [[1, 0]]]}",
+    expect_load_error("cov_rows",
+                      "{\"weights\": [0.5, 0.5], \"means\": [[0, 0], [1, 1]],"
+                      " \"covariances\": [[[1, 0], [0, 1]], [[1, 0]]]}",
                       GMM_ERR_PARSE, ": \"covariances\"[1] has 1 row, expected 2 (n_features");
     expect_load_error("not_number", "{\"weights\": [0.5, \"0.5\"], \"means\": [[0, 0], [1, 1]], " COVS2 "}",
                       GMM_ERR_PARSE, ": \"weights\"[1] is not a number");
@@ -366,41 +371,52 @@ static void test_load_errors(void)
                       GMM_ERR_PARSE, ": \"means\"[0][1] is not finite");
     expect_load_error("missing", "{\"weights\": [0.5, 0.5], \"means\": [[0, 0], [1, 1]]}", GMM_ERR_PARSE,
                       ": missing \"covariances\"");
-    expect_load_error("cov_type", "{\"covariance_type\": \"banana\", \"weights\": [1], \"means\": [[0]],"
-                                  " \"covariances\": [[[1]]]}",
-                      GMM_ERR_PARSE,
-                      ": \"covariance_type\" is \"banana\"; expected one of \"full\", \"tied\", \"diag\", \"spherical\"");
-    expect_load_error("cov_type_number", "{\"covariance_type\": 2, \"weights\": [1], \"means\": [[0]],"
-                                         " \"covariances\": [[[1]]]}",
+    expect_load_error(
+        "cov_type",
+        "{\"covariance_type\": \"banana\", \"weights\": [1], \"means\": [[0]],"
+        " \"covariances\": [[[1]]]}",
+        GMM_ERR_PARSE,
+        ": \"covariance_type\" is \"banana\"; expected one of \"full\", \"tied\", \"diag\", \"spherical\"");
+    expect_load_error("cov_type_number",
+                      "{\"covariance_type\": 2, \"weights\": [1], \"means\": [[0]],"
+                      " \"covariances\": [[[1]]]}",
                       GMM_ERR_PARSE, ": \"covariance_type\" is not a string; expected one of \"full\"");
-    expect_load_error("format", "{\"format\": \"other\", \"weights\": [1], \"means\": [[0]], \"covariances\": [[[1]]]}",
+    expect_load_error("format",
+                      "{\"format\": \"other\", \"weights\": [1], \"means\": [[0]], \"covariances\": [[[1]]]}",
                       GMM_ERR_PARSE, ": \"format\" is \"other\"; expected \"gmm-model\"");
     expect_load_error("version", "{\"version\": 2, \"weights\": [1], \"means\": [[0]], \"covariances\": [[[1]]]}",
                       GMM_ERR_PARSE, ": \"version\" is 2; this version reads version 1");
-    expect_load_error("k_declared", "{\"n_components\": 3, \"weights\": [0.5, 0.5], \"means\": [[0, 0], [1, 1]], " COVS2 "}",
+    expect_load_error("k_declared",
+                      "{\"n_components\": 3, \"weights\": [0.5, 0.5], \"means\": [[0, 0], [1, 1]], " COVS2 "}",
                       GMM_ERR_PARSE, ": \"weights\" has 2 numbers, expected 3 (n_components)");
     expect_load_error("k_inferred", "{\"weights\": [0.5, 0.5], \"means\": [[0, 0], [1, 1], [2, 2]], " COVS2 "}",
                       GMM_ERR_PARSE,
                       ": \"means\" has 3 entries, expected 2 (n_components, the length of \"weights\")");
-    expect_load_error("k_not_integer", "{\"n_components\": 2.5, \"weights\": [0.5, 0.5], \"means\": [[0], [1]],"
-                                       " \"covariances\": [[[1]], [[1]]]}",
+    expect_load_error("k_not_integer",
+                      "{\"n_components\": 2.5, \"weights\": [0.5, 0.5], \"means\": [[0], [1]],"
+                      " \"covariances\": [[[1]], [[1]]]}",
                       GMM_ERR_PARSE, ": \"n_components\" is 2.5; expected an integer from 1 to");
-    expect_load_error("fit_trace", "{\"weights\": [1], \"means\": [[0]], \"covariances\": [[[1]]],\n"
-                                   " \"fit\": {\"converged\": true, \"n_iter\": 3, \"lower_bound\": -1,"
-                                   " \"n_train\": 10, \"loglik_trace\": [1, 2]}}",
+    expect_load_error("fit_trace",
+                      "{\"weights\": [1], \"means\": [[0]], \"covariances\": [[[1]]],\n"
+                      " \"fit\": {\"converged\": true, \"n_iter\": 3, \"lower_bound\": -1,"
+                      " \"n_train\": 10, \"loglik_trace\": [1, 2]}}",
                       GMM_ERR_PARSE, ": \"fit\".\"loglik_trace\" has 2 numbers, expected 3 (\"fit\".\"n_iter\")");
-    expect_load_error("fit_missing", "{\"weights\": [1], \"means\": [[0]], \"covariances\": [[[1]]],"
-                                     " \"fit\": {\"converged\": false, \"n_iter\": 3, \"lower_bound\": -1}}",
+    expect_load_error("fit_missing",
+                      "{\"weights\": [1], \"means\": [[0]], \"covariances\": [[[1]]],"
+                      " \"fit\": {\"converged\": false, \"n_iter\": 3, \"lower_bound\": -1}}",
                       GMM_ERR_PARSE, ": missing \"fit\".\"n_train\"");
 
     /* Parameters rejected by gmm_model_from_params, reported as parse errors of the file. */
-    expect_load_error("not_symmetric", "{\"weights\": [0.5, 0.5], \"means\": [[0, 0], [1, 1]],"
-                                       " \"covariances\": [[[1, 0.5], [0.25, 1]], [[1, 0], [0, 1]]]}",
+    expect_load_error("not_symmetric",
+                      "{\"weights\": [0.5, 0.5], \"means\": [[0, 0], [1, 1]],"
+                      " \"covariances\": [[[1, 0.5], [0.25, 1]], [[1, 0], [0, 1]]]}",
                       GMM_ERR_PARSE, ": covariance of component 1 (label 0) is not symmetric");
-    expect_load_error("not_pd", "{\"weights\": [0.5, 0.5], \"means\": [[0, 0], [1, 1]],"
-                                " \"covariances\": [[[1, 0], [0, 1]], [[1, 2], [2, 1]]]}",
+    expect_load_error("not_pd",
+                      "{\"weights\": [0.5, 0.5], \"means\": [[0, 0], [1, 1]],"
+                      " \"covariances\": [[[1, 0], [0, 1]], [[1, 2], [2, 1]]]}",
                       GMM_ERR_PARSE, ": component 2 (label 1): covariance is not positive definite");
-    expect_load_error("negative_weight", "{\"weights\": [1.5, -0.5], \"means\": [[0], [1]], \"covariances\": [[[1]], [[1]]]}",
+    expect_load_error("negative_weight",
+                      "{\"weights\": [1.5, -0.5], \"means\": [[0], [1]], \"covariances\": [[[1]], [[1]]]}",
                       GMM_ERR_PARSE, ": weights[1] is -0.5");
 
     /* A file that cannot be opened. */
@@ -526,7 +542,8 @@ static void test_saved_shapes(void)
 {
     const double w2[2] = {0.25, 0.75}, mu2[4] = {0, 0, 1, 1};
     const double full[8] = {1, 0, 0, 1, 2, 0.5, 0.5, 1};
-    check_saved_shape(GMM_COV_FULL, 2, 2, w2, mu2, full, "\"covariances\":\t[[[1, 0], [0, 1]], [[2, 0.5], [0.5, 1]]]");
+    check_saved_shape(GMM_COV_FULL, 2, 2, w2, mu2, full,
+                      "\"covariances\":\t[[[1, 0], [0, 1]], [[2, 0.5], [0.5, 1]]]");
     const double tied[4] = {2, 0.5, 0.5, 1};
     check_saved_shape(GMM_COV_TIED, 2, 2, w2, mu2, tied, "\"covariances\":\t[[2, 0.5], [0.5, 1]]\n");
     const double diag[4] = {1, 2, 0.5, 0.25};
@@ -590,12 +607,14 @@ static void test_load_type_errors(void)
     expect_load_error("tied_full_shape", "{\"covariance_type\": \"tied\", " W2M2 COVS2 "}", GMM_ERR_PARSE,
                       ": \"covariances\"[0][0] is not a number; covariance_type \"tied\" has \"covariances\" of "
                       "shape [n_features][n_features] = [2][2]");
-    expect_load_error("tied_rows", "{\"covariance_type\": \"tied\", " W2M2 "\"covariances\": [[1, 0], [0, 1], [0, 0]]}",
+    expect_load_error("tied_rows",
+                      "{\"covariance_type\": \"tied\", " W2M2 "\"covariances\": [[1, 0], [0, 1], [0, 0]]}",
                       GMM_ERR_PARSE,
                       ": \"covariances\" has 3 rows, expected 2 (n_features, the length of \"means\"[0]); "
                       "covariance_type \"tied\"");
-    expect_load_error("tied_cols", "{\"covariance_type\": \"tied\", \"n_features\": 2, " W2M2
-                                   "\"covariances\": [[1, 0], [0, 1, 0]]}",
+    expect_load_error("tied_cols",
+                      "{\"covariance_type\": \"tied\", \"n_features\": 2, " W2M2
+                      "\"covariances\": [[1, 0], [0, 1, 0]]}",
                       GMM_ERR_PARSE, ": \"covariances\"[1] has 3 numbers, expected 2 (n_features); covariance_type");
     expect_load_error("diag_flat", "{\"covariance_type\": \"diag\", " W2M2 "\"covariances\": [1, 1]}", GMM_ERR_PARSE,
                       ": \"covariances\"[0] is not an array; covariance_type \"diag\" has \"covariances\" of shape "
@@ -715,7 +734,8 @@ static void test_init_subsets(void)
     CHECK(f.weights && same_bits(f.weights, w3, 3));
     gmm_init_file_free(&f);
 
-    CHECK_INT_EQ(load_init("weights_zero", "{\"weights\": [0, 1]}", &f), GMM_OK); /* 0 is allowed, as in scikit-learn */
+    CHECK_INT_EQ(load_init("weights_zero", "{\"weights\": [0, 1]}", &f),
+                 GMM_OK); /* 0 is allowed, as in scikit-learn */
     CHECK(f.weights && f.weights[0] == 0.0 && f.weights[1] == 1.0);
     gmm_init_file_free(&f);
     CHECK_INT_EQ(load_init("weights_near", "{\"weights\": [0.5, 0.500000005]}", &f), GMM_OK);
@@ -766,9 +786,9 @@ static void test_init_subsets(void)
         CHECK(f.precisions[3] == 1.0 / 3.0);
     }
     gmm_init_file_free(&f);
-    CHECK_INT_EQ(load_init("cov_spherical",
-                           "{\"covariance_type\": \"spherical\", \"covariances\": [4, 0.25, 3]}", &f),
-                 GMM_OK);
+    CHECK_INT_EQ(
+        load_init("cov_spherical", "{\"covariance_type\": \"spherical\", \"covariances\": [4, 0.25, 3]}", &f),
+        GMM_OK);
     CHECK_INT_EQ(f.type, GMM_COV_SPHERICAL);
     CHECK_INT_EQ(f.k, 3);
     CHECK_INT_EQ(f.d, 0);
@@ -807,11 +827,12 @@ static void test_init_subsets(void)
     gmm_init_file_free(&f);
 
     /* All three, diag precisions, spherical-style d from means. */
-    CHECK_INT_EQ(load_init("all_diag",
-                           "{\"covariance_type\": \"diag\", \"weights\": [0.25, 0.25, 0.5], \"means\": [[0], [1], [2]],"
-                           " \"precisions\": [[1], [2], [3]]}",
-                           &f),
-                 GMM_OK);
+    CHECK_INT_EQ(
+        load_init("all_diag",
+                  "{\"covariance_type\": \"diag\", \"weights\": [0.25, 0.25, 0.5], \"means\": [[0], [1], [2]],"
+                  " \"precisions\": [[1], [2], [3]]}",
+                  &f),
+        GMM_OK);
     CHECK_INT_EQ(f.k, 3);
     CHECK_INT_EQ(f.d, 1);
     CHECK(f.weights && f.weights[0] == 0.25 && f.weights[2] == 0.5);
@@ -825,8 +846,7 @@ static void test_init_errors(void)
 {
     expect_init_error("dup_means", "{\"means\": [[0], [1]], \"weights\": [0.5, 0.5], \"means\": [[2], [3]]}",
                       GMM_ERR_PARSE, ": duplicate key \"means\" in the top-level object");
-    expect_init_error("both",
-                      "{\"covariances\": [[[1]]], \"precisions\": [[[1]]]}", GMM_ERR_PARSE,
+    expect_init_error("both", "{\"covariances\": [[[1]]], \"precisions\": [[[1]]]}", GMM_ERR_PARSE,
                       ": both \"covariances\" and \"precisions\" are given; expected at most one of them");
     expect_init_error("empty", "{}", GMM_ERR_PARSE,
                       ": no initial parameters: expected at least one of \"weights\", \"means\", \"covariances\", "
@@ -835,16 +855,21 @@ static void test_init_errors(void)
                       GMM_ERR_PARSE, ": no initial parameters");
     expect_init_error("k_mismatch", "{\"weights\": [0.5, 0.5], \"means\": [[0], [1], [2]]}", GMM_ERR_PARSE,
                       ": \"means\" has 3 entries, expected 2 (n_components, the length of \"weights\")");
-    expect_init_error("k_mismatch_cov", "{\"means\": [[0], [1]], \"covariance_type\": \"spherical\","
-                                        " \"covariances\": [1, 1, 1]}",
-                      GMM_ERR_PARSE, ": \"covariances\" has 3 numbers, expected 2 (n_components, the length of \"means\")");
-    expect_init_error("k_declared", "{\"n_components\": 3, \"covariance_type\": \"spherical\", \"precisions\": [1, 2]}",
+    expect_init_error("k_mismatch_cov",
+                      "{\"means\": [[0], [1]], \"covariance_type\": \"spherical\","
+                      " \"covariances\": [1, 1, 1]}",
+                      GMM_ERR_PARSE,
+                      ": \"covariances\" has 3 numbers, expected 2 (n_components, the length of \"means\")");
+    expect_init_error("k_declared",
+                      "{\"n_components\": 3, \"covariance_type\": \"spherical\", \"precisions\": [1, 2]}",
                       GMM_ERR_PARSE, ": \"precisions\" has 2 numbers, expected 3 (n_components)");
     expect_init_error("d_mismatch", "{\"means\": [[0, 0]], \"covariances\": [[[1]]]}", GMM_ERR_PARSE,
                       ": \"covariances\"[0] has 1 row, expected 2 (n_features, the length of \"means\"[0])");
-    expect_init_error("d_mismatch_tied", "{\"covariance_type\": \"tied\", \"precisions\": [[1, 0], [0, 1]],"
-                                         " \"means\": [[0, 0, 0]]}",
-                      GMM_ERR_PARSE, ": \"precisions\" has 2 rows, expected 3 (n_features, the length of \"means\"[0])");
+    expect_init_error("d_mismatch_tied",
+                      "{\"covariance_type\": \"tied\", \"precisions\": [[1, 0], [0, 1]],"
+                      " \"means\": [[0, 0, 0]]}",
+                      GMM_ERR_PARSE,
+                      ": \"precisions\" has 2 rows, expected 3 (n_features, the length of \"means\"[0])");
     expect_init_error("weights_empty", "{\"weights\": []}", GMM_ERR_PARSE,
                       ": \"weights\" is empty; a model needs at least one component");
     /* scikit-learn's _check_weights: each in [0, 1], the sum 1 within 1e-8, no normalization */
@@ -855,31 +880,39 @@ static void test_init_errors(void)
     expect_init_error("weights_negative", "{\"weights\": [1.5, -0.5]}", GMM_ERR_PARSE,
                       ": \"weights\"[0] is 1.5; initial weights must be in [0, 1]");
     expect_init_error("means_inf", "{\"means\": [[0, 1e999]]}", GMM_ERR_PARSE, ": \"means\"[0][1] is not finite");
-    expect_init_error("prec_not_pd", "{\"precisions\": [[[1, 0], [0, 1]], [[1, 2], [2, 1]]]}", GMM_ERR_NOT_PD,
-                      ": \"precisions\"[1] (component 2, label 1) is not positive definite (leading minor 2 is not positive)");
+    expect_init_error(
+        "prec_not_pd", "{\"precisions\": [[[1, 0], [0, 1]], [[1, 2], [2, 1]]]}", GMM_ERR_NOT_PD,
+        ": \"precisions\"[1] (component 2, label 1) is not positive definite (leading minor 2 is not positive)");
     expect_init_error("prec_not_symmetric", "{\"precisions\": [[[1, 0.5], [0.25, 1]]]}", GMM_ERR_PARSE,
                       ": \"precisions\"[0] (component 1, label 0) is not symmetric: [1][0] = 0.25 but [0][1] = 0.5");
     expect_init_error("prec_tied_not_pd", "{\"covariance_type\": \"tied\", \"precisions\": [[0, 0], [0, 1]]}",
                       GMM_ERR_NOT_PD,
                       ": \"precisions\" (tied: shared by all components) is not positive definite (leading minor 1");
     expect_init_error("prec_diag_zero", "{\"covariance_type\": \"diag\", \"precisions\": [[1, 1], [1, 0]]}",
-                      GMM_ERR_NOT_PD, ": \"precisions\"[1][1] (component 2, label 1) is 0; diag precisions must be positive");
+                      GMM_ERR_NOT_PD,
+                      ": \"precisions\"[1][1] (component 2, label 1) is 0; diag precisions must be positive");
     expect_init_error("prec_spherical_negative", "{\"covariance_type\": \"spherical\", \"precisions\": [1, -2]}",
-                      GMM_ERR_NOT_PD, ": \"precisions\"[1] (component 2, label 1) is -2; spherical precisions must be positive");
+                      GMM_ERR_NOT_PD,
+                      ": \"precisions\"[1] (component 2, label 1) is -2; spherical precisions must be positive");
     expect_init_error("cov_not_pd", "{\"covariances\": [[[1, 0], [0, -1]]]}", GMM_ERR_NOT_PD,
                       ": \"covariances\"[0] (component 1, label 0) is not positive definite");
     expect_init_error("cov_spherical_zero", "{\"covariance_type\": \"spherical\", \"covariances\": [0]}",
-                      GMM_ERR_NOT_PD, ": \"covariances\"[0] (component 1, label 0) is 0; spherical variances must be positive");
-    expect_init_error("cov_tiny", "{\"covariance_type\": \"diag\", \"covariances\": [[1e-310]]}", GMM_ERR_NOT_PD,
-                      ": \"covariances\"[0][0] (component 1, label 0) is 9.9999999999999694e-311, too small to invert");
-    expect_init_error("cov_near_singular", "{\"covariances\": [[[1, 1], [1, 1.0000000000000002]]]}", GMM_ERR_NOT_PD,
-                      ": \"covariances\"[0] (component 1, label 0) is too close to singular: its computed inverse is not "
-                      "positive definite");
-    expect_init_error("cov_type", "{\"covariance_type\": \"Full\", \"weights\": [1]}", GMM_ERR_PARSE,
-                      ": \"covariance_type\" is \"Full\"; expected one of \"full\", \"tied\", \"diag\", \"spherical\"");
+                      GMM_ERR_NOT_PD,
+                      ": \"covariances\"[0] (component 1, label 0) is 0; spherical variances must be positive");
+    expect_init_error(
+        "cov_tiny", "{\"covariance_type\": \"diag\", \"covariances\": [[1e-310]]}", GMM_ERR_NOT_PD,
+        ": \"covariances\"[0][0] (component 1, label 0) is 9.9999999999999694e-311, too small to invert");
+    expect_init_error(
+        "cov_near_singular", "{\"covariances\": [[[1, 1], [1, 1.0000000000000002]]]}", GMM_ERR_NOT_PD,
+        ": \"covariances\"[0] (component 1, label 0) is too close to singular: its computed inverse is not "
+        "positive definite");
+    expect_init_error(
+        "cov_type", "{\"covariance_type\": \"Full\", \"weights\": [1]}", GMM_ERR_PARSE,
+        ": \"covariance_type\" is \"Full\"; expected one of \"full\", \"tied\", \"diag\", \"spherical\"");
     expect_init_error("wrong_shape", "{\"covariance_type\": \"diag\", \"precisions\": [[[1]]]}", GMM_ERR_PARSE,
                       ": \"precisions\"[0][0] is not a number; covariance_type \"diag\" has \"precisions\" of shape");
-    expect_init_error("syntax", "{\"weights\": [1,\n 2,, 3]}", GMM_ERR_PARSE, "init_bad_syntax.json:2:4: invalid JSON");
+    expect_init_error("syntax", "{\"weights\": [1,\n 2,, 3]}", GMM_ERR_PARSE,
+                      "init_bad_syntax.json:2:4: invalid JSON");
     expect_init_error("not_object", "[1]", GMM_ERR_PARSE, ": top level is not a JSON object");
 
     gmm_init_file f;

@@ -34,12 +34,12 @@ static const char *tmp_file(const char *name)
 /* Writes a .npy file by hand: magic, version major.0, the header dict built from descr, fortran ("True"/
  * "False") and shape (Python text, e.g. "(2, 3)"), padded with spaces and '\n' to a multiple of 64 bytes,
  * then data_len bytes of data. Returns the path (static buffer). */
-static const char *make_npy(const char *name, int major, const char *descr, const char *fortran,
-                            const char *shape, const void *data, size_t data_len)
+static const char *make_npy(const char *name, int major, const char *descr, const char *fortran, const char *shape,
+                            const void *data, size_t data_len)
 {
     char dict[512];
-    int len = snprintf(dict, sizeof dict, "{'descr': '%s', 'fortran_order': %s, 'shape': %s, }", descr,
-                       fortran, shape);
+    int len = snprintf(dict, sizeof dict, "{'descr': '%s', 'fortran_order': %s, 'shape': %s, }", descr, fortran,
+                       shape);
     size_t prelen = major == 1 ? 10 : 12;
     size_t total = prelen + (size_t)len + 1;
     size_t pad = (64 - total % 64) % 64;
@@ -229,8 +229,10 @@ static void test_errors(void)
     char msg[512];
     p = make_npy("npy_truncated.npy", 1, "<f8", "False", "(2, 3)", f64, sizeof f64 - 5);
     check_read_fails(p, GMM_ERR_PARSE, "truncated data");
-    snprintf(msg, sizeof msg, "needs 48 data bytes after the %zu-byte header (a file of %zu bytes), but the "
-             "file has %zu bytes (5 missing)", last_header_bytes, last_header_bytes + 48, last_header_bytes + 43);
+    snprintf(msg, sizeof msg,
+             "needs 48 data bytes after the %zu-byte header (a file of %zu bytes), but the "
+             "file has %zu bytes (5 missing)",
+             last_header_bytes, last_header_bytes + 48, last_header_bytes + 43);
     check_read_fails(p, GMM_ERR_PARSE, msg);
     p = make_npy("npy_huge_shape.npy", 1, "<f8", "False", "(1000000000, 1000)", f64, sizeof f64);
     check_read_fails(p, GMM_ERR_PARSE, "truncated data");

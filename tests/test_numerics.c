@@ -136,8 +136,8 @@ static void test_stats_brute_force(size_t n, size_t k, size_t d, uint64_t seed)
     for (size_t i = 0; i < n; i++) {
         double mx = -INFINITY;
         for (size_t c = 0; c < k; c++) {
-            lw[c] = log(m->weights[c]) + gmm_log_gauss_point(x + i * d, m->means + c * d, m->prec_chol + c * d * d,
-                                                             m->log_det_chol[c], d);
+            lw[c] = log(m->weights[c]) +
+                    gmm_log_gauss_point(x + i * d, m->means + c * d, m->prec_chol + c * d * d, m->log_det_chol[c], d);
             if (lw[c] > mx) mx = lw[c];
         }
         double se = 0.0;
@@ -154,7 +154,8 @@ static void test_stats_brute_force(size_t n, size_t k, size_t d, uint64_t seed)
             for (size_t a = 0; a < d; a++) {
                 double da = x[i * d + a] - m->means[c * d + a];
                 sk[c * d + a] += rr * da;
-                for (size_t bb = 0; bb < d; bb++) tk[c * d * d + a * d + bb] += rr * da * (x[i * d + bb] - m->means[c * d + bb]);
+                for (size_t bb = 0; bb < d; bb++)
+                    tk[c * d * d + a * d + bb] += rr * da * (x[i * d + bb] - m->means[c * d + bb]);
             }
         }
         if (!(fabs(rowsum - 1.0) <= 1e-12)) rows_ok = 0;
@@ -165,7 +166,8 @@ static void test_stats_brute_force(size_t n, size_t k, size_t d, uint64_t seed)
         CHECK_NEAR(s.nk[c], nk[c], 1e-9, 1e-11);
         for (size_t a = 0; a < d; a++) {
             CHECK_NEAR(s.sk[c * d + a], sk[c * d + a], 1e-8, 1e-10);
-            for (size_t bb = 0; bb < d; bb++) CHECK_NEAR(s.tk[c * d * d + a * d + bb], tk[c * d * d + a * d + bb], 1e-8, 1e-10);
+            for (size_t bb = 0; bb < d; bb++)
+                CHECK_NEAR(s.tk[c * d * d + a * d + bb], tk[c * d * d + a * d + bb], 1e-8, 1e-10);
         }
     }
 
@@ -187,7 +189,8 @@ static void test_stats_brute_force(size_t n, size_t k, size_t d, uint64_t seed)
         for (size_t a = 0; a < d; a++)
             for (size_t bb = 0; bb < d; bb++) {
                 double v = 0.0;
-                for (size_t i = 0; i < n; i++) v += proba[i * k + c] * (x[i * d + a] - mu[a]) * (x[i * d + bb] - mu[bb]);
+                for (size_t i = 0; i < n; i++)
+                    v += proba[i * k + c] * (x[i * d + a] - mu[a]) * (x[i * d + bb] - mu[bb]);
                 v = v / nkc + (a == bb ? 1e-6 : 0.0);
                 CHECK_NEAR(m2->covariances[c * d * d + a * d + bb], v, 1e-9, 1e-8);
             }

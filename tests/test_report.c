@@ -430,9 +430,9 @@ int main(void)
     CHECK_INT_EQ(gmm_plot_loglik(dir, m, avail), GMM_OK);
     CHECK_INT_EQ(gmm_plot_clusters(dir, x, N, D, labels, m, 500, 7, avail), GMM_OK);
     CHECK_INT_EQ(gmm_plot_init_study(dir, study, 3, avail), GMM_OK);
-    static const char *const made[] = {"loglik.gp", "loglik.dat", "clusters.gp", "clusters_points.dat",
-                                       "clusters_ellipses.dat", "clusters_means.dat", "init_study.gp",
-                                       "init_study.dat"};
+    static const char *const made[] = {
+        "loglik.gp",          "loglik.dat",    "clusters.gp",   "clusters_points.dat", "clusters_ellipses.dat",
+        "clusters_means.dat", "init_study.gp", "init_study.dat"};
     for (size_t i = 0; i < sizeof made / sizeof made[0]; i++) {
         CHECK(file_exists(dir, made[i]));
         if (!file_exists(dir, made[i])) fprintf(stderr, "  missing %s\n", made[i]);
@@ -481,7 +481,8 @@ int main(void)
         CHECK_STR_CONTAINS(text, "| `kmeans` | 5 | 5 |");
         CHECK_STR_CONTAINS(text, "| `random` | 5 | 4 |");
         CHECK_STR_CONTAINS(text, "| `binary` | 4 | 3 |");
-        CHECK_STR_CONTAINS(text, "![Converged log-likelihood of every run, by initialization method](init_study.png)");
+        CHECK_STR_CONTAINS(text,
+                           "![Converged log-likelihood of every run, by initialization method](init_study.png)");
         CHECK_STR_CONTAINS(text, "3 distinct optima");
         CHECK_STR_CONTAINS(text, "kmeans reached the best optimum (within 1.0 of -1449.9)");
         CHECK_STR_CONTAINS(text, "binary: 1 of 4 runs stopped with an error");

@@ -164,7 +164,8 @@ static void test_warm_start_chain(void)
         prev = next;
         fits++;
     }
-    fprintf(stderr, "one fit: %d iterations; the max_iter 1 chain converged at fit %d\n", whole->n_iter, converged_at);
+    fprintf(stderr, "one fit: %d iterations; the max_iter 1 chain converged at fit %d\n", whole->n_iter,
+            converged_at);
     CHECK_INT_EQ(converged_at, whole->n_iter);
     if (prev) CHECK_NEAR(prev->lower_bound, whole->lower_bound, 0, 1e-10);
     gmm_model_free(prev);
@@ -192,7 +193,8 @@ static void test_weights_init(void)
     const double over[2] = {0.5, 0.6}, neg[2] = {1.2, -0.2}, far[2] = {0.5, 0.50000002};
     o.weights_init = over;
     CHECK_INT_EQ(gmm_fit(x, n, d, &o, &m), GMM_ERR_INVALID_ARG);
-    CHECK_STR_CONTAINS(gmm_last_error(), "weights_init sum to 1.1000000000000001; initial weights must sum to 1 within 1e-08");
+    CHECK_STR_CONTAINS(gmm_last_error(),
+                       "weights_init sum to 1.1000000000000001; initial weights must sum to 1 within 1e-08");
     o.weights_init = neg;
     CHECK_INT_EQ(gmm_fit(x, n, d, &o, &m), GMM_ERR_INVALID_ARG);
     CHECK_STR_CONTAINS(gmm_last_error(), "weights_init[0] is 1.2; initial weights must be in [0, 1]");

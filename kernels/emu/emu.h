@@ -28,18 +28,26 @@
 #define __align__(n) alignas(n)
 #define GMM_DYNAMIC_SHARED(name) unsigned char *name = gmm_emu_ctx.smem
 /* A static shared array: the first thread of each block that reaches its declaration fills it with 0xff. */
-#define GMM_STATIC_SHARED(type, name, dims)                                                                   \
-    static type name dims;                                                                                    \
+#define GMM_STATIC_SHARED(type, name, dims)                                                                          \
+    static type name dims;                                                                                           \
     gmm_emu_shared_touch(name, sizeof name)
 /* fibers.cpp: fills the len bytes at p with 0xff unless that was done already in the current block. */
 void gmm_emu_shared_touch(void *p, size_t len);
 /* fibers.cpp: counts blocks, so that gmm_emu_shared_touch knows a new one began. */
 void gmm_emu_new_block(void);
 
-struct alignas(8) float2 { float x, y; };
-struct alignas(16) float4 { float x, y, z, w; };
-struct alignas(16) double2 { double x, y; };
-struct gmm_emu_dim { unsigned x, y, z; };
+struct alignas(8) float2 {
+    float x, y;
+};
+struct alignas(16) float4 {
+    float x, y, z, w;
+};
+struct alignas(16) double2 {
+    double x, y;
+};
+struct gmm_emu_dim {
+    unsigned x, y, z;
+};
 
 /* Per launching host thread (its fibers see the same values): the block's dynamic shared memory and
  * indices; threadIdx is set by the scheduler for the fiber it resumes. */
@@ -97,10 +105,13 @@ void gmm_emu_launch_at(const char *expr, const char *file, int line, void (*fn)(
         memset(buf, 0xff, bytes);
         gmm_emu_new_block();
         blockIdx = gmm_emu_dim{(unsigned)b, 0, 0};
-        gmm_emu_run_block(info, b, [](void *c) {
-            Call *k = static_cast<Call *>(c);
-            std::apply(k->fn, k->args);
-        }, &call);
+        gmm_emu_run_block(
+            info, b,
+            [](void *c) {
+                Call *k = static_cast<Call *>(c);
+                std::apply(k->fn, k->args);
+            },
+            &call);
     }
     gmm_emu_ctx.smem = nullptr;
     std::free(buf);

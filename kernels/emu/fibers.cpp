@@ -269,11 +269,13 @@ std::string kernel_name(const gmm_emu_launch_info &k)
     const struct {
         int count, first;
         const char *where;
-    } parts[3] = {{at_block, first_block, "wait at __syncthreads"}, {at_warp, first_warp, "wait at a warp shuffle"},
+    } parts[3] = {{at_block, first_block, "wait at __syncthreads"},
+                  {at_warp, first_warp, "wait at a warp shuffle"},
                   {done, first_done, "have returned"}};
     for (const auto &p : parts)
         if (p.count > 0 && len < (int)sizeof what)
-            len += snprintf(what + len, sizeof what - len, " %d %s (the first: thread %d);", p.count, p.where, p.first);
+            len += snprintf(what + len, sizeof what - len, " %d %s (the first: thread %d);", p.count, p.where,
+                            p.first);
     die("DEADLOCK in kernel %s, %s a __syncthreads or __shfl_down_sync that not every thread of the block "
         "(or warp) reaches; on a GPU this hangs or is undefined",
         kernel_name(k).c_str(), what);

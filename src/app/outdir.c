@@ -26,12 +26,25 @@
 
 /* The names gmm writes into a result folder (fit and select). Other entries of an old folder are the
  * user's: they move into the new folder instead of being removed. */
-static const char *const OWN_NAMES[] = {
-    "model.json",      "labels.csv",          "loglik.csv",            "report.md",
-    "loglik.png",      "loglik.gp",           "loglik.dat",            "clusters.png",
-    "clusters.gp",     "clusters_points.dat", "clusters_ellipses.dat", "clusters_means.dat",
-    "init_study.png",  "init_study.gp",       "init_study.dat",        "selection.csv",
-    "selection.png",   "selection.gp",        "selection.dat"};
+static const char *const OWN_NAMES[] = {"model.json",
+                                        "labels.csv",
+                                        "loglik.csv",
+                                        "report.md",
+                                        "loglik.png",
+                                        "loglik.gp",
+                                        "loglik.dat",
+                                        "clusters.png",
+                                        "clusters.gp",
+                                        "clusters_points.dat",
+                                        "clusters_ellipses.dat",
+                                        "clusters_means.dat",
+                                        "init_study.png",
+                                        "init_study.gp",
+                                        "init_study.dat",
+                                        "selection.csv",
+                                        "selection.png",
+                                        "selection.gp",
+                                        "selection.dat"};
 
 /* The prepared result the signal handler cleans up; NULL when none. Changed only while busy is set. */
 static gmm_outdir *volatile active_outdir;
@@ -168,8 +181,10 @@ static gmm_status check_replaceable(const char *target, const char *parent)
 {
     struct stat ts, ps;
     if (stat(target, &ts) == 0 && stat(parent, &ps) == 0 && ts.st_dev != ps.st_dev)
-        return gmm_fail(GMM_ERR_IO, "output folder %s is a mount point; the result folder is replaced whole, so "
-                        "name a folder inside it", target);
+        return gmm_fail(GMM_ERR_IO,
+                        "output folder %s is a mount point; the result folder is replaced whole, so "
+                        "name a folder inside it",
+                        target);
     DIR *d = opendir(target);
     if (!d) return gmm_fail(GMM_ERR_IO, "cannot read output folder %s: %s", target, strerror(errno));
     gmm_status st = GMM_OK;
@@ -181,12 +196,15 @@ static gmm_status check_replaceable(const char *target, const char *parent)
         struct stat es;
         if (fstatat(dirfd(d), name, &es, AT_SYMLINK_NOFOLLOW) != 0) continue; /* gone meanwhile */
         if (!S_ISREG(es.st_mode) && !S_ISLNK(es.st_mode))
-            st = gmm_fail(GMM_ERR_IO, "output folder %s holds %s%s, which gmm does not write; the result folder is "
-                          "replaced whole (your files in it are kept), so name a folder of its own", target, name,
-                          S_ISDIR(es.st_mode) ? "/" : "");
+            st = gmm_fail(GMM_ERR_IO,
+                          "output folder %s holds %s%s, which gmm does not write; the result folder is "
+                          "replaced whole (your files in it are kept), so name a folder of its own",
+                          target, name, S_ISDIR(es.st_mode) ? "/" : "");
         else if (++foreign > MAX_CARRIED)
-            st = gmm_fail(GMM_ERR_IO, "output folder %s holds more than %d files that gmm does not write; the result "
-                          "folder is replaced whole, so name a folder of its own", target, MAX_CARRIED);
+            st = gmm_fail(GMM_ERR_IO,
+                          "output folder %s holds more than %d files that gmm does not write; the result "
+                          "folder is replaced whole, so name a folder of its own",
+                          target, MAX_CARRIED);
     }
     closedir(d);
     return st;
@@ -242,14 +260,16 @@ static gmm_status resolve_target(gmm_outdir *o, const char *target)
         char *cwd = realpath(".", NULL);
         int bad = !real || !cwd || copy_path(o->target, real);
         size_t rl = real ? strlen(real) : 0;
-        int holds_cwd = !bad && (!strcmp(real, "/") ||
-                                 (!strncmp(cwd, real, rl) && (cwd[rl] == '\0' || cwd[rl] == '/')));
+        int holds_cwd = !bad &&
+                        (!strcmp(real, "/") || (!strncmp(cwd, real, rl) && (cwd[rl] == '\0' || cwd[rl] == '/')));
         free(real);
         free(cwd);
         if (bad) return gmm_fail(GMM_ERR_IO, "cannot resolve output folder %s: %s", target, strerror(errno));
         if (holds_cwd)
-            return gmm_fail(GMM_ERR_IO, "output folder %s is the current folder or holds it; the result folder is "
-                            "replaced whole, so name a folder of its own (e.g. --out %s/gmm-out)", target, target);
+            return gmm_fail(GMM_ERR_IO,
+                            "output folder %s is the current folder or holds it; the result folder is "
+                            "replaced whole, so name a folder of its own (e.g. --out %s/gmm-out)",
+                            target, target);
     } else if (errno != ENOENT) {
         return gmm_fail(GMM_ERR_IO, "cannot use output folder %s: %s", target, strerror(errno));
     } else {
@@ -447,8 +467,10 @@ gmm_status gmm_outdir_commit(gmm_outdir *o)
             remove_old_set(old, o->target);
             struct stat sb;
             if (lstat(old, &sb) == 0)
-                snprintf(o->warning, sizeof o->warning, "the previous result could not be removed entirely: "
-                         "what is left of it is in %s", old);
+                snprintf(o->warning, sizeof o->warning,
+                         "the previous result could not be removed entirely: "
+                         "what is left of it is in %s",
+                         old);
         }
     } else {
         undo(o);

@@ -86,8 +86,7 @@ static void dat_num(FILE *f, double v)
 static void gp_header_sized(FILE *f, const char *name, const char *what, int width, int height)
 {
     fprintf(f, "# %s.gp -- %s\n", name, what);
-    fprintf(f, "# Written by gmm. Redraw by hand from this folder: gnuplot %s.gp   (writes %s.png)\n", name,
-            name);
+    fprintf(f, "# Written by gmm. Redraw by hand from this folder: gnuplot %s.gp   (writes %s.png)\n", name, name);
     fputs("reset\n", f); /* several scripts may run in one gnuplot session: start from the defaults */
     fprintf(f, "if (!exists(\"outfile\")) outfile = \"%s.png\"\n", name);
     fprintf(f, "set terminal pngcairo size %d,%d font \"sans,11\" noenhanced\n", width, height);
@@ -490,8 +489,8 @@ gmm_status gmm_plot_clusters(const char *dir, const double *x, size_t n, size_t 
         if (l < 0 || (size_t)l >= k) {
             size_t row = idx[i];
             free(idx);
-            return gmm_fail(GMM_ERR_INVALID_ARG, "gmm_plot_clusters: label of row %zu is %d; expected 0..%zu", row,
-                            l, k - 1);
+            return gmm_fail(GMM_ERR_INVALID_ARG, "gmm_plot_clusters: label of row %zu is %d; expected 0..%zu", row, l,
+                            k - 1);
         }
     }
 
@@ -543,7 +542,12 @@ gmm_status gmm_plot_clusters(const char *dir, const double *x, size_t n, size_t 
     /* Many components need a bigger canvas and a smaller key so that the plot keeps its room. */
     int big = k > 16, huge = k > 32;
     gp_header_sized(f, "clusters", "points coloured by component, means, 1- and 2-sigma ellipses",
-                    huge ? 1500 : big ? 1200 : 900, huge ? 950 : big ? 800 : 650);
+                    huge  ? 1500
+                    : big ? 1200
+                          : 900,
+                    huge  ? 950
+                    : big ? 800
+                          : 650);
     char title[256];
     if (m < n)
         snprintf(title, sizeof title, "%zu of %zu points drawn at random (seed %" PRIu64 "), coloured by component",
@@ -563,8 +567,7 @@ gmm_status gmm_plot_clusters(const char *dir, const double *x, size_t n, size_t 
         fputs("set ylabel \"(one feature: drawn at 0)\"\nset yrange [-1:1]\n", f);
     }
     fputs("set grid lc rgb \"#e5e5e5\"\n", f);
-    fprintf(f, "set key outside right top vertical Left reverse samplen 3 spacing 1.05 font \",%d\"\n",
-            big ? 9 : 10);
+    fprintf(f, "set key outside right top vertical Left reverse samplen 3 spacing 1.05 font \",%d\"\n", big ? 9 : 10);
     fputs("plot \\\n", f);
     for (size_t c = 0; c < k; c++) {
         const char *col = PLOT_COLORS[c % N_PLOT_COLORS];
@@ -583,11 +586,13 @@ gmm_status gmm_plot_clusters(const char *dir, const double *x, size_t n, size_t 
                 "notitle, \\\n",
                 2 * c + 1, col);
     }
-    fprintf(f, "  \"clusters_means.dat\" using 1:2 with points pt 3 ps %s lw %s lc rgb \"black\" "
-               "title \"component means\", \\\n",
+    fprintf(f,
+            "  \"clusters_means.dat\" using 1:2 with points pt 3 ps %s lw %s lc rgb \"black\" "
+            "title \"component means\", \\\n",
             big ? "1.8" : "3", big ? "1.5" : "2.5");
-    fprintf(f, "  \"clusters_means.dat\" using 1:2:(sprintf(\"%%d\", int($3))) with labels offset char %s "
-               "font \",%d\" tc rgb \"black\" notitle, \\\n",
+    fprintf(f,
+            "  \"clusters_means.dat\" using 1:2:(sprintf(\"%%d\", int($3))) with labels offset char %s "
+            "font \",%d\" tc rgb \"black\" notitle, \\\n",
             big ? "0.9,0.8" : "1.5,1.2", big ? 9 : 12);
     fputs("  NaN with lines lw 2 lc rgb \"black\" title \"1-sigma ellipse\", \\\n", f);
     fputs("  NaN with lines lw 1.5 dt 2 lc rgb \"black\" title \"2-sigma ellipse\"\n", f);
@@ -668,8 +673,7 @@ gmm_status gmm_plot_init_study(const char *dir, const gmm_study_method *study, i
         double pad = span > 0 ? 0.08 * span : fmax(1.0, 1e-6 * fabs(best));
         fprintf(f, "set yrange [%.17g:%.17g]\n", worst - pad, best + pad);
         fprintf(f, "best = %.17g\n", best);
-        fputs("set arrow from graph 0, first best to graph 1, first best nohead dt 2 lw 1.5 lc rgb \"#555555\"\n",
-              f);
+        fputs("set arrow from graph 0, first best to graph 1, first best nohead dt 2 lw 1.5 lc rgb \"#555555\"\n", f);
         fputs("plot \\\n", f);
         for (int mi = 0; mi < n_study; mi++) {
             const char *col = PLOT_COLORS[(size_t)mi % N_PLOT_COLORS];
@@ -779,7 +783,9 @@ gmm_status gmm_plot_selection(const char *dir, const gmm_selection_row *rows, si
         int b = 0;
         for (int t = 0; t < 4; t++) {
             if (!present[t]) continue;
-            fprintf(f, "%s\"selection.dat\" index %d using 1:%d with linespoints pt %d ps 1.0 lw 2 lc rgb \"%s\" title \"%s\"",
+            fprintf(f,
+                    "%s\"selection.dat\" index %d using 1:%d with linespoints pt %d ps 1.0 lw 2 lc rgb \"%s\" title "
+                    "\"%s\"",
                     b ? ", \\\n     " : "", b, panel == 0 ? 2 : 3, PLOT_SHAPES[t % 6], PLOT_COLORS[t % 12],
                     gmm_covariance_name((gmm_covariance_type)t));
             b++;

@@ -138,7 +138,8 @@ static double median_sorted_desc(double *v, size_t n)
  * by hand, since n may be 10^9. */
 gmm_status gmm_write_labels(const char *dir, const int *labels, size_t n)
 {
-    if (!dir || (!labels && n > 0)) return gmm_fail(GMM_ERR_INVALID_ARG, "gmm_write_labels: dir and labels are required");
+    if (!dir || (!labels && n > 0))
+        return gmm_fail(GMM_ERR_INVALID_ARG, "gmm_write_labels: dir and labels are required");
     gmm_atomic_file af;
     gmm_status st = gmm_atomic_open_in(&af, dir, "labels.csv");
     if (st != GMM_OK) return st;
@@ -232,8 +233,9 @@ static void rep_empty_warning(rep *p)
     size_t n_empty = 0;
     for (size_t c = 0; c < p->k; c++) n_empty += gmm_model_empty_since(p->m, c) > 0;
     if (n_empty == 0) return;
-    fprintf(f, "> **Warning: %zu of %zu components emptied.** Their total responsibility fell below %g points:",
-            n_empty, p->k, GMM_EMPTY_FLOOR);
+    fprintf(f,
+            "> **Warning: %zu of %zu components emptied.** Their total responsibility fell below %g points:", n_empty,
+            p->k, GMM_EMPTY_FLOOR);
     for (size_t c = 0, shown = 0; c < p->k; c++)
         if (gmm_model_empty_since(p->m, c) > 0)
             fprintf(f, "%s component %zu (label %zu) at iteration %d", shown++ ? "," : "", c + 1, c,
@@ -265,7 +267,8 @@ static void rep_summary(rep *p)
         fputs("| initialization | given weights, means and precisions (--init-model / --warm-start) |\n", f);
     else if (o->weights_init || o->means_init || o->precisions_init)
         fprintf(f, "| initialization | %s, then given%s%s%s (--init-model) |\n", gmm_init_name(o->init),
-                o->weights_init ? " weights" : "", o->means_init ? " means" : "", o->precisions_init ? " precisions" : "");
+                o->weights_init ? " weights" : "", o->means_init ? " means" : "",
+                o->precisions_init ? " precisions" : "");
     else
         fprintf(f, "| initialization | %s |\n", gmm_init_name(o->init));
     fprintf(f, "| n_init | %d (best run: %d) |\n", o->n_init, p->m->best_run + 1);
@@ -278,11 +281,15 @@ static void rep_summary(rep *p)
     fputs(" |\n", f);
     fprintf(f, "| converged | %s |\n", p->m->converged ? "yes" : "no");
     fprintf(f, "| EM iterations | %d |\n", p->m->n_iter);
-    fprintf(f, "| final total log-likelihood | %s (of the final model, as `gmm score` computes it; BIC and AIC "
-               "use it) |\n", fll(p->ll_final, 10).s);
+    fprintf(f,
+            "| final total log-likelihood | %s (of the final model, as `gmm score` computes it; BIC and AIC "
+            "use it) |\n",
+            fll(p->ll_final, 10).s);
     if (p->m->n_iter > 0)
-        fprintf(f, "| lower bound (scikit-learn's lower_bound_: mean per-point log-likelihood of the parameters "
-                   "entering iteration %d) | %s |\n", p->m->n_iter, fg(p->m->lower_bound, 10).s);
+        fprintf(f,
+                "| lower bound (scikit-learn's lower_bound_: mean per-point log-likelihood of the parameters "
+                "entering iteration %d) | %s |\n",
+                p->m->n_iter, fg(p->m->lower_bound, 10).s);
     else
         fputs("| lower bound | none: no EM iteration (max_iter 0; scikit-learn's lower_bound_ is then -inf) |\n", f);
     fprintf(f, "| BIC | %s |\n| AIC | %s |\n", fll(r->bic, 10).s, fll(r->aic, 10).s);
@@ -293,8 +300,7 @@ static void rep_summary(rep *p)
         fprintf(f, "| fit time | %s (all %d runs) |\n", fsec(r->fit_seconds).s, o->n_init);
     double tsum = 0.0;
     for (int i = 0; i < p->slen; i++) tsum += p->secs[i];
-    fprintf(f, "| mean time per EM iteration | %s |\n\n",
-            p->slen > 0 ? fsec(tsum / p->slen).s : "n/a");
+    fprintf(f, "| mean time per EM iteration | %s |\n\n", p->slen > 0 ? fsec(tsum / p->slen).s : "n/a");
     rep_empty_warning(p);
     if (!r->plots_rendered) {
         fputs("> **Pictures not rendered.** gnuplot with the pngcairo terminal was not available, so the PNG "
@@ -339,8 +345,8 @@ static void rep_q1(rep *p)
             "Training stops when the mean per-point log-likelihood changes by less than tol = %s between "
             "iterations (a change of the total below tol x n = %s), or after max_iter = %d iterations. ",
             fg(o->tol, 6).s, fg(o->tol * (double)p->n, 6).s, o->max_iter);
-    fprintf(f, "The log-likelihood went from %s at iteration 1 to %s at iteration %d (a gain of %s).", fll(t[0], 10).s,
-            fll(t[len - 1], 10).s, len, fll(t[len - 1] - t[0], 8).s);
+    fprintf(f, "The log-likelihood went from %s at iteration 1 to %s at iteration %d (a gain of %s).",
+            fll(t[0], 10).s, fll(t[len - 1], 10).s, len, fll(t[len - 1] - t[0], 8).s);
     if (len > 1) {
         int gi = 1;
         for (int i = 2; i < len; i++)
@@ -374,8 +380,7 @@ static void rep_q1(rep *p)
         double rel = p->max_drop / fabs(t[p->max_drop_iter]);
         if (rel < 1e-6)
             fprintf(f, "a drop this small relative to the total comes from rounding%s.\n\n",
-                    o->reg_covar > 0 ? " and from reg_covar (which makes the M-step not an exact maximization)"
-                                     : "");
+                    o->reg_covar > 0 ? " and from reg_covar (which makes the M-step not an exact maximization)" : "");
         else
             fputs("a drop this large is more than rounding or reg_covar explain and deserves a look (a re-seeded "
                   "component, or a bug).\n\n",
@@ -390,17 +395,21 @@ static void rep_q2(rep *p)
     const gmm_model *m = p->m;
     size_t k = p->k, d = p->d;
     fputs("## 2. The learned model\n\n", f);
-    fprintf(f, "The learned density is a mixture of K = %zu Gaussians with %s covariances in d = %zu "
-               "dimension%s:\n\n```text\n",
+    fprintf(f,
+            "The learned density is a mixture of K = %zu Gaussians with %s covariances in d = %zu "
+            "dimension%s:\n\n```text\n",
             k, gmm_covariance_name(m->cov_type), d, d == 1 ? "" : "s");
     fprintf(f, "p(x) = sum_{k=1..%zu} alpha_k N(x | mu_k, Sigma_k)\n", k);
     for (size_t c = 0; c < k; c++) {
-        if (c % 3 == 0) fputs(c == 0 ? "     = " : "\n     + ", f);
-        else fputs(" + ", f);
+        if (c % 3 == 0)
+            fputs(c == 0 ? "     = " : "\n     + ", f);
+        else
+            fputs(" + ", f);
         fprintf(f, "%s N(x | mu_%zu, Sigma_%zu)", fg(m->weights[c], 5).s, c + 1, c + 1);
     }
-    fprintf(f, "\n\nN(x | mu, Sigma) = (2 pi)^(-d/2) det(Sigma)^(-1/2) exp(-(x - mu)^T Sigma^(-1) (x - mu) / 2),"
-               "  d = %zu\n```\n\n",
+    fprintf(f,
+            "\n\nN(x | mu, Sigma) = (2 pi)^(-d/2) det(Sigma)^(-1/2) exp(-(x - mu)^T Sigma^(-1) (x - mu) / 2),"
+            "  d = %zu\n```\n\n",
             d);
     fputs("with these parameters (5 significant digits; `model.json` holds every parameter at full "
           "precision):\n\n```text\nalpha = ",
@@ -435,15 +444,17 @@ static void rep_q2(rep *p)
     }
     fputs("```\n\n", f);
     if (d > REPORT_FULL_COV_D)
-        fprintf(f, "With d = %zu only the variances (diagonals) are printed; the full %zu x %zu matrices are in "
-                   "`model.json`.\n\n",
+        fprintf(f,
+                "With d = %zu only the variances (diagonals) are printed; the full %zu x %zu matrices are in "
+                "`model.json`.\n\n",
                 d, d, d);
 
     fputs("Cluster sizes (Problem 2: every point is assigned to its most responsible component; the weights "
           "alpha_k are the soft shares):\n\n",
           f);
     fputs("| component (label) | alpha_k | mean mu_k | points labelled k | share of points |\n"
-          "|---:|---:|---|---:|---:|\n", f);
+          "|---:|---:|---|---:|---:|\n",
+          f);
     for (size_t c = 0; c < k; c++) {
         fprintf(f, "| %zu (%zu) | %s | ", c + 1, c, fg(m->weights[c], 5).s);
         write_vector(f, m->means + c * d, d, 4);
@@ -516,17 +527,20 @@ static void rep_q3(rep *p)
             "both axes have the same scale, so the shapes are true to the data.",
             fpct(1.0 - exp(-0.5)).s, fpct(1.0 - exp(-2.0)).s);
     if (p->d > 2)
-        fprintf(f, " With d = %zu the picture shows features 1 and 2 only, and the ellipses are those of the "
-                   "marginal distribution of these two features.",
+        fprintf(f,
+                " With d = %zu the picture shows features 1 and 2 only, and the ellipses are those of the "
+                "marginal distribution of these two features.",
                 p->d);
-    if (p->d == 1) fputs(" With a single feature the points are drawn on the line y = 0 and the ellipses reduce to "
-                         "intervals mu_k +- sigma_k and mu_k +- 2 sigma_k.",
-                         f);
+    if (p->d == 1)
+        fputs(" With a single feature the points are drawn on the line y = 0 and the ellipses reduce to "
+              "intervals mu_k +- sigma_k and mu_k +- 2 sigma_k.",
+              f);
     fputs("\n\n", f);
     if (got == 1 && shown > 0) {
         fputs("Points shown per component:", f);
         for (size_t c = 0; c < p->k; c++)
-            fprintf(f, "%s component %zu: %zu (%s)", c ? ";" : "", c + 1, per[c], fpct((double)per[c] / (double)shown).s);
+            fprintf(f, "%s component %zu: %zu (%s)", c ? ";" : "", c + 1, per[c],
+                    fpct((double)per[c] / (double)shown).s);
         fputs(".\n\n", f);
     }
     free(per);
@@ -553,22 +567,22 @@ static int cmp_study_value_desc(const void *a, const void *b)
 
 /* One method's finished runs, measured against the best value over all methods. */
 typedef struct method_summary {
-    int n_fin;             /* finished runs with a finite log-likelihood */
-    double share;          /* of those, the share within STUDY_SAME_OPTIMUM of the best (NaN when none) */
-    double mean_it;        /* mean EM iterations over the n_ok runs (NaN when none) */
-    double gap_mean;       /* mean distance below the best of the runs not within it (0 when none) */
-    double gap_max;        /* the largest such distance (0 when none) */
+    int n_fin;               /* finished runs with a finite log-likelihood */
+    double share;            /* of those, the share within STUDY_SAME_OPTIMUM of the best (NaN when none) */
+    double mean_it;          /* mean EM iterations over the n_ok runs (NaN when none) */
+    double gap_mean;         /* mean distance below the best of the runs not within it (0 when none) */
+    double gap_max;          /* the largest such distance (0 when none) */
     double min, median, max; /* of the finite log-likelihoods (NaN when none) */
 } method_summary;
 
 /* What the init study's section is written from: computed from the study alone. */
 typedef struct study_summary {
-    double best;            /* the highest finite converged log-likelihood (-inf when none) */
-    size_t total_ok;        /* finished runs with a finite log-likelihood, all methods */
-    method_summary *per;    /* (n_study) */
-    optimum_group *groups;  /* (ng) distinct optima, best first */
+    double best;           /* the highest finite converged log-likelihood (-inf when none) */
+    size_t total_ok;       /* finished runs with a finite log-likelihood, all methods */
+    method_summary *per;   /* (n_study) */
+    optimum_group *groups; /* (ng) distinct optima, best first */
     size_t ng;
-    int *group_counts;      /* (total_ok x n_study) storage of the groups' per_method */
+    int *group_counts; /* (total_ok x n_study) storage of the groups' per_method */
 } study_summary;
 
 static void study_summary_free(study_summary *ss)
@@ -713,8 +727,9 @@ static void rep_study_optima(rep *p, const study_summary *ss)
     const gmm_study_method *s = p->r->study;
     int ns = p->r->n_study;
     size_t ng = ss->ng;
-    fprintf(f, "**Distinct optima.** Grouping the %zu finished runs' log-likelihoods into values within 1.0 "
-               "of each other gives %zu distinct optim%s:\n\n",
+    fprintf(f,
+            "**Distinct optima.** Grouping the %zu finished runs' log-likelihoods into values within 1.0 "
+            "of each other gives %zu distinct optim%s:\n\n",
             ss->total_ok, ng, ng == 1 ? "um" : "a");
     size_t show = ng <= 12 ? ng : 10;
     for (size_t gi = 0; gi < show; gi++) {
@@ -747,9 +762,12 @@ static void rep_study_analysis(rep *p, const study_summary *ss)
     int n_always = 0, n_never = 0, n_some = 0;
     for (int mi = 0; mi < ns; mi++) {
         if (per[mi].n_fin == 0) continue;
-        if (per[mi].share >= 1.0) n_always++;
-        else if (per[mi].share <= 0.0) n_never++;
-        else n_some++;
+        if (per[mi].share >= 1.0)
+            n_always++;
+        else if (per[mi].share <= 0.0)
+            n_never++;
+        else
+            n_some++;
     }
     if (n_always) {
         int first = 1;
@@ -779,7 +797,8 @@ static void rep_study_analysis(rep *p, const study_summary *ss)
     for (int mi = 0; mi < ns; mi++) {
         int failed = s[mi].runs - s[mi].n_ok;
         if (failed > 0)
-            fprintf(f, "%s: %d of %d runs stopped with an error. ", s[mi].name ? s[mi].name : "?", failed, s[mi].runs);
+            fprintf(f, "%s: %d of %d runs stopped with an error. ", s[mi].name ? s[mi].name : "?", failed,
+                    s[mi].runs);
     }
     int fast = -1, slow = -1;
     for (int mi = 0; mi < ns; mi++) {
@@ -799,9 +818,10 @@ static void rep_study_analysis(rep *p, const study_summary *ss)
         fprintf(f,
                 "EM only climbs to the nearest local maximum of the likelihood, so the starting point decides "
                 "which of the %zu optima a run ends in: the initialization matters%s.",
-                ss->ng, n_never + n_some > 0 ? ", and several restarts (n_init) or a data-driven start protect "
-                                               "against a poor optimum"
-                                             : "");
+                ss->ng,
+                n_never + n_some > 0 ? ", and several restarts (n_init) or a data-driven start protect "
+                                       "against a poor optimum"
+                                     : "");
     double gap_fit = ss->best - p->ll_final;
     if (isfinite(gap_fit) && gap_fit <= STUDY_SAME_OPTIMUM)
         fprintf(f, " The model reported above (%s, %s) is at the best optimum the study found.",
@@ -908,10 +928,10 @@ static void rep_q5_sizes(rep *p)
 
 /* The pairwise separation of the components' means (Question 5). */
 typedef struct separation {
-    double *dist;            /* (k x k) Delta_ij, NaN where not computable; NULL when k < 2 or too costly */
+    double *dist;             /* (k x k) Delta_ij, NaN where not computable; NULL when k < 2 or too costly */
     double closest, farthest; /* the extreme finite Delta (NaN when none) */
-    size_t ci, cj, fi, fj;   /* their pairs */
-    size_t n_same;           /* pairs closer than SAME_COMPONENT_DELTA */
+    size_t ci, cj, fi, fj;    /* their pairs */
+    size_t n_same;            /* pairs closer than SAME_COMPONENT_DELTA */
 } separation;
 
 /* Computes every pair's Delta when the work is below PAIR_WORK_CAP; free sep->dist afterwards. */
@@ -987,16 +1007,18 @@ static void rep_q5_separation(rep *p, const separation *sep)
         return;
     }
     if (!sep->dist) {
-        fprintf(f, "With k = %zu and d = %zu the %zu pairwise distances were not computed (too costly for a report).\n\n",
-                k, d, k * (k - 1) / 2);
+        fprintf(
+            f, "With k = %zu and d = %zu the %zu pairwise distances were not computed (too costly for a report).\n\n",
+            k, d, k * (k - 1) / 2);
         return;
     }
     if (!isfinite(sep->closest)) {
         fputs("No pair's average covariance was positive definite, so no distance could be computed.\n\n", f);
         return;
     }
-    fprintf(f, "The closest pair is components %zu and %zu with Delta = %s (%s); the farthest is %zu and %zu "
-               "with Delta = %s.",
+    fprintf(f,
+            "The closest pair is components %zu and %zu with Delta = %s (%s); the farthest is %zu and %zu "
+            "with Delta = %s.",
             sep->ci + 1, sep->cj + 1, fg(sep->closest, 4).s, separation_word(sep->closest), sep->fi + 1, sep->fj + 1,
             fg(sep->farthest, 4).s);
     if (sep->closest >= 4.0)
@@ -1006,9 +1028,10 @@ static void rep_q5_separation(rep *p, const separation *sep)
     for (size_t i = 0; i < k; i++)
         for (size_t j = i + 1; j < k; j++)
             if (sep->dist[i * k + j] < SAME_COMPONENT_DELTA)
-                fprintf(f, " Components %zu and %zu nearly coincide (Delta = %s): two components describe the "
-                           "same cluster, so the model has fewer distinct clusters than k, which marks a poor "
-                           "local optimum.",
+                fprintf(f,
+                        " Components %zu and %zu nearly coincide (Delta = %s): two components describe the "
+                        "same cluster, so the model has fewer distinct clusters than k, which marks a poor "
+                        "local optimum.",
                         i + 1, j + 1, fg(sep->dist[i * k + j], 3).s);
     fputs("\n\n", f);
     if (k <= REPORT_PAIR_TABLE_K) rep_separation_table(p, sep->dist);
@@ -1066,19 +1089,22 @@ static void rep_q5_convergence(rep *p)
     fputs("**Convergence.** ", f);
     if (p->len < 1 && o->max_iter == 0) {
         fputs("No EM iteration ran (max_iter = 0): as scikit-learn, the model is the initialization, not "
-              "converged, with no lower bound.\n\n", f);
+              "converged, with no lower bound.\n\n",
+              f);
     } else if (p->len < 1) {
         fputs("The model has no fit record, so nothing can be said about convergence.\n\n", f);
         return;
     }
     double last_change = p->len > 1 ? (p->trace[p->len - 1] - p->trace[p->len - 2]) / (double)p->n : NAN;
     if (m->converged && fabs(last_change) < o->tol)
-        fprintf(f, "EM converged after %d iterations: the mean per-point log-likelihood last changed by %s, "
-                   "below tol = %s. ",
+        fprintf(f,
+                "EM converged after %d iterations: the mean per-point log-likelihood last changed by %s, "
+                "below tol = %s. ",
                 p->len, fg(last_change, 3).s, fg(o->tol, 3).s);
     else if (m->converged)
-        fprintf(f, "EM converged after %d iterations (the fit met tol = %s; the last change of the mean "
-                   "per-point log-likelihood in the trace is %s). ",
+        fprintf(f,
+                "EM converged after %d iterations (the fit met tol = %s; the last change of the mean "
+                "per-point log-likelihood in the trace is %s). ",
                 p->len, fg(o->tol, 3).s, fg(last_change, 3).s);
     else
         fprintf(f,
@@ -1123,8 +1149,9 @@ static void rep_q5_conclusion(rep *p, const separation *sep)
     fprintf(f, "**In short.** EM fitted %zu components to the %zu points in %d iteration%s (%s)", k, p->n, p->len,
             p->len == 1 ? "" : "s", p->m->converged ? "converged" : "not converged");
     if (sep->n_same)
-        fprintf(f, "; %zu pair%s of components coincide, so the data are described by fewer distinct clusters "
-                   "than k",
+        fprintf(f,
+                "; %zu pair%s of components coincide, so the data are described by fewer distinct clusters "
+                "than k",
                 sep->n_same, sep->n_same == 1 ? "" : "s");
     else if (k >= 2 && isfinite(sep->closest))
         fprintf(f, "; the components are %s (smallest Delta = %s)", separation_word(sep->closest),

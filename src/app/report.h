@@ -14,32 +14,32 @@
 
 /* One initialization method's runs in an --init-study. */
 typedef struct gmm_study_method {
-    const char *name;    /* as the CLI spells it: "kmeans", "k-means++", "random", "random_from_data",
+    const char *name; /* as the CLI spells it: "kmeans", "k-means++", "random", "random_from_data",
                             "binary" (the assignment's scheme) */
-    int runs;            /* runs attempted (different seeds) */
-    int n_ok;            /* runs that finished; the others stopped with an error (not PD) */
-    double *loglik;      /* (n_ok) final total log-likelihood of each finished run, in seed order */
-    int *n_iter;         /* (n_ok) EM iterations of each finished run */
-    int *converged;      /* (n_ok) 1 if the run met tol */
+    int runs;         /* runs attempted (different seeds) */
+    int n_ok;         /* runs that finished; the others stopped with an error (not PD) */
+    double *loglik;   /* (n_ok) final total log-likelihood of each finished run, in seed order */
+    int *n_iter;      /* (n_ok) EM iterations of each finished run */
+    int *converged;   /* (n_ok) 1 if the run met tol */
 } gmm_study_method;
 
 /* Everything report.md is written from. Borrowed pointers. */
 typedef struct gmm_report {
     const char *data_path;
-    const char *shown_dir;     /* the result folder's name for the reader (dir may be a staging folder);
+    const char *shown_dir; /* the result folder's name for the reader (dir may be a staging folder);
                                   NULL: dir itself */
-    const double *x;           /* (n, d) the training data */
+    const double *x;       /* (n, d) the training data */
     size_t n, d;
-    const gmm_model *model;    /* the fitted model (fit record included) */
-    const int *labels;         /* (n) predicted component of each point */
-    const gmm_options *options; /* options of the fit */
-    const char *device;        /* e.g. "CPU (2 threads)" */
-    double fit_seconds;        /* wall time of the whole fit (all n_init runs) */
+    const gmm_model *model;        /* the fitted model (fit record included) */
+    const int *labels;             /* (n) predicted component of each point */
+    const gmm_options *options;    /* options of the fit */
+    const char *device;            /* e.g. "CPU (2 threads)" */
+    double fit_seconds;            /* wall time of the whole fit (all n_init runs) */
     const gmm_study_method *study; /* NULL when no --init-study */
     int n_study;
-    double loglik;             /* total log-likelihood of the final model on the data (what BIC and AIC use) */
+    double loglik; /* total log-likelihood of the final model on the data (what BIC and AIC use) */
     double bic, aic;
-    int plots_rendered;        /* 1 if the PNG files exist, 0 if only the .gp scripts were written */
+    int plots_rendered; /* 1 if the PNG files exist, 0 if only the .gp scripts were written */
 } gmm_report;
 
 /* Writes DIR/labels.csv: one line per input row (in input order) holding its component index. */
@@ -70,12 +70,12 @@ gmm_status gmm_plot_init_study(const char *dir, const gmm_study_method *study, i
 typedef struct gmm_selection_row {
     int k;
     gmm_covariance_type type;
-    int ok;           /* 1 if the fit finished; 0 if it failed (message in error) */
-    double loglik;    /* final total log-likelihood of the fitted model on the data */
+    int ok;        /* 1 if the fit finished; 0 if it failed (message in error) */
+    double loglik; /* final total log-likelihood of the fitted model on the data */
     double bic, aic;
     int n_iter;
     int converged;
-    char error[160];  /* the failure's message when ok == 0 */
+    char error[160]; /* the failure's message when ok == 0 */
 } gmm_selection_row;
 
 /* Writes DIR/selection.csv: k,covariance,status,loglik,bic,aic,n_iter,converged (one row per candidate;

@@ -42,13 +42,13 @@ static int fuzz_last_status = 0;
 static char fuzz_last_message[2048];
 
 #ifndef FUZZ_EXPECT
-#define FUZZ_EXPECT(cond)                                                                            \
-    do {                                                                                             \
-        if (!(cond)) {                                                                               \
-            fprintf(stderr, "%s:%d: fuzz invariant violated: %s (reader status %d, message \"%s\")\n", \
-                    __FILE__, __LINE__, #cond, fuzz_last_status, fuzz_last_message);                 \
-            abort();                                                                                 \
-        }                                                                                            \
+#define FUZZ_EXPECT(cond)                                                                                            \
+    do {                                                                                                             \
+        if (!(cond)) {                                                                                               \
+            fprintf(stderr, "%s:%d: fuzz invariant violated: %s (reader status %d, message \"%s\")\n", __FILE__,     \
+                    __LINE__, #cond, fuzz_last_status, fuzz_last_message);                                           \
+            abort();                                                                                                 \
+        }                                                                                                            \
     } while (0)
 #endif
 
