@@ -231,9 +231,11 @@ static gmm_status make_parents(gmm_outdir *o, const char *path)
         char c = buf[i];
         buf[i] = '\0';
         if (mkdir(buf, 0777) == 0) {
-            if (o->n_created == GMM_OUTDIR_MAX_CREATED)
+            if (o->n_created == GMM_OUTDIR_MAX_CREATED) {
+                (void)rmdir(buf); /* not recorded: removed here, the recorded ones by undo */
                 return gmm_fail(GMM_ERR_IO, "cannot create %s: more than %d missing folders", path,
                                 GMM_OUTDIR_MAX_CREATED);
+            }
             memcpy(o->created[o->n_created++], buf, i + 1);
         } else if (errno != EEXIST) {
             return gmm_fail(GMM_ERR_IO, "cannot create output folder %s: %s", buf, strerror(errno));
