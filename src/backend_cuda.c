@@ -821,7 +821,11 @@ static gmm_status upload_data(cuda_impl *c, gmm_data x, size_t n, size_t d)
     if (rows > n) rows = n;
     void *stage = NULL;
     st = host_alloc(&stage, rows * d * c->elem, "the upload staging buffer");
-    if (st != GMM_OK) return st;
+    if (st != GMM_OK) { /* no device copy either: a retry (switch_to_float64) allocates its own */
+        cudaFree(c->x_dev);
+        c->x_dev = NULL;
+        return st;
+    }
     double ss = 0.0; /* sum of squares of the centered values, for the mean variance */
     for (size_t r0 = 0; r0 < n && st == GMM_OK; r0 += rows) {
         const size_t nr = n - r0 < rows ? n - r0 : rows;

@@ -183,6 +183,8 @@ gmm_status gmm_sample(const gmm_model *m, size_t n, uint64_t seed, double **x_ou
     if (labels_out) *labels_out = NULL;
     if (n == 0) return gmm_fail(GMM_ERR_INVALID_ARG, "number of samples must be >= 1");
     const size_t k = m->k, d = m->d;
+    if (n > SIZE_MAX / sizeof(double) / d) /* n * d * sizeof(double) (and n * sizeof(int)) must not wrap */
+        return gmm_fail(GMM_ERR_NOMEM, "%zu samples of %zu features are too many to hold in memory", n, d);
     /* diag and spherical: L = diag(sqrt(v)), stored as k x d (the full route's nonzero terms, same bits) */
     const int diag = m->cov_type == GMM_COV_DIAG || m->cov_type == GMM_COV_SPHERICAL;
     const size_t lsize = diag ? d : d * d;

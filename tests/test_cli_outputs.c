@@ -331,6 +331,15 @@ static void test_created_folders_and_user_files(void)
     CHECK_INT_EQ(run_gmm(NULL, sel_args), 1);
     check_stderr_contains("every candidate failed");
     CHECK(!exists(tmp_file("newsel")));
+    /* more missing folders than one run may create: refused, and none of them is left behind */
+    char deep[1024];
+    int len = snprintf(deep, sizeof deep, "%s", tmp_file("deep"));
+    for (int i = 0; i < 40; i++) len += snprintf(deep + len, sizeof deep - (size_t)len, "/%d", i);
+    snprintf(deep + len, sizeof deep - (size_t)len, "/out");
+    char *deep_args[] = {"fit", DATA, "-k", "2", "--quiet", "--out", deep, NULL};
+    CHECK_INT_EQ(run_gmm(NULL, deep_args), 1);
+    check_stderr_contains("more than 32 missing folders");
+    CHECK(!exists(tmp_file("deep")));
     /* a folder that existed before stays */
     mkdir(tmp_file("existing"), 0777);
     char *fit_args2[] = {"fit", few, "-k", "3", "--out", (char *)tmp_file("existing/a"), NULL};

@@ -1418,6 +1418,50 @@ static void test_hard_far_means_init(void)
     free(x);
 }
 
+/* The switch to float64 (a far means_init) when pinned host memory cannot stage float64 rows: the data stay
+ * float32, the model says so, and no device memory is left behind (the float64 copy that found no staging
+ * buffer is freed). Emulation only: it limits pinned allocations with GMM_EMU_HOST_MAX_BYTES and reads the
+ * fake device's free memory, which nothing else uses. */
+static void test_switch_no_pinned_memory(void)
+{
+#ifndef GMM_HAVE_CUDA
+    return;
+#else
+    struct cudaDeviceProp prop;
+    if (cudaGetDeviceProperties(&prop, 0) != cudaSuccess || strcmp(prop.name, "gmm host emulation") != 0) return;
+    const size_t n = 4096, d = 2, k = 2;
+    gmm_rng r;
+    gmm_rng_seed(&r, 6200);
+    double *x = malloc(n * d * sizeof *x);
+    CHECK(x != NULL);
+    if (!x) return;
+    for (size_t i = 0; i < n * d; i++) x[i] = (i % 4 < 2 ? -3.0 : 3.0) + gmm_rng_normal(&r);
+    const double w[2] = {0.5, 0.5}, mu[4] = {-3.0, 1000.0, 3.0, 1000.0};
+    gmm_options o;
+    gmm_options_init(&o);
+    o.n_components = (int)k;
+    o.covariance_type = GMM_COV_DIAG;
+    o.weights_init = w;
+    o.means_init = mu;
+    o.max_iter = 3;
+    o.backend = GMM_BACKEND_CUDA;
+    size_t free0 = 0, free1 = 0, total = 0;
+    CHECK(cudaMemGetInfo(&free0, &total) == cudaSuccess);
+    char limit[32]; /* room for the float32 rows (n d 4 bytes), not for the float64 ones */
+    snprintf(limit, sizeof limit, "%zu", n * d * 6);
+    setenv("GMM_EMU_HOST_MAX_BYTES", limit, 1);
+    gmm_model *m = NULL;
+    CHECK(gmm_fit(x, n, d, &o, &m) == GMM_OK);
+    unsetenv("GMM_EMU_HOST_MAX_BYTES");
+    if (m) CHECK_STR_CONTAINS(gmm_model_device(m), "float32 kept although");
+    CHECK(cudaMemGetInfo(&free1, &total) == cudaSuccess);
+    CHECK(free1 == free0);
+    if (free1 != free0) fprintf(stderr, "  %zu bytes of device memory left behind\n", free0 - free1);
+    gmm_model_free(m);
+    free(x);
+#endif
+}
+
 /* One stats pass + M-step on the device with its data type given explicitly (float32 on both stats kernels,
  * and float64), k = 1 so that the responsibilities are exact whatever the precision, from a mean about 1e3
  * standard deviations away: the second moments must not cancel (variances 1e-4 of the CPU's), and the
@@ -1734,6 +1778,7 @@ int main(void)
                  {"instances", test_instances},
                  {"hard_far_clusters", test_hard_far_clusters},
                  {"hard_far_means_init", test_hard_far_means_init},
+                 {"switch_no_pinned_memory", test_switch_no_pinned_memory},
                  {"hard_far_means_step", test_hard_far_means_step},
                  {"hard_scaled_column", test_hard_scaled_column},
                  {"dtype_choice", test_dtype_choice},

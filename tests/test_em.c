@@ -204,6 +204,17 @@ static void test_errors(void)
     CHECK(gmm_fit(bad, 2, 2, &o, &m) == GMM_ERR_INVALID_ARG);
     CHECK_STR_CONTAINS(gmm_last_error(), "row 0, column 1 is not finite");
 
+    /* a sample count whose n * d * sizeof(double) wraps around is refused, not allocated short */
+    const double w1[1] = {1.0}, mu1[1] = {0.0}, var1[1] = {1.0};
+    gmm_model *one = NULL;
+    CHECK(gmm_model_from_params(1, 1, GMM_COV_DIAG, w1, mu1, var1, &one) == GMM_OK);
+    double *xs = NULL;
+    int *ls = NULL;
+    CHECK(gmm_sample(one, SIZE_MAX / 4 + 2, 1, &xs, &ls) == GMM_ERR_NOMEM);
+    CHECK(xs == NULL && ls == NULL);
+    CHECK_STR_CONTAINS(gmm_last_error(), "too many to hold in memory");
+    gmm_model_free(one);
+
     /* collinear points with reg_covar 0: the covariance is singular, the error names the component */
     double line[20];
     for (int i = 0; i < 10; i++) {

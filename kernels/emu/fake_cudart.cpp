@@ -113,6 +113,13 @@ cudaError_t cudaMalloc(void **p, size_t b)
 }
 cudaError_t cudaMallocHost(void **p, size_t b)
 {
+    /* GMM_EMU_HOST_MAX_BYTES (read at each call): pinned allocations above it fail, so that tests reach
+     * the paths where pinned memory runs out */
+    const char *lim = getenv("GMM_EMU_HOST_MAX_BYTES");
+    if (lim && b > (size_t)strtoull(lim, NULL, 10)) {
+        *p = nullptr;
+        return cudaErrorMemoryAllocation;
+    }
     *p = std::aligned_alloc(256, (b + 255) / 256 * 256);
     return *p ? cudaSuccess : cudaErrorMemoryAllocation;
 }

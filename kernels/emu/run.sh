@@ -18,6 +18,7 @@
 # Environment: GMM_EMU_SMS, GMM_EMU_OCC (multiprocessors and blocks per multiprocessor the fake device
 # reports: the grid is their product; default 2 and 2), GMM_EMU_NO_DEVICE=1 (no device: the test skips),
 # GMM_EMU_VERBOSE=1 (each launch on stderr: its number, shape and the kernel as gmm_cuda.cu names it).
+# GMM_EMU_HOST_MAX_BYTES (pinned host allocations above it fail; tests set it themselves).
 # Builds into <repo>/build-emu. Needs g++ with C++20, OpenMP and cJSON.
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)

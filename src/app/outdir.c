@@ -231,9 +231,11 @@ static gmm_status make_parents(gmm_outdir *o, const char *path)
         char c = buf[i];
         buf[i] = '\0';
         if (mkdir(buf, 0777) == 0) {
-            if (o->n_created == GMM_OUTDIR_MAX_CREATED)
+            if (o->n_created == GMM_OUTDIR_MAX_CREATED) {
+                (void)rmdir(buf); /* not recorded: removed here, the recorded ones by undo */
                 return gmm_fail(GMM_ERR_IO, "cannot create %s: more than %d missing folders", path,
                                 GMM_OUTDIR_MAX_CREATED);
+            }
             memcpy(o->created[o->n_created++], buf, i + 1);
         } else if (errno != EEXIST) {
             return gmm_fail(GMM_ERR_IO, "cannot create output folder %s: %s", buf, strerror(errno));
@@ -451,8 +453,10 @@ gmm_status gmm_outdir_commit(gmm_outdir *o)
     if (st == GMM_OK) {
         set_mode_like(o->staging, o->target);
         struct stat sb;
-        if (lstat(o->target, &sb) != 0 && errno == ENOENT) {
-            if (rename(o->staging, o->target) != 0)
+        if (lstat(o->target, &sb) != 0) { /* sb is unset: only a missing target goes on */
+            if (errno != ENOENT)
+                st = gmm_fail(GMM_ERR_IO, "cannot use output folder %s: %s", o->target, strerror(errno));
+            else if (rename(o->staging, o->target) != 0)
                 st = gmm_fail(GMM_ERR_IO, "cannot rename %s to %s: %s", o->staging, o->target, strerror(errno));
         } else if (!S_ISDIR(sb.st_mode)) {
             st = gmm_fail(GMM_ERR_IO, "output folder %s is no longer a folder", o->target);

@@ -103,16 +103,16 @@ static void gp_footer(FILE *f) { fputs("unset output\nundefine outfile\n", f); }
 
 /* ------------------------------------------------------------------------------------- running gnuplot */
 
-/* Runs argv[0] (looked up in PATH) with arguments argv, in working directory dir, stdin and stdout on
- * /dev/null. When err is not NULL the child's stderr is captured and the last errcap-1 bytes are left in
- * err (NUL terminated); otherwise stderr goes to /dev/null. Returns the child's exit status (0..255),
- * 128 + signal number when it was killed, 127 when it could not be executed, 126 when dir could not be
- * entered, or -1 when no child could be started (fork or pipe failed; errno describes it). */
 /* The running gnuplot's process id, 0 when none: read by signal handlers (gmm_plot_child). */
 static volatile sig_atomic_t running_child;
 
 int gmm_plot_child(void) { return (int)running_child; }
 
+/* Runs argv[0] (looked up in PATH) with arguments argv, in working directory dir, stdin and stdout on
+ * /dev/null. When err is not NULL the child's stderr is captured and the last errcap-1 bytes are left in
+ * err (NUL terminated); otherwise stderr goes to /dev/null. Returns the child's exit status (0..255),
+ * 128 + signal number when it was killed, 127 when it could not be executed, 126 when dir could not be
+ * entered, or -1 when no child could be started (fork or pipe failed; errno describes it). */
 static int spawn_wait(const char *dir, char *const argv[], char *err, size_t errcap)
 {
     int fds[2] = {-1, -1};
