@@ -869,17 +869,6 @@ static gmm_status upload_centered(cuda_impl *c, gmm_data x, size_t n, size_t d)
     return upload_data(c, x, n, d);
 }
 
-gmm_status gmm_backend_cuda_open(gmm_backend *b, const double *x, size_t n, size_t d, int use_double)
-{
-    return gmm_backend_cuda_open_dtype(b, x, n, d, use_double ? GMM_GPU_DTYPE_FLOAT64 : GMM_GPU_DTYPE_FLOAT32, 0.0);
-}
-
-gmm_status gmm_backend_cuda_open_dtype(gmm_backend *b, const double *x, size_t n, size_t d, gmm_gpu_dtype dtype,
-                                       double min_sd)
-{
-    return gmm_backend_cuda_open_data(b, gmm_data_double(x), n, d, dtype, min_sd);
-}
-
 gmm_status gmm_backend_cuda_open_data(gmm_backend *b, gmm_data x, size_t n, size_t d, gmm_gpu_dtype dtype,
                                       double min_sd)
 {
@@ -1023,28 +1012,6 @@ gmm_status gmm_backend_cuda_open_data(gmm_backend *b, gmm_data x, size_t n, size
     return gmm_fail(GMM_ERR_NO_DEVICE, "this gmm was built without CUDA");
 }
 
-gmm_status gmm_backend_cuda_open_dtype(gmm_backend *b, const double *x, size_t n, size_t d, gmm_gpu_dtype dtype,
-                                       double min_sd)
-{
-    (void)x;
-    (void)n;
-    (void)d;
-    (void)dtype;
-    (void)min_sd;
-    memset(b, 0, sizeof *b);
-    return gmm_fail(GMM_ERR_NO_DEVICE, "this gmm was built without CUDA");
-}
-
-gmm_status gmm_backend_cuda_open(gmm_backend *b, const double *x, size_t n, size_t d, int use_double)
-{
-    (void)x;
-    (void)n;
-    (void)d;
-    (void)use_double;
-    memset(b, 0, sizeof *b);
-    return gmm_fail(GMM_ERR_NO_DEVICE, "this gmm was built without CUDA");
-}
-
 gmm_status gmm_backend_cuda_check_k(gmm_backend *b, size_t k)
 {
     (void)b;
@@ -1072,3 +1039,15 @@ const char *gmm_backend_cuda_describe(const gmm_backend *b, char *buf, size_t le
 }
 
 #endif /* GMM_HAVE_CUDA */
+
+/* The double-data entry points of both builds: wrappers of gmm_backend_cuda_open_data. */
+gmm_status gmm_backend_cuda_open(gmm_backend *b, const double *x, size_t n, size_t d, int use_double)
+{
+    return gmm_backend_cuda_open_dtype(b, x, n, d, use_double ? GMM_GPU_DTYPE_FLOAT64 : GMM_GPU_DTYPE_FLOAT32, 0.0);
+}
+
+gmm_status gmm_backend_cuda_open_dtype(gmm_backend *b, const double *x, size_t n, size_t d, gmm_gpu_dtype dtype,
+                                       double min_sd)
+{
+    return gmm_backend_cuda_open_data(b, gmm_data_double(x), n, d, dtype, min_sd);
+}
