@@ -316,29 +316,18 @@ static void print_model(FILE *f, const gmm_model *m)
     }
 }
 
-/* The number of components the fit's E-steps left empty. */
-static size_t count_empty(const gmm_model *m)
-{
-    size_t n_empty = 0;
-    for (size_t c = 0; c < gmm_model_n_components(m); c++) n_empty += gmm_model_empty_since(m, c) > 0;
-    return n_empty;
-}
-
 /* One warning line naming the components the best run's E-steps left empty (kept as scikit-learn keeps
  * them), with the iteration each emptied; nothing when none did. */
 static void print_empty_warning(FILE *f, const gmm_model *m)
 {
-    size_t k = gmm_model_n_components(m), n_empty = count_empty(m);
+    size_t k = gmm_model_n_components(m), n_empty = gmm_count_emptied(m);
     if (n_empty == 0) return;
     fprintf(f,
             "gmm fit: warning: %zu of %zu components emptied (total responsibility below %g points) and were "
             "kept as scikit-learn keeps them (weight ~1e-16, covariance reg_covar I); fewer components may "
             "describe the data:",
             n_empty, k, GMM_EMPTY_FLOOR);
-    for (size_t c = 0, shown = 0; c < k; c++)
-        if (gmm_model_empty_since(m, c) > 0)
-            fprintf(f, "%s component %zu (label %zu) at iteration %d", shown++ ? "," : "", c + 1, c,
-                    gmm_model_empty_since(m, c));
+    gmm_write_emptied(f, m);
     fputc('\n', f);
 }
 
@@ -1174,7 +1163,7 @@ static gmm_status select_candidates(const select_args *a, gmm_session *ses, size
             gmm_model *m = NULL;
             double t0 = gmm_now();
             st = fit_candidate(ses, &a->o, logp, n, r, &m);
-            const size_t n_empty = m ? count_empty(m) : 0;
+            const size_t n_empty = m ? gmm_count_emptied(m) : 0;
             if (m && (*best_row == n_rows || r->bic < rows[*best_row].bic)) {
                 gmm_model_free(*best);
                 *best = m;

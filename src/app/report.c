@@ -226,20 +226,31 @@ static void write_vector(FILE *f, const double *v, size_t n, size_t max)
     fputc(']', f);
 }
 
+size_t gmm_count_emptied(const gmm_model *m)
+{
+    size_t n_empty = 0;
+    for (size_t c = 0; c < gmm_model_n_components(m); c++) n_empty += gmm_model_empty_since(m, c) > 0;
+    return n_empty;
+}
+
+void gmm_write_emptied(FILE *f, const gmm_model *m)
+{
+    for (size_t c = 0, shown = 0; c < gmm_model_n_components(m); c++)
+        if (gmm_model_empty_since(m, c) > 0)
+            fprintf(f, "%s component %zu (label %zu) at iteration %d", shown++ ? "," : "", c + 1, c,
+                    gmm_model_empty_since(m, c));
+}
+
 /* The warning block naming the components the fit's E-steps left empty (none: nothing is written). */
 static void rep_empty_warning(rep *p)
 {
     FILE *f = p->f;
-    size_t n_empty = 0;
-    for (size_t c = 0; c < p->k; c++) n_empty += gmm_model_empty_since(p->m, c) > 0;
+    const size_t n_empty = gmm_count_emptied(p->m);
     if (n_empty == 0) return;
     fprintf(f,
             "> **Warning: %zu of %zu components emptied.** Their total responsibility fell below %g points:", n_empty,
             p->k, GMM_EMPTY_FLOOR);
-    for (size_t c = 0, shown = 0; c < p->k; c++)
-        if (gmm_model_empty_since(p->m, c) > 0)
-            fprintf(f, "%s component %zu (label %zu) at iteration %d", shown++ ? "," : "", c + 1, c,
-                    gmm_model_empty_since(p->m, c));
+    gmm_write_emptied(f, p->m);
     fputs(". As scikit-learn does, EM kept them (N_k + 10 eps: a weight of about 1e-16, a covariance of reg_covar "
           "I); they explain no data, so fewer components describe the data as well.\n\n",
           f);

@@ -10,6 +10,7 @@
 #include "gmm.h"
 
 #include <stddef.h>
+#include <stdio.h>
 #include <stdint.h>
 
 /* One initialization method's runs in an --init-study. */
@@ -88,5 +89,12 @@ gmm_status gmm_plot_selection(const char *dir, const gmm_selection_row *rows, si
 
 /* Writes DIR/report.md answering the assignment's five questions in order (see README.md). */
 gmm_status gmm_write_report(const char *dir, const gmm_report *r);
+
+/* The number of m's components its fit's E-steps left empty (gmm_model_empty_since > 0). */
+size_t gmm_count_emptied(const gmm_model *m);
+
+/* Writes the emptied components of m as " component j (label j-1) at iteration i", comma-separated; nothing
+ * when none emptied. */
+void gmm_write_emptied(FILE *f, const gmm_model *m);
 
 #endif /* GMM_REPORT_H */
